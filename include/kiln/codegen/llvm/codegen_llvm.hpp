@@ -1,0 +1,502 @@
+#pragma once
+// Loop IR to LLVM IR. Vector IR becomes LLVM vector instructions (vector, masked and gather/scatter
+// memory operations); parallel loops are outlined into functions handed to the runtime's pool.
+// The kernel is `void name(void** buffers, int64_t* sizes)` around an inner function whose
+// buffer arguments are noalias (kiln's calls refuse overlapping outputs).
+#include <llvm/IR/IRBuilder.h>
+#include <llvm/IR/Intrinsics.h>
+#include <llvm/IR/LLVMContext.h>
+#include <llvm/IR/Module.h>
+#include <llvm/IR/Verifier.h>
+#include <llvm/Support/raw_ostream.h>
+
+#include "kiln/lower/lower.hpp"
+#include "kiln/target.hpp"
+
+namespace kiln::codegen {
+
+class CodeGenLLVM {
+public:
+    CodeGenLLVM(llvm::LLVMContext& ctx, llvm::Module& m, const Target& target)
+        : ctx_(ctx), m_(m), b_(ctx), target_(target) {
+        llvm::FastMathFlags fmf;
+        fmf.setAllowContract(true);  // a*b + c may become one fma: faster, and more accurate
+        b_.setFastMathFlags(fmf);
+    }
+
+    llvm::Function* compile(const LoweredFunc& f, const std::string& symbol) {
+        auto* ptr_t = llvm::PointerType::getUnqual(ctx_);
+        // The inner function: noalias buffers, then the sizes.
+        std::vector<llvm::Type*> params(f.args.size(), ptr_t);
+        for (auto& v : f.size_vars) params.push_back(llvm_type(v.type()));
+        auto* inner_t = llvm::FunctionType::get(b_.getVoidTy(), params, false);
+        auto* inner = llvm::Function::Create(inner_t, llvm::Function::InternalLinkage, symbol + "_impl", m_);
+        set_attributes(inner);
+        for (size_t i = 0; i < f.args.size(); ++i) {
+            inner->addParamAttr(static_cast<unsigned>(i), llvm::Attribute::NoAlias);
+            inner->addParamAttr(static_cast<unsigned>(i), llvm::Attribute::get(ctx_, llvm::Attribute::Alignment, 4));
+        }
+        begin_function(inner);
+        for (size_t i = 0; i < f.args.size(); ++i) {
+            buffers_[f.args[i].buffer.get()] = {inner->getArg(static_cast<unsigned>(i)), f.args[i].op->dtype};
+            inner->getArg(static_cast<unsigned>(i))->setName(f.args[i].op->name);
+        }
+        for (size_t j = 0; j < f.size_vars.size(); ++j) {
+            auto* a = inner->getArg(static_cast<unsigned>(f.args.size() + j));
+            a->setName(f.size_vars[j].name());
+            vars_[f.size_vars[j].get()] = a;
+        }
+        emit(f.body);
+        b_.CreateRetVoid();
+
+        // The packed entry point the runtime calls.
+        auto* outer_t = llvm::FunctionType::get(b_.getVoidTy(), {ptr_t, ptr_t}, false);
+        auto* outer = llvm::Function::Create(outer_t, llvm::Function::ExternalLinkage, symbol, m_);
+        set_attributes(outer);
+        auto* entry = llvm::BasicBlock::Create(ctx_, "entry", outer);
+        b_.SetInsertPoint(entry);
+        std::vector<llvm::Value*> call_args;
+        for (size_t i = 0; i < f.args.size(); ++i) {
+            auto* slot = b_.CreateConstGEP1_64(ptr_t, outer->getArg(0), i);
+            call_args.push_back(b_.CreateLoad(ptr_t, slot));
+        }
+        for (size_t j = 0; j < f.size_vars.size(); ++j) {
+            auto* slot = b_.CreateConstGEP1_64(b_.getInt64Ty(), outer->getArg(1), j);
+            call_args.push_back(b_.CreateIntCast(b_.CreateLoad(b_.getInt64Ty(), slot), llvm_type(f.size_vars[j].type()), true));
+        }
+        b_.CreateCall(inner, call_args);
+        b_.CreateRetVoid();
+        std::string err;
+        llvm::raw_string_ostream es(err);
+        if (llvm::verifyFunction(*inner, &es) || llvm::verifyFunction(*outer, &es))
+            kiln::detail::fail("internal: kiln generated invalid LLVM IR for '", f.name, "': ", es.str());
+        return outer;
+    }
+
+private:
+    struct BufferInfo {
+        llvm::Value* ptr;
+        Type dtype;
+    };
+
+    void set_attributes(llvm::Function* fn) {
+        if (!target_.cpu.empty()) fn->addFnAttr("target-cpu", target_.cpu);
+        if (!target_.features.empty()) fn->addFnAttr("target-features", target_.features);
+        if (target_.vector_bits > 0) {
+            fn->addFnAttr("prefer-vector-width", std::to_string(target_.vector_bits));
+            fn->addFnAttr("min-legal-vector-width", std::to_string(target_.vector_bits));
+        }
+        fn->addFnAttr(llvm::Attribute::NoUnwind);
+    }
+
+    void begin_function(llvm::Function* fn) {
+        fn_ = fn;
+        entry_ = llvm::BasicBlock::Create(ctx_, "entry", fn);
+        auto* body = llvm::BasicBlock::Create(ctx_, "body", fn);
+        b_.SetInsertPoint(entry_);
+        b_.CreateBr(body);
+        b_.SetInsertPoint(body);
+    }
+
+    llvm::Type* llvm_type(Type t) {
+        llvm::Type* e = nullptr;
+        switch (t.code) {
+            case TypeCode::Bool: e = b_.getInt1Ty(); break;
+            case TypeCode::Int: case TypeCode::UInt: e = b_.getIntNTy(t.bits); break;
+            case TypeCode::Float: e = t.bits == 16 ? b_.getHalfTy() : t.bits == 32 ? b_.getFloatTy() : b_.getDoubleTy(); break;
+            case TypeCode::Handle: e = llvm::PointerType::getUnqual(ctx_); break;
+        }
+        return t.lanes > 1 ? llvm::VectorType::get(e, t.lanes, false) : e;
+    }
+    // Booleans are stored as bytes.
+    llvm::Type* storage_type(Type t) { return t.element_of().is_bool() ? llvm_type(u8.with_lanes(t.lanes)) : llvm_type(t); }
+
+    llvm::Value* emit(const Expr& e) {
+        switch (e.kind()) {
+            case ExprKind::IntImm: return llvm::ConstantInt::get(llvm_type(e.type()), static_cast<uint64_t>(e.as<IntImm>()->value), e.type().is_int());
+            case ExprKind::FloatImm: return llvm::ConstantFP::get(llvm_type(e.type()), e.as<FloatImm>()->value);
+            case ExprKind::Var: {
+                auto it = vars_.find(e.as<VarNode>());
+                if (it == vars_.end()) kiln::detail::fail("internal: codegen met unbound variable '", e.as<VarNode>()->name, "'");
+                return it->second;
+            }
+            case ExprKind::Not: return b_.CreateNot(emit(e.as<Not>()->a));
+            case ExprKind::Select: {
+                auto* n = e.as<Select>();
+                return b_.CreateSelect(emit(n->cond), emit(n->t), emit(n->f));
+            }
+            case ExprKind::Cast: return emit_cast(e.as<Cast>()->value.type(), e.type(), emit(e.as<Cast>()->value));
+            case ExprKind::Ramp: {
+                auto* n = e.as<Ramp>();
+                llvm::Value* base = b_.CreateVectorSplat(n->lanes, emit(n->base));
+                llvm::Value* stride = b_.CreateVectorSplat(n->lanes, emit(n->stride));
+                std::vector<llvm::Constant*> steps;
+                for (int i = 0; i < n->lanes; ++i) steps.push_back(llvm::ConstantInt::get(llvm_type(n->base.type()), i));
+                return b_.CreateAdd(base, b_.CreateMul(stride, llvm::ConstantVector::get(steps)));
+            }
+            case ExprKind::Broadcast: return b_.CreateVectorSplat(e.as<Broadcast>()->lanes, emit(e.as<Broadcast>()->value));
+            case ExprKind::Load: return emit_load(e.as<Load>());
+            case ExprKind::Let: {
+                auto* n = e.as<Let>();
+                vars_[n->var.get()] = emit(n->value);
+                return emit(n->body);
+            }
+            case ExprKind::Call: return emit_call(e.as<Call>());
+            case ExprKind::Reduce: kiln::detail::fail("internal: a reduction reached code generation");
+            default: return emit_binary(static_cast<const BinaryNode*>(e.get()));
+        }
+    }
+
+    llvm::Value* emit_cast(Type from, Type to, llvm::Value* v) {
+        llvm::Type* t = llvm_type(to);
+        if (to.is_bool()) {
+            if (from.is_float()) return b_.CreateFCmpUNE(v, llvm::Constant::getNullValue(v->getType()));
+            return b_.CreateICmpNE(v, llvm::Constant::getNullValue(v->getType()));
+        }
+        if (from.is_float() && to.is_float()) return b_.CreateFPCast(v, t);
+        if (from.is_float()) return to.is_int() ? b_.CreateFPToSI(v, t) : b_.CreateFPToUI(v, t);
+        if (to.is_float()) return from.is_int() ? b_.CreateSIToFP(v, t) : b_.CreateUIToFP(v, t);
+        return b_.CreateIntCast(v, t, from.is_int());
+    }
+
+    llvm::Value* emit_binary(const BinaryNode* n) {
+        llvm::Value* a = emit(n->a);
+        llvm::Value* b = emit(n->b);
+        const Type t = n->a.type();
+        const bool fp = t.is_float(), sgn = t.is_int();
+        switch (n->kind) {
+            case ExprKind::Add: return fp ? b_.CreateFAdd(a, b) : b_.CreateAdd(a, b);
+            case ExprKind::Sub: return fp ? b_.CreateFSub(a, b) : b_.CreateSub(a, b);
+            case ExprKind::Mul: return fp ? b_.CreateFMul(a, b) : b_.CreateMul(a, b);
+            case ExprKind::Div:
+                if (fp) return b_.CreateFDiv(a, b);
+                if (!sgn) return b_.CreateUDiv(a, b);
+                return floor_div_mod(a, b, true, n->b);
+            case ExprKind::Mod:
+                if (fp) {
+                    llvm::Value* q = b_.CreateUnaryIntrinsic(llvm::Intrinsic::floor, b_.CreateFDiv(a, b));
+                    return b_.CreateFSub(a, b_.CreateFMul(q, b));
+                }
+                if (!sgn) return b_.CreateURem(a, b);
+                return floor_div_mod(a, b, false, n->b);
+            case ExprKind::Min:
+                return b_.CreateSelect(fp ? b_.CreateFCmpOLT(a, b) : sgn ? b_.CreateICmpSLT(a, b) : b_.CreateICmpULT(a, b), a, b);
+            case ExprKind::Max:
+                return b_.CreateSelect(fp ? b_.CreateFCmpOGT(a, b) : sgn ? b_.CreateICmpSGT(a, b) : b_.CreateICmpUGT(a, b), a, b);
+            case ExprKind::EQ: return fp ? b_.CreateFCmpOEQ(a, b) : b_.CreateICmpEQ(a, b);
+            case ExprKind::NE: return fp ? b_.CreateFCmpUNE(a, b) : b_.CreateICmpNE(a, b);
+            case ExprKind::LT: return fp ? b_.CreateFCmpOLT(a, b) : sgn ? b_.CreateICmpSLT(a, b) : b_.CreateICmpULT(a, b);
+            case ExprKind::LE: return fp ? b_.CreateFCmpOLE(a, b) : sgn ? b_.CreateICmpSLE(a, b) : b_.CreateICmpULE(a, b);
+            case ExprKind::GT: return fp ? b_.CreateFCmpOGT(a, b) : sgn ? b_.CreateICmpSGT(a, b) : b_.CreateICmpUGT(a, b);
+            case ExprKind::GE: return fp ? b_.CreateFCmpOGE(a, b) : sgn ? b_.CreateICmpSGE(a, b) : b_.CreateICmpUGE(a, b);
+            case ExprKind::And: return b_.CreateAnd(a, b);
+            case ExprKind::Or: return b_.CreateOr(a, b);
+            default: kiln::detail::fail("internal: unknown binary operator in codegen");
+        }
+    }
+
+    // Signed division rounding towards negative infinity, and the matching modulo.
+    llvm::Value* floor_div_mod(llvm::Value* a, llvm::Value* b, bool div, const Expr& b_expr) {
+        if (auto* c = as_const_int(b_expr); c && *c > 0 && (*c & (*c - 1)) == 0) {
+            int shift = 0;
+            while ((int64_t{1} << shift) < *c) ++shift;
+            if (div) return b_.CreateAShr(a, llvm::ConstantInt::get(a->getType(), shift));
+            return b_.CreateAnd(a, llvm::ConstantInt::get(a->getType(), *c - 1));
+        }
+        llvm::Value* q = b_.CreateSDiv(a, b);
+        llvm::Value* r = b_.CreateSRem(a, b);
+        llvm::Value* zero = llvm::Constant::getNullValue(a->getType());
+        llvm::Value* fix = b_.CreateAnd(b_.CreateICmpNE(r, zero), b_.CreateICmpSLT(b_.CreateXor(r, b), zero));
+        if (div) return b_.CreateSub(q, b_.CreateZExt(fix, a->getType()));
+        return b_.CreateAdd(r, b_.CreateSelect(fix, b, zero));
+    }
+
+    llvm::Value* address(const Var& buf, llvm::Value* index, Type elem) {
+        auto it = buffers_.find(buf.get());
+        if (it == buffers_.end()) kiln::detail::fail("internal: codegen met unknown buffer '", buf.name(), "'");
+        return b_.CreateInBoundsGEP(storage_type(elem), it->second.ptr, b_.CreateSExt(index, index->getType()->getWithNewBitWidth(64)));
+    }
+
+    // A ramp with stride 1 is one contiguous vector access; anything else gathers or scatters.
+    const Ramp* dense_ramp(const Expr& index) {
+        auto* r = index.as<Ramp>();
+        return r && is_const_int(r->stride, 1) ? r : nullptr;
+    }
+
+    llvm::Value* emit_load(const Load* n) {
+        const Type t = n->type;
+        const Type elem = t.element_of();
+        llvm::Type* st = storage_type(t);
+        const llvm::Align align(static_cast<uint64_t>(std::max(1, elem.bytes())));
+        llvm::Value* v;
+        if (t.is_scalar()) {
+            v = b_.CreateAlignedLoad(st, address(n->buffer, emit(n->index), elem), align);
+        } else if (auto* r = dense_ramp(n->index)) {
+            llvm::Value* p = address(n->buffer, emit(r->base), elem);
+            if (n->predicate.defined()) v = b_.CreateMaskedLoad(st, p, align, emit(n->predicate), llvm::Constant::getNullValue(st));
+            else v = b_.CreateAlignedLoad(st, p, align);
+        } else if (auto* bc = n->index.as<Broadcast>(); bc && !n->predicate.defined()) {
+            llvm::Value* s = b_.CreateAlignedLoad(storage_type(elem), address(n->buffer, emit(bc->value), elem), align);
+            v = b_.CreateVectorSplat(t.lanes, s);
+        } else {
+            llvm::Value* ptrs = address(n->buffer, emit(n->index), elem);
+            llvm::Value* mask = n->predicate.defined() ? emit(n->predicate) : llvm::Constant::getAllOnesValue(llvm::VectorType::get(b_.getInt1Ty(), t.lanes, false));
+            v = b_.CreateMaskedGather(st, ptrs, align, mask, llvm::Constant::getNullValue(st));
+        }
+        if (elem.is_bool()) v = b_.CreateICmpNE(v, llvm::Constant::getNullValue(v->getType()));
+        return v;
+    }
+
+    void emit_store(const Store* n) {
+        const Type t = n->value.type();
+        const Type elem = t.element_of();
+        llvm::Value* v = emit(n->value);
+        if (elem.is_bool()) v = b_.CreateZExt(v, storage_type(t));
+        const llvm::Align align(static_cast<uint64_t>(std::max(1, elem.bytes())));
+        if (t.is_scalar()) {
+            b_.CreateAlignedStore(v, address(n->buffer, emit(n->index), elem), align);
+        } else if (auto* r = dense_ramp(n->index)) {
+            llvm::Value* p = address(n->buffer, emit(r->base), elem);
+            if (n->predicate.defined()) b_.CreateMaskedStore(v, p, align, emit(n->predicate));
+            else b_.CreateAlignedStore(v, p, align);
+        } else {
+            llvm::Value* ptrs = address(n->buffer, emit(n->index), elem);
+            llvm::Value* mask = n->predicate.defined() ? emit(n->predicate) : llvm::Constant::getAllOnesValue(llvm::VectorType::get(b_.getInt1Ty(), t.lanes, false));
+            b_.CreateMaskedScatter(v, ptrs, align, mask);
+        }
+    }
+
+    // libm for the functions LLVM has no intrinsic for, lane by lane on vectors.
+    llvm::Value* libm_call(const char* f32_name, const char* f64_name, llvm::Value* x) {
+        llvm::Type* t = x->getType();
+        llvm::Type* et = t->getScalarType();
+        auto callee = m_.getOrInsertFunction(et->isDoubleTy() ? f64_name : f32_name, llvm::FunctionType::get(et, {et}, false));
+        if (!t->isVectorTy()) return b_.CreateCall(callee, {x});
+        const unsigned lanes = static_cast<unsigned>(llvm::cast<llvm::FixedVectorType>(t)->getNumElements());
+        llvm::Value* out = llvm::PoisonValue::get(t);
+        for (unsigned i = 0; i < lanes; ++i)
+            out = b_.CreateInsertElement(out, b_.CreateCall(callee, {b_.CreateExtractElement(x, i)}), i);
+        return out;
+    }
+
+    llvm::Value* emit_call(const Call* n) {
+        using llvm::Intrinsic::ID;
+        auto unary = [&](ID id) { return b_.CreateUnaryIntrinsic(id, emit(n->args[0])); };
+        switch (n->op) {
+            case Intrinsic::Exp: return unary(llvm::Intrinsic::exp);
+            case Intrinsic::Log: return unary(llvm::Intrinsic::log);
+            case Intrinsic::Sqrt: return unary(llvm::Intrinsic::sqrt);
+            case Intrinsic::Abs: return unary(llvm::Intrinsic::fabs);
+            case Intrinsic::Floor: return unary(llvm::Intrinsic::floor);
+            case Intrinsic::Ceil: return unary(llvm::Intrinsic::ceil);
+            case Intrinsic::Round: return unary(llvm::Intrinsic::roundeven);
+            case Intrinsic::Rsqrt: {
+                llvm::Value* s = unary(llvm::Intrinsic::sqrt);
+                return b_.CreateFDiv(llvm::ConstantFP::get(s->getType(), 1.0), s);
+            }
+            case Intrinsic::Sigmoid: {
+                llvm::Value* x = emit(n->args[0]);
+                llvm::Value* one = llvm::ConstantFP::get(x->getType(), 1.0);
+                llvm::Value* e = b_.CreateUnaryIntrinsic(llvm::Intrinsic::exp, b_.CreateFNeg(x));
+                return b_.CreateFDiv(one, b_.CreateFAdd(one, e));
+            }
+            case Intrinsic::Tanh: return libm_call("tanhf", "tanh", emit(n->args[0]));
+            case Intrinsic::Erf: return libm_call("erff", "erf", emit(n->args[0]));
+            case Intrinsic::Pow: return b_.CreateBinaryIntrinsic(llvm::Intrinsic::pow, emit(n->args[0]), emit(n->args[1]));
+            case Intrinsic::Fma: {
+                llvm::Value* a = emit(n->args[0]);
+                return b_.CreateIntrinsic(llvm::Intrinsic::fma, {a->getType()}, {a, emit(n->args[1]), emit(n->args[2])});
+            }
+            case Intrinsic::Likely: return emit(n->args[0]);
+            case Intrinsic::IfThenElse: {
+                llvm::Value* c = emit(n->args[0]);
+                if (c->getType()->isVectorTy()) return b_.CreateSelect(c, emit(n->args[1]), emit(n->args[2]));
+                auto* then_bb = llvm::BasicBlock::Create(ctx_, "ite.then", fn_);
+                auto* else_bb = llvm::BasicBlock::Create(ctx_, "ite.else", fn_);
+                auto* done_bb = llvm::BasicBlock::Create(ctx_, "ite.done", fn_);
+                b_.CreateCondBr(c, then_bb, else_bb);
+                b_.SetInsertPoint(then_bb);
+                llvm::Value* tv = emit(n->args[1]);
+                auto* then_end = b_.GetInsertBlock();
+                b_.CreateBr(done_bb);
+                b_.SetInsertPoint(else_bb);
+                llvm::Value* fv = emit(n->args[2]);
+                auto* else_end = b_.GetInsertBlock();
+                b_.CreateBr(done_bb);
+                b_.SetInsertPoint(done_bb);
+                auto* phi = b_.CreatePHI(tv->getType(), 2);
+                phi->addIncoming(tv, then_end);
+                phi->addIncoming(fv, else_end);
+                return phi;
+            }
+            case Intrinsic::TensorAccess: kiln::detail::fail("internal: a tensor access reached code generation");
+        }
+        return nullptr;
+    }
+
+    void emit(const Stmt& s) {
+        switch (s.kind()) {
+            case StmtKind::LetStmt: {
+                auto* n = s.as<LetStmt>();
+                vars_[n->var.get()] = emit(n->value);
+                emit(n->body);
+                return;
+            }
+            case StmtKind::For: {
+                auto* n = s.as<For>();
+                if (n->for_kind == ForKind::Parallel) emit_parallel(n);
+                else emit_serial(n);
+                return;
+            }
+            case StmtKind::Store: emit_store(s.as<Store>()); return;
+            case StmtKind::Allocate: emit_allocate(s.as<Allocate>()); return;
+            case StmtKind::IfThenElse: {
+                auto* n = s.as<IfThenElse>();
+                auto* then_bb = llvm::BasicBlock::Create(ctx_, "if.then", fn_);
+                auto* else_bb = n->else_case.defined() ? llvm::BasicBlock::Create(ctx_, "if.else", fn_) : nullptr;
+                auto* done_bb = llvm::BasicBlock::Create(ctx_, "if.done", fn_);
+                b_.CreateCondBr(emit(n->cond), then_bb, else_bb ? else_bb : done_bb);
+                b_.SetInsertPoint(then_bb);
+                emit(n->then_case);
+                b_.CreateBr(done_bb);
+                if (else_bb) {
+                    b_.SetInsertPoint(else_bb);
+                    emit(n->else_case);
+                    b_.CreateBr(done_bb);
+                }
+                b_.SetInsertPoint(done_bb);
+                return;
+            }
+            case StmtKind::Block: for (auto& c : s.as<Block>()->stmts) emit(c); return;
+            case StmtKind::Evaluate: return;
+            case StmtKind::Provide: case StmtKind::Realize:
+                kiln::detail::fail("internal: an unflattened tensor statement reached code generation");
+        }
+    }
+
+    void emit_serial(const For* n) {
+        llvm::Value* lo = emit(n->min);
+        llvm::Value* hi = b_.CreateAdd(lo, emit(n->extent));
+        auto* pre = b_.GetInsertBlock();
+        auto* head = llvm::BasicBlock::Create(ctx_, n->var.name() + ".head", fn_);
+        auto* body = llvm::BasicBlock::Create(ctx_, n->var.name() + ".body", fn_);
+        auto* done = llvm::BasicBlock::Create(ctx_, n->var.name() + ".done", fn_);
+        b_.CreateBr(head);
+        b_.SetInsertPoint(head);
+        auto* iv = b_.CreatePHI(lo->getType(), 2, n->var.name());
+        iv->addIncoming(lo, pre);
+        b_.CreateCondBr(b_.CreateICmpSLT(iv, hi), body, done);
+        b_.SetInsertPoint(body);
+        vars_[n->var.get()] = iv;
+        emit(n->body);
+        llvm::Value* next = b_.CreateAdd(iv, llvm::ConstantInt::get(iv->getType(), 1), "", true, true);
+        iv->addIncoming(next, b_.GetInsertBlock());
+        b_.CreateBr(head);
+        b_.SetInsertPoint(done);
+    }
+
+    // The loop body becomes `void body(i32 iteration, ptr closure)`; the closure carries every
+    // value from the enclosing scope that the body reads.
+    void emit_parallel(const For* n) {
+        std::vector<const VarNode*> captured_vars, captured_bufs;
+        auto capture = [&](const Expr& e) {
+            if (auto* v = e.as<VarNode>(); v && vars_.count(v) && std::find(captured_vars.begin(), captured_vars.end(), v) == captured_vars.end())
+                captured_vars.push_back(v);
+            auto note_buf = [&](const Var& b) {
+                if (buffers_.count(b.get()) && std::find(captured_bufs.begin(), captured_bufs.end(), b.get()) == captured_bufs.end())
+                    captured_bufs.push_back(b.get());
+            };
+            if (auto* l = e.as<Load>()) note_buf(l->buffer);
+        };
+        post_order_visit(n->body, capture);
+        post_order_visit(n->min, capture);
+        struct StoreBufs : IRVisitor {
+            std::function<void(const Var&)> f;
+            using IRVisitor::visit;
+            void visit_store(const Store* s) override { f(s->buffer); IRVisitor::visit_store(s); }
+        } sb;
+        sb.f = [&](const Var& b) {
+            if (buffers_.count(b.get()) && std::find(captured_bufs.begin(), captured_bufs.end(), b.get()) == captured_bufs.end())
+                captured_bufs.push_back(b.get());
+        };
+        sb.visit(n->body);
+        std::vector<llvm::Type*> fields;
+        for (auto* v : captured_vars) fields.push_back(vars_.at(v)->getType());
+        for (size_t i = 0; i < captured_bufs.size(); ++i) fields.push_back(llvm::PointerType::getUnqual(ctx_));
+        auto* closure_t = llvm::StructType::get(ctx_, fields);
+        // Fill the closure in the caller.
+        llvm::IRBuilder<> eb(entry_, entry_->begin());
+        auto* closure = eb.CreateAlloca(closure_t);
+        for (size_t i = 0; i < captured_vars.size(); ++i) b_.CreateStore(vars_.at(captured_vars[i]), b_.CreateStructGEP(closure_t, closure, static_cast<unsigned>(i)));
+        for (size_t i = 0; i < captured_bufs.size(); ++i)
+            b_.CreateStore(buffers_.at(captured_bufs[i]).ptr, b_.CreateStructGEP(closure_t, closure, static_cast<unsigned>(captured_vars.size() + i)));
+        llvm::Value* lo = emit(n->min);
+        llvm::Value* extent = emit(n->extent);
+        // Build the body function with its own scope.
+        auto saved_vars = vars_;
+        auto saved_bufs = buffers_;
+        auto* saved_fn = fn_;
+        auto* saved_entry = entry_;
+        auto* saved_block = b_.GetInsertBlock();
+        auto* ptr_t = llvm::PointerType::getUnqual(ctx_);
+        auto* body_t = llvm::FunctionType::get(b_.getVoidTy(), {b_.getInt32Ty(), ptr_t}, false);
+        auto* body_fn = llvm::Function::Create(body_t, llvm::Function::InternalLinkage, fn_->getName() + "_" + n->var.name() + "_par", m_);
+        set_attributes(body_fn);
+        begin_function(body_fn);
+        llvm::Value* cl = body_fn->getArg(1);
+        for (size_t i = 0; i < captured_vars.size(); ++i)
+            vars_[captured_vars[i]] = b_.CreateLoad(fields[i], b_.CreateStructGEP(closure_t, cl, static_cast<unsigned>(i)));
+        for (size_t i = 0; i < captured_bufs.size(); ++i) {
+            auto* p = b_.CreateLoad(ptr_t, b_.CreateStructGEP(closure_t, cl, static_cast<unsigned>(captured_vars.size() + i)));
+            buffers_[captured_bufs[i]].ptr = p;
+        }
+        llvm::Value* it = b_.CreateIntCast(body_fn->getArg(0), lo->getType(), true);
+        // lo is an outer value: recompute it here from the captured scope.
+        vars_[n->var.get()] = b_.CreateAdd(emit(n->min), it);
+        emit(n->body);
+        b_.CreateRetVoid();
+        vars_ = std::move(saved_vars);
+        buffers_ = std::move(saved_bufs);
+        fn_ = saved_fn;
+        entry_ = saved_entry;
+        b_.SetInsertPoint(saved_block);
+        auto pf = m_.getOrInsertFunction("kiln_parallel_for", llvm::FunctionType::get(b_.getVoidTy(), {ptr_t, ptr_t, b_.getInt32Ty()}, false));
+        b_.CreateCall(pf, {body_fn, closure, b_.CreateIntCast(extent, b_.getInt32Ty(), true)});
+    }
+
+    void emit_allocate(const Allocate* n) {
+        Expr total = n->extents[0];
+        for (size_t i = 1; i < n->extents.size(); ++i) total = total * n->extents[i];
+        llvm::Type* et = storage_type(n->dtype);
+        auto* c = as_const_int(total);
+        const int64_t bytes = c ? *c * std::max(1, n->dtype.bytes()) : -1;
+        if (c && bytes <= 64 * 1024) {
+            // Constant-size scratch lives in the entry block so LLVM can promote it to registers.
+            llvm::IRBuilder<> eb(entry_, entry_->begin());
+            auto* a = eb.CreateAlloca(et, eb.getInt64(static_cast<uint64_t>(*c)), n->buffer.name());
+            a->setAlignment(llvm::Align(64));
+            buffers_[n->buffer.get()] = {a, n->dtype};
+            emit(n->body);
+            return;
+        }
+        auto* ptr_t = llvm::PointerType::getUnqual(ctx_);
+        auto alloc = m_.getOrInsertFunction("kiln_alloc", llvm::FunctionType::get(ptr_t, {b_.getInt64Ty()}, false));
+        auto release = m_.getOrInsertFunction("kiln_free", llvm::FunctionType::get(b_.getVoidTy(), {ptr_t}, false));
+        llvm::Value* count = b_.CreateSExt(emit(total), b_.getInt64Ty());
+        llvm::Value* p = b_.CreateCall(alloc, {b_.CreateMul(count, b_.getInt64(static_cast<uint64_t>(std::max(1, n->dtype.bytes()))))});
+        buffers_[n->buffer.get()] = {p, n->dtype};
+        emit(n->body);
+        b_.CreateCall(release, {p});
+    }
+
+    llvm::LLVMContext& ctx_;
+    llvm::Module& m_;
+    llvm::IRBuilder<> b_;
+    Target target_;
+    llvm::Function* fn_ = nullptr;
+    llvm::BasicBlock* entry_ = nullptr;
+    std::unordered_map<const VarNode*, llvm::Value*> vars_;
+    std::unordered_map<const VarNode*, BufferInfo> buffers_;
+};
+
+}  // namespace kiln::codegen

@@ -1,0 +1,227 @@
+#pragma once
+// A compiled kernel and the checks every call makes: arity, null pointers, element types, ranks,
+// shapes (binding symbolic sizes), overlapping outputs. Arguments may be kiln::Buffer, raw
+// pointers, or Eigen matrices and maps (row-major ones are used in place; others are copied).
+#include <cstring>
+#include <memory>
+#include <sstream>
+
+#include "kiln/lower/lower.hpp"
+#include "kiln/runtime/buffer.hpp"
+
+namespace kiln {
+
+namespace detail {
+
+// One argument as the kernel sees it.
+struct ArgValue {
+    void* data = nullptr;
+    Type dtype = f32;
+    bool has_shape = false;
+    std::vector<int64_t> shape, strides;
+};
+
+template <typename T>
+concept EigenLike = requires(const T& t) {
+    t.data();
+    t.rows();
+    t.cols();
+    t.innerStride();
+    t.outerStride();
+    std::remove_cvref_t<T>::IsRowMajor;
+};
+
+template <typename T>
+ArgValue to_arg(T&& a) {
+    using D = std::remove_cvref_t<T>;
+    if constexpr (std::is_same_v<D, Buffer>) {
+        return ArgValue{a.data(), a.dtype(), true, a.shape(), a.strides()};
+    } else if constexpr (std::is_pointer_v<D>) {
+        using E = std::remove_cv_t<std::remove_pointer_t<D>>;
+        static_assert(type_of<E>() != handle, "kiln kernels take pointers to bool, i8..i64, u8, u32, float or double");
+        return ArgValue{const_cast<E*>(a), type_of<E>(), false, {}, {}};
+    } else if constexpr (std::is_same_v<D, std::nullptr_t>) {
+        return ArgValue{};
+    } else if constexpr (EigenLike<D>) {
+        using E = std::remove_cv_t<std::remove_pointer_t<decltype(a.data())>>;
+        ArgValue v{const_cast<E*>(a.data()), type_of<E>(), true, {a.rows(), a.cols()}, {}};
+        if (D::IsRowMajor) v.strides = {a.outerStride(), a.innerStride()};
+        else v.strides = {a.innerStride(), a.outerStride()};
+        return v;
+    } else {
+        static_assert(sizeof(D) == 0, "a kiln kernel argument must be a kiln::Buffer, a pointer, or an Eigen matrix/map");
+    }
+}
+
+inline int64_t eval_size(const Expr& e, const std::unordered_map<const VarNode*, int64_t>& env, bool& ok) {
+    if (auto* i = e.as<IntImm>()) return i->value;
+    if (auto* v = e.as<VarNode>()) {
+        auto it = env.find(v);
+        if (it == env.end()) { ok = false; return 0; }
+        return it->second;
+    }
+    if (auto* c = e.as<Cast>()) return eval_size(c->value, env, ok);
+    if (auto* b = dynamic_cast<const BinaryNode*>(e.get())) {
+        int64_t x = eval_size(b->a, env, ok), y = eval_size(b->b, env, ok);
+        switch (e.kind()) {
+            case ExprKind::Add: return x + y;
+            case ExprKind::Sub: return x - y;
+            case ExprKind::Mul: return x * y;
+            case ExprKind::Div: if (y == 0) { ok = false; return 0; } return floor_div(x, y);
+            case ExprKind::Mod: if (y == 0) { ok = false; return 0; } return floor_mod(x, y);
+            case ExprKind::Min: return std::min(x, y);
+            case ExprKind::Max: return std::max(x, y);
+            default: break;
+        }
+    }
+    ok = false;
+    return 0;
+}
+
+}  // namespace detail
+
+struct BuildOptions {
+    Target target{};          // the host by default
+    std::string name = "kernel";
+    bool keep_llvm_ir = false;  // keep the optimised LLVM IR (Kernel::llvm_ir)
+    bool keep_assembly = false; // keep the assembly (Kernel::assembly)
+    bool use_cache = true;      // reuse a kernel already compiled from the same lowered program
+};
+
+class Kernel {
+public:
+    struct Param {
+        std::string name;
+        Type dtype;
+        std::vector<Expr> shape;
+        bool is_output;
+    };
+    struct Compiled {
+        void (*fn)(void**, int64_t*) = nullptr;
+        std::vector<Param> params;
+        std::vector<Var> size_vars;
+        std::string llvm_ir, assembly, loop_ir;
+        double compile_ms = 0;
+    };
+
+    Kernel() = default;
+    explicit Kernel(std::shared_ptr<const Compiled> c) : c_(std::move(c)) {}
+
+    template <typename... Args>
+    void operator()(Args&&... args) const {
+        std::vector<detail::ArgValue> v{detail::to_arg(std::forward<Args>(args))...};
+        call(v);
+    }
+
+    // The packed form, for callers that build argument lists at run time.
+    void call(std::vector<detail::ArgValue>& args) const {
+        if (!c_) detail::fail("kernel: calling an empty kiln::Kernel; build one with kiln::build");
+        const auto& ps = c_->params;
+        if (args.size() != ps.size()) {
+            std::string sig;
+            for (auto& p : ps) sig += (sig.empty() ? "" : ", ") + p.name;
+            detail::fail("kernel: called with ", args.size(), " argument(s) but it takes ", ps.size(), " (", sig, ")");
+        }
+        std::unordered_map<const VarNode*, int64_t> env;
+        for (size_t i = 0; i < ps.size(); ++i) {
+            auto& a = args[i];
+            auto& p = ps[i];
+            if (!a.data) detail::fail("kernel: argument ", i, " ('", p.name, "') is a null pointer");
+            if (a.dtype != p.dtype)
+                detail::fail("kernel: argument ", i, " ('", p.name, "') holds ", a.dtype.str(), " but the kernel expects ", p.dtype.str());
+            if (!a.has_shape) continue;
+            if (a.shape.size() != p.shape.size()) {
+                // Eigen vectors arrive as n x 1 or 1 x n.
+                if (p.shape.size() == 1 && a.shape.size() == 2 && (a.shape[0] == 1 || a.shape[1] == 1)) {
+                    bool col = a.shape[1] == 1;
+                    a.shape = {a.shape[0] * a.shape[1]};
+                    a.strides = {col ? a.strides[0] : a.strides[1]};
+                } else {
+                    detail::fail("kernel: argument ", i, " ('", p.name, "') has ", a.shape.size(), " dimension(s) but the kernel expects ", p.shape.size());
+                }
+            }
+            for (size_t d = 0; d < p.shape.size(); ++d)
+                if (auto* v = p.shape[d].as<VarNode>(); v && !env.count(v)) env[v] = a.shape[d];
+        }
+        for (auto& sv : c_->size_vars)
+            if (!env.count(sv.get()))
+                detail::fail("kernel: the size '", sv.name(), "' is only known from arguments passed as raw pointers; pass a kiln::Buffer ",
+                             "(or an Eigen map) for one of them so the size can be read");
+        for (size_t i = 0; i < ps.size(); ++i) {
+            auto& a = args[i];
+            if (!a.has_shape) continue;
+            for (size_t d = 0; d < ps[i].shape.size(); ++d) {
+                bool ok = true;
+                int64_t want = detail::eval_size(ps[i].shape[d], env, ok);
+                if (!ok || want != a.shape[d])
+                    detail::fail("kernel: argument ", i, " ('", ps[i].name, "') has size ", a.shape[d], " in dimension ", d, " but the kernel expects ",
+                                 to_string(ps[i].shape[d]), ok ? " = " + std::to_string(want) : std::string());
+            }
+        }
+        std::vector<int64_t> sizes;
+        for (auto& sv : c_->size_vars) {
+            int64_t s = env.at(sv.get());
+            if (s <= 0 || s > INT32_MAX) detail::fail("kernel: size '", sv.name(), "' is ", s, "; it must be in [1, 2^31)");
+            sizes.push_back(s);
+        }
+        // Outputs must not share memory with other arguments: the kernel assumes distinct buffers.
+        auto span = [&](size_t i) {
+            bool ok = true;
+            int64_t n = 1;
+            for (auto& d : ps[i].shape) n *= detail::eval_size(d, env, ok);
+            auto* lo = static_cast<char*>(args[i].data);
+            return std::pair<char*, char*>{lo, lo + n * ps[i].dtype.bytes()};
+        };
+        for (size_t i = 0; i < ps.size(); ++i) {
+            if (!ps[i].is_output) continue;
+            auto [a0, a1] = span(i);
+            for (size_t j = 0; j < ps.size(); ++j) {
+                if (j == i) continue;
+                auto [b0, b1] = span(j);
+                if (a0 < b1 && b0 < a1)
+                    detail::fail("kernel: output '", ps[i].name, "' overlaps argument '", ps[j].name, "'; kiln kernels need outputs in their own memory");
+            }
+        }
+        // Non-contiguous arguments go through contiguous copies.
+        std::vector<Buffer> temps(ps.size());
+        std::vector<void*> ptrs(ps.size());
+        for (size_t i = 0; i < ps.size(); ++i) {
+            auto& a = args[i];
+            ptrs[i] = a.data;
+            if (!a.has_shape || a.strides == Buffer::row_major(a.shape)) continue;
+            temps[i] = Buffer(a.shape, a.dtype);
+            copy_strided(a, temps[i], true);
+            ptrs[i] = temps[i].data();
+        }
+        c_->fn(ptrs.data(), sizes.data());
+        for (size_t i = 0; i < ps.size(); ++i)
+            if (temps[i].data() && ps[i].is_output) copy_strided(args[i], temps[i], false);
+    }
+
+    const std::string& llvm_ir() const { return c_->llvm_ir; }
+    const std::string& assembly() const { return c_->assembly; }
+    const std::string& loop_ir() const { return c_->loop_ir; }
+    double compile_ms() const { return c_->compile_ms; }
+    bool defined() const { return c_ != nullptr; }
+
+private:
+    static void copy_strided(const detail::ArgValue& a, const Buffer& dense, bool to_dense) {
+        const size_t nd = a.shape.size();
+        const int eb = a.dtype.bytes();
+        std::vector<int64_t> idx(nd, 0);
+        const int64_t total = dense.size();
+        auto* d = static_cast<char*>(dense.data());
+        auto* s = static_cast<char*>(a.data);
+        for (int64_t flat = 0; flat < total; ++flat) {
+            int64_t off = 0;
+            for (size_t k = 0; k < nd; ++k) off += idx[k] * a.strides[k];
+            if (to_dense) std::memcpy(d + flat * eb, s + off * eb, eb);
+            else std::memcpy(s + off * eb, d + flat * eb, eb);
+            for (size_t k = nd; k-- > 0;) { if (++idx[k] < a.shape[k]) break; idx[k] = 0; }
+        }
+    }
+
+    std::shared_ptr<const Compiled> c_;
+};
+
+}  // namespace kiln

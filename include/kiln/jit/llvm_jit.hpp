@@ -1,0 +1,141 @@
+#pragma once
+// The process-wide LLVM ORC LLJIT: host target detection, the O3 pipeline of the new pass
+// manager, and symbol resolution for kiln's runtime and libm.
+#include <llvm/ExecutionEngine/Orc/ExecutionUtils.h>
+#include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>
+#include <llvm/ExecutionEngine/Orc/LLJIT.h>
+#include <llvm/IR/LegacyPassManager.h>
+#include <llvm/MC/TargetRegistry.h>
+#include <llvm/Passes/PassBuilder.h>
+#include <llvm/Support/TargetSelect.h>
+#include <llvm/TargetParser/Host.h>
+#include <llvm/Target/TargetMachine.h>
+#include <llvm/Transforms/Utils/Cloning.h>
+
+#include <mutex>
+
+#include "kiln/runtime/thread_pool.hpp"
+#include "kiln/target.hpp"
+
+namespace kiln::jit {
+
+inline void init_llvm() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        llvm::InitializeNativeTarget();
+        llvm::InitializeNativeTargetAsmPrinter();
+        llvm::InitializeNativeTargetAsmParser();
+    });
+}
+
+// The host: its triple, CPU name (znver5 here) and full feature string.
+inline Target host_target() {
+    init_llvm();
+    Target t;
+    t.triple = llvm::sys::getProcessTriple();
+    t.cpu = llvm::sys::getHostCPUName().str();
+    llvm::StringMap<bool> feats = llvm::sys::getHostCPUFeatures();
+    std::vector<std::string> on;
+    for (auto& kv : feats) on.push_back((kv.second ? "+" : "-") + kv.first().str());
+    std::sort(on.begin(), on.end());
+    for (auto& f : on) t.features += (t.features.empty() ? "" : ",") + f;
+    t.vector_bits = feats.lookup("avx512f") ? 512 : feats.lookup("avx") ? 256 : 128;
+    return t;
+}
+
+inline Target resolve(Target t) {
+    Target host = host_target();
+    if (t.triple.empty()) t.triple = host.triple;
+    if (t.cpu.empty()) t.cpu = host.cpu;
+    if (t.features.empty() && t.cpu == host.cpu) t.features = host.features;
+    if (t.vector_bits == 0) t.vector_bits = t.cpu == host.cpu ? host.vector_bits : 128;
+    if (t.kind != "llvm") kiln::detail::fail("build: target kind '", t.kind, "' is not available in this build; Target::list_kinds() lists those that are");
+    return t;
+}
+
+inline std::unique_ptr<llvm::TargetMachine> target_machine(const Target& t) {
+    init_llvm();
+    std::string err;
+    const llvm::Target* target = llvm::TargetRegistry::lookupTarget(t.triple, err);
+    if (!target) kiln::detail::fail("build: unknown target triple '", t.triple, "': ", err);
+    llvm::TargetOptions opts;
+    return std::unique_ptr<llvm::TargetMachine>(target->createTargetMachine(t.triple, t.cpu, t.features, opts, llvm::Reloc::PIC_,
+                                                                            std::nullopt, llvm::CodeGenOptLevel::Aggressive));
+}
+
+inline void optimize(llvm::Module& m, llvm::TargetMachine& tm) {
+    llvm::LoopAnalysisManager lam;
+    llvm::FunctionAnalysisManager fam;
+    llvm::CGSCCAnalysisManager cgam;
+    llvm::ModuleAnalysisManager mam;
+    llvm::PipelineTuningOptions pto;
+    pto.LoopVectorization = true;
+    pto.SLPVectorization = true;
+    llvm::PassBuilder pb(&tm, pto);
+    pb.registerModuleAnalyses(mam);
+    pb.registerCGSCCAnalyses(cgam);
+    pb.registerFunctionAnalyses(fam);
+    pb.registerLoopAnalyses(lam);
+    pb.crossRegisterProxies(lam, fam, cgam, mam);
+    pb.buildPerModuleDefaultPipeline(llvm::OptimizationLevel::O3).run(m, mam);
+}
+
+inline std::string emit_assembly(llvm::Module& m, llvm::TargetMachine& tm) {
+    llvm::SmallString<0> out;
+    llvm::raw_svector_ostream os(out);
+    llvm::legacy::PassManager pm;
+    if (tm.addPassesToEmitFile(pm, os, nullptr, llvm::CodeGenFileType::AssemblyFile))
+        kiln::detail::fail("build: this target cannot emit assembly");
+    pm.run(m);
+    return std::string(out.str());
+}
+
+// One LLJIT for the process; kernels stay loaded for its lifetime.
+class JIT {
+public:
+    static JIT& instance() {
+        static JIT jit;
+        return jit;
+    }
+
+    // Adds a module and returns the address of `symbol`.
+    void* add(llvm::orc::ThreadSafeModule tsm, const std::string& symbol) {
+        std::lock_guard<std::mutex> lk(m_);
+        if (auto err = jit_->addIRModule(std::move(tsm))) kiln::detail::fail("build: the JIT rejected the module: ", llvm::toString(std::move(err)));
+        auto sym = jit_->lookup(symbol);
+        if (!sym) kiln::detail::fail("build: the JIT could not find '", symbol, "': ", llvm::toString(sym.takeError()));
+        return sym->toPtr<void*>();
+    }
+
+    std::string data_layout() const { return jit_->getDataLayout().getStringRepresentation(); }
+
+private:
+    JIT() {
+        init_llvm();
+        auto jtmb = llvm::orc::JITTargetMachineBuilder::detectHost();
+        if (!jtmb) kiln::detail::fail("build: cannot detect the host for the JIT: ", llvm::toString(jtmb.takeError()));
+        jtmb->setCodeGenOptLevel(llvm::CodeGenOptLevel::Aggressive);
+        auto j = llvm::orc::LLJITBuilder().setJITTargetMachineBuilder(std::move(*jtmb)).create();
+        if (!j) kiln::detail::fail("build: cannot create the LLVM JIT: ", llvm::toString(j.takeError()));
+        jit_ = std::move(*j);
+        auto& dl = jit_->getDataLayout();
+        auto gen = llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(dl.getGlobalPrefix());
+        if (!gen) kiln::detail::fail("build: cannot expose process symbols to the JIT");
+        jit_->getMainJITDylib().addGenerator(std::move(*gen));
+        llvm::orc::SymbolMap runtime;
+        auto& es = jit_->getExecutionSession();
+        auto add = [&](const char* name, void* addr) {
+            runtime[es.intern(name)] = {llvm::orc::ExecutorAddr::fromPtr(addr), llvm::JITSymbolFlags::Exported};
+        };
+        add("kiln_parallel_for", reinterpret_cast<void*>(&runtime::kiln_parallel_for));
+        add("kiln_alloc", reinterpret_cast<void*>(&runtime::kiln_alloc));
+        add("kiln_free", reinterpret_cast<void*>(&runtime::kiln_free));
+        if (auto err = jit_->getMainJITDylib().define(llvm::orc::absoluteSymbols(std::move(runtime))))
+            kiln::detail::fail("build: cannot register kiln's runtime with the JIT: ", llvm::toString(std::move(err)));
+    }
+
+    std::unique_ptr<llvm::orc::LLJIT> jit_;
+    std::mutex m_;
+};
+
+}  // namespace kiln::jit

@@ -1,0 +1,158 @@
+#pragma once
+// The lowering pipeline, top to bottom: from a schedule to the loop IR the backends compile.
+// Every pass is a function in its own header; kiln::lower() can stop after any of them.
+#include <functional>
+#include <ostream>
+
+#include "kiln/lower/infer_bound.hpp"
+#include "kiln/lower/inline_compute.hpp"
+#include "kiln/lower/loop_partition.hpp"
+#include "kiln/lower/schedule_ops.hpp"
+#include "kiln/lower/simplify.hpp"
+#include "kiln/lower/storage_flatten.hpp"
+#include "kiln/lower/storage_reuse.hpp"
+#include "kiln/lower/unroll.hpp"
+#include "kiln/lower/vectorize.hpp"
+
+namespace kiln {
+
+// A kernel ready for a backend: its tensor arguments, the symbolic sizes bound from them, and its body.
+struct LoweredFunc {
+    std::string name;
+    std::vector<passes::BufferArg> args;
+    std::vector<Var> size_vars;  // bound from argument shapes at call time
+    Stmt body;
+    std::string after;  // the last pass that ran
+};
+
+inline std::ostream& operator<<(std::ostream& os, const LoweredFunc& f) {
+    os << "// " << f.name << " after " << f.after << "\n" << f.name << "(";
+    for (size_t i = 0; i < f.args.size(); ++i) {
+        const auto& op = f.args[i].op;
+        os << (i ? ", " : "") << op->name << ": " << op->dtype.str() << "[";
+        for (size_t d = 0; d < op->shape.size(); ++d) os << (d ? ", " : "") << op->shape[d];
+        os << "]";
+    }
+    os << ") {\n";
+    IRPrinter p(os);
+    std::ostringstream body;
+    IRPrinter(body).print(f.body);
+    std::istringstream lines(body.str());
+    for (std::string line; std::getline(lines, line);) os << "  " << line << "\n";
+    return os << "}\n";
+}
+
+struct LowerOptions {
+    std::string name = "kernel";
+    // Stop after this pass (one of lower_pass_names()); empty runs them all.
+    std::string after;
+};
+
+inline const std::vector<std::string>& lower_pass_names() {
+    static const std::vector<std::string> names = {"schedule_ops", "storage_flatten", "simplify", "loop_partition",
+                                                   "vectorize", "unroll", "storage_reuse", "final_simplify"};
+    return names;
+}
+
+namespace passes::detail {
+
+inline void check_args(const Schedule& s, const std::vector<Tensor>& args) {
+    std::unordered_set<const OperationNode*> seen;
+    for (auto& t : args) {
+        if (!t.defined()) kiln::detail::fail("lower: an argument tensor is undefined");
+        if (!seen.insert(t.op().get()).second) kiln::detail::fail("lower: tensor '", t.name(), "' is passed twice; pass each tensor once");
+        if (t.op()->kind == OpKind::Compute) {
+            StageNode* st = s.find_stage(t.op().get());
+            if (!st) kiln::detail::fail("lower: tensor '", t.name(), "' is not computed by this schedule; pass its inputs and outputs");
+            if (!st->is_output)
+                kiln::detail::fail("lower: tensor '", t.name(), "' is an intermediate stage, not an output of the schedule; ",
+                                   "pass the placeholders and the outputs (or make it an output when building the Schedule)");
+        }
+    }
+    for (auto& o : s.outputs())
+        if (!seen.count(o.op().get()))
+            kiln::detail::fail("lower: output '", o.name(), "' is missing from the argument list; pass every output so the kernel can write it");
+}
+
+inline std::vector<Var> size_vars_of(const std::vector<Tensor>& args) {
+    std::vector<Var> out;
+    for (auto& t : args)
+        for (auto& d : t.shape())
+            post_order_visit(d, [&](const Expr& e) {
+                if (auto* v = e.as<VarNode>())
+                    if (std::none_of(out.begin(), out.end(), [&](const Var& x) { return x.get() == v; })) out.push_back(Var(e));
+            });
+    return out;
+}
+
+inline void check_free_vars(const Stmt& body, const std::vector<Var>& size_vars, const std::vector<BufferArg>& bufs) {
+    std::unordered_set<const VarNode*> bound;
+    for (auto& v : size_vars) bound.insert(v.get());
+    for (auto& b : bufs) bound.insert(b.buffer.get());
+    struct V : IRVisitor {
+        std::unordered_set<const VarNode*>& bound;
+        explicit V(std::unordered_set<const VarNode*>& b) : bound(b) {}
+        using IRVisitor::visit;
+        void visit_for(const For* n) override { bound.insert(n->var.get()); IRVisitor::visit_for(n); }
+        void visit_let_stmt(const LetStmt* n) override { bound.insert(n->var.get()); IRVisitor::visit_let_stmt(n); }
+        void visit_let(const Let* n) override { bound.insert(n->var.get()); IRVisitor::visit_let(n); }
+        void visit_allocate(const Allocate* n) override { bound.insert(n->buffer.get()); IRVisitor::visit_allocate(n); }
+        void visit_var(const VarNode* v) override {
+            if (!bound.count(v))
+                kiln::detail::fail("lower: variable '", v->name, "' is used by the computation but is not the size of any argument's ",
+                                   "dimension, so it cannot be bound when the kernel is called; use it in a placeholder's shape");
+        }
+    } v(bound);
+    v.visit(body);
+}
+
+}  // namespace passes::detail
+
+inline LoweredFunc lower_func(const Schedule& sched, const std::vector<Tensor>& args, const LowerOptions& opt = {}) {
+    using namespace passes;
+    if (!opt.after.empty() && std::find(lower_pass_names().begin(), lower_pass_names().end(), opt.after) == lower_pass_names().end()) {
+        std::string all;
+        for (auto& n : lower_pass_names()) all += (all.empty() ? "" : ", ") + n;
+        kiln::detail::fail("lower: there is no pass '", opt.after, "'; the passes are ", all);
+    }
+    passes::detail::check_args(sched, args);
+    LoweredFunc f;
+    f.name = opt.name;
+    for (auto& t : args) f.args.push_back({t.op(), Var(t.name(), handle)});
+    f.size_vars = passes::detail::size_vars_of(args);
+    // Outputs are written through their current op (cache_write and rfactor replace it).
+    for (auto& a : f.args)
+        if (StageNode* st = sched.find_stage(a.op.get())) a.op = st->op;
+
+    std::vector<StageInfo> stages = inline_compute(sched);
+    for (auto& a : f.args)
+        for (auto& s : stages) if (s.node->op == a.op) a.op = s.op;
+    Bounds bounds = infer_bound(stages);
+    std::unordered_map<const OperationNode*, std::vector<int>> orders;
+    for (auto& s : stages) if (!s.node->storage_order.empty()) orders[s.op.get()] = s.node->storage_order;
+
+    const std::vector<std::pair<std::string, std::function<Stmt(const Stmt&)>>> pipeline = {
+        {"schedule_ops", [&](const Stmt&) { return schedule_ops(stages, bounds); }},
+        {"storage_flatten", [&](const Stmt& s) { return storage_flatten(s, f.args, orders); }},
+        {"simplify", [](const Stmt& s) { return simplify(s); }},
+        {"loop_partition", [](const Stmt& s) { return simplify(loop_partition(s)); }},
+        {"vectorize", [](const Stmt& s) { return vectorize(s); }},
+        {"unroll", [](const Stmt& s) { return unroll(s); }},
+        {"storage_reuse", [](const Stmt& s) { return storage_reuse(s); }},
+        {"final_simplify", [](const Stmt& s) { return simplify(s); }},
+    };
+    for (auto& [name, pass] : pipeline) {
+        f.body = pass(f.body);
+        f.after = name;
+        if (name == opt.after) break;
+    }
+    if (f.after == "final_simplify") passes::detail::check_free_vars(f.body, f.size_vars, f.args);
+    return f;
+}
+
+// The loop IR of a schedule, printable: std::cout << kiln::lower(s, {A, B, C});
+inline LoweredFunc lower(const Schedule& sched, const std::vector<Tensor>& args, const LowerOptions& opt = {}) {
+    return lower_func(sched, args, opt);
+}
+
+}  // namespace kiln

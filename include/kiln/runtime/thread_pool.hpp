@@ -1,0 +1,123 @@
+#pragma once
+// The thread pool behind parallel loops. Workers spin briefly before sleeping, so back-to-back
+// parallel loops hand off in microseconds; a parallel loop inside another runs serially.
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace kiln::runtime {
+
+class ThreadPool {
+public:
+    explicit ThreadPool(int threads) { resize(threads); }
+    ~ThreadPool() { stop(); }
+
+    int size() const { return threads_; }
+
+    void resize(int threads) {
+        std::lock_guard<std::mutex> run(run_mutex_);
+        stop();
+        threads_ = std::max(1, threads);
+        quit_ = false;
+        for (int t = 1; t < threads_; ++t) workers_.emplace_back([this, t] { worker(t); });
+    }
+
+    // Calls fn(i, closure) for i in [0, n), split into contiguous chunks across the threads.
+    void parallel_for(void (*fn)(int32_t, void*), void* closure, int32_t n) {
+        if (n <= 0) return;
+        if (in_parallel() || threads_ == 1 || n == 1) {
+            for (int32_t i = 0; i < n; ++i) fn(i, closure);
+            return;
+        }
+        std::lock_guard<std::mutex> run(run_mutex_);
+        {
+            std::lock_guard<std::mutex> lk(m_);
+            fn_ = fn;
+            closure_ = closure;
+            n_ = n;
+            pending_.store(threads_ - 1, std::memory_order_relaxed);
+            generation_.fetch_add(1, std::memory_order_release);
+        }
+        cv_.notify_all();
+        run_chunk(0);
+        while (pending_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+    }
+
+private:
+    static bool& in_parallel() {
+        thread_local bool flag = false;
+        return flag;
+    }
+
+    void run_chunk(int t) {
+        const int32_t per = (n_ + threads_ - 1) / threads_;
+        const int32_t lo = t * per, hi = std::min<int32_t>(n_, lo + per);
+        in_parallel() = true;
+        for (int32_t i = lo; i < hi; ++i) fn_(i, closure_);
+        in_parallel() = false;
+    }
+
+    void worker(int t) {
+        uint64_t seen = 0;
+        for (;;) {
+            // Spin a little: the next parallel loop usually follows within microseconds.
+            for (int spin = 0; spin < 20000 && generation_.load(std::memory_order_acquire) == seen && !quit_.load(); ++spin)
+                std::this_thread::yield();
+            {
+                std::unique_lock<std::mutex> lk(m_);
+                cv_.wait(lk, [&] { return quit_.load() || generation_.load(std::memory_order_acquire) != seen; });
+                if (quit_) return;
+                seen = generation_.load(std::memory_order_acquire);
+            }
+            run_chunk(t);
+            pending_.fetch_sub(1, std::memory_order_acq_rel);
+        }
+    }
+
+    void stop() {
+        {
+            std::lock_guard<std::mutex> lk(m_);
+            quit_ = true;
+        }
+        cv_.notify_all();
+        for (auto& w : workers_) w.join();
+        workers_.clear();
+    }
+
+    int threads_ = 1;
+    std::vector<std::thread> workers_;
+    std::mutex m_, run_mutex_;
+    std::condition_variable cv_;
+    std::atomic<uint64_t> generation_{0};
+    std::atomic<int> pending_{0};
+    std::atomic<bool> quit_{false};
+    void (*fn_)(int32_t, void*) = nullptr;
+    void* closure_ = nullptr;
+    int32_t n_ = 0;
+};
+
+inline ThreadPool& thread_pool() {
+    static ThreadPool pool(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+    return pool;
+}
+
+// Entry points that generated code calls.
+extern "C" inline void kiln_parallel_for(void (*fn)(int32_t, void*), void* closure, int32_t n) {
+    thread_pool().parallel_for(fn, closure, n);
+}
+extern "C" inline void* kiln_alloc(int64_t bytes) {
+    return std::aligned_alloc(64, static_cast<size_t>(std::max<int64_t>(64, (bytes + 63) / 64 * 64)));
+}
+extern "C" inline void kiln_free(void* p) { std::free(p); }
+
+}  // namespace kiln::runtime
+
+namespace kiln {
+// The number of threads parallel loops use (default: the hardware's).
+inline void set_num_threads(int n) { runtime::thread_pool().resize(n); }
+inline int num_threads() { return runtime::thread_pool().size(); }
+}  // namespace kiln

@@ -1,0 +1,7 @@
+execute_process(COMMAND ${CXX} -std=c++20 -I${INC} -H -fsyntax-only ${SRC} ERROR_VARIABLE deps RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "dsl_only.cpp does not compile:\n${deps}")
+endif()
+if(deps MATCHES "llvm/")
+  message(FATAL_ERROR "kiln/kiln.hpp pulls in LLVM headers")
+endif()

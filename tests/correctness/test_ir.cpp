@@ -1,0 +1,61 @@
+#include "helpers.hpp"
+
+using namespace kiln;
+
+TEST_CASE("constants fold at construction") {
+    CHECK(to_string(Expr(3) + Expr(4)) == "7");
+    CHECK(to_string(Expr(-7) / Expr(2)) == "-4");  // floor division
+    CHECK(to_string(Expr(-7) % Expr(2)) == "1");
+    CHECK(to_string(Expr(2.0f) * Expr(3.0f)) == "6.0");
+    Var x("x");
+    CHECK(to_string(Expr(x) + 0) == "x");
+    CHECK(to_string(Expr(x) * 1) == "x");
+    CHECK(to_string(Expr(x) * 0) == "0");
+    CHECK(to_string(sqrt(Expr(4.0f))) == "2.0");
+}
+
+TEST_CASE("types promote as documented") {
+    Var x("x");
+    CHECK((Expr(x) + 1.5f).type() == f32);
+    CHECK((Expr(x) + Expr(int64_t{1})).type() == i32);  // a constant adapts to the variable
+    auto H = placeholder({4}, f16, "H");
+    CHECK((H(0) * 2.0f).type() == f32);  // f16 computes in f32
+    CHECK((Expr(x) < 3).type() == boolean);
+}
+
+TEST_CASE("simplifier uses loop bounds") {
+    Var i("i"), j("j");
+    arith::BoundScope scope{{i.get(), {0, 31}}, {j.get(), {0, 7}}};
+    CHECK(to_string(arith::simplify((Expr(i) * 32 + j) - Expr(i) * 32, scope)) == "j");
+    CHECK(to_string(arith::simplify(Expr(i) < 32, scope)) == "true");
+    CHECK(to_string(arith::simplify(Expr(i) < 31, scope)) == "(i < 31)");
+    CHECK(to_string(arith::simplify((Expr(i) * 8 + j) / 8, scope)) == "i");
+    CHECK(to_string(arith::simplify((Expr(i) * 8 + j) % 8, scope)) == "j");
+    CHECK(to_string(arith::simplify(min(Expr(i) + 4, Expr(i) + 2), scope)) == "(i + 2)");
+}
+
+TEST_CASE("lower prints readable loop IR after every pass") {
+    auto A = placeholder({16, 16}, f32, "A");
+    auto B = compute({16, 16}, [&](Expr i, Expr j) { return A(i, j) + 1.0f; }, "B");
+    Schedule s(B);
+    for (auto& pass : lower_pass_names()) {
+        std::string text = to_string(lower(s, {A, B}, {.after = pass}));
+        CHECK(text.find("after " + pass) != std::string::npos);
+        CHECK(text.find("for (i, 0, 16)") != std::string::npos);
+    }
+    // Each pass runs alone too.
+    Stmt nest = passes::schedule_ops(passes::inline_compute(s), passes::infer_bound(passes::inline_compute(s)));
+    CHECK(to_string(nest).find("B(i, j) = (A(i, j) + 1.0)") != std::string::npos);
+}
+
+TEST_CASE("loop partitioning leaves the vectorized main body without guards") {
+    auto A = placeholder({100}, f32, "A");
+    auto B = compute({100}, [&](Expr i) { return A(i) * 2.0f; }, "B");
+    Schedule s(B);
+    auto [o, in] = s[B].split(B.axis(0), 16);
+    s[B].vectorize(in);
+    std::string text = to_string(lower(s, {A, B}));
+    CHECK(text.find("for (i.outer, 0, 6)") != std::string::npos);
+    CHECK(text.find("B[ramp((i.outer*16), 1, 16)] = (A[ramp((i.outer*16), 1, 16)]*x16(2.0))") != std::string::npos);
+    CHECK(text.find(" if ") != std::string::npos);  // the tail is predicated
+}

@@ -1,0 +1,345 @@
+// Every primitive against a naive reference or Eigen, on shapes that do not divide evenly.
+#include <Eigen/Dense>
+
+#include "helpers.hpp"
+
+using namespace kiln;
+using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+namespace {
+struct Matmul {
+    Tensor A, B, C;
+    IterVar k;
+    Matmul(int M, int N, int K) {
+        A = placeholder({M, K}, f32, "A");
+        B = placeholder({K, N}, f32, "B");
+        k = reduce_axis(0, K, "k");
+        C = compute({M, N}, [&](Expr i, Expr j) { return sum(A(i, k) * B(k, j), {k}); }, "C");
+    }
+};
+
+void check_matmul(Schedule& s, Matmul& m, int M, int N, int K) {
+    auto f = build(s, {m.A, m.B, m.C});
+    Buffer a = test::random_buffer({M, K}, 1), b = test::random_buffer({K, N}, 2), c({M, N});
+    f(a, b, c);
+    Eigen::Map<RowMat> ea(a.data_as<float>(), M, K), eb(b.data_as<float>(), K, N);
+    RowMat ref = ea * eb;
+    CHECK(test::max_rel_err(c.data_as<float>(), ref.data(), M * N) < 1e-4);
+}
+}  // namespace
+
+TEST_CASE("matmul: the lesson's schedule on 1024 and on odd shapes, against Eigen") {
+    for (auto [M, N, K] : {std::tuple{128, 128, 128}, std::tuple{67, 45, 29}, std::tuple{33, 97, 1}}) {
+        Matmul m(M, N, K);
+        Schedule s(m.C);
+        auto [xo, xi] = s[m.C].split(m.C.axis(0), 32);
+        auto [yo, yi] = s[m.C].split(m.C.axis(1), 32);
+        s[m.C].reorder(xo, yo, xi, yi);
+        s[m.C].vectorize(yi);
+        check_matmul(s, m, M, N, K);
+    }
+}
+
+TEST_CASE("matmul: tile, parallel, unroll, cache_write, split of the reduction") {
+    const int M = 77, N = 61, K = 53;
+    Matmul m(M, N, K);
+    Schedule s(m.C);
+    auto CC = s.cache_write(m.C, "local");
+    auto [xo, yo, xi, yi] = s[m.C].tile(m.C.axis(0), m.C.axis(1), 8, 16);
+    s[m.C].parallel(xo);
+    s[m.C].vectorize(yi);
+    s[CC].compute_at(s[m.C], yo);
+    auto [ko, ki] = s[CC].split(s[CC].reduce_axis(0), 4);
+    s[CC].reorder(ko, ki, s[CC].axis(0), s[CC].axis(1));
+    s[CC].unroll(ki);
+    auto [c1o, c1i] = s[CC].split(s[CC].axis(1), 16);
+    s[CC].vectorize(c1i);
+    check_matmul(s, m, M, N, K);
+}
+
+TEST_CASE("matmul: rfactor of the reduction") {
+    const int M = 9, N = 13, K = 103;
+    Matmul m(M, N, K);
+    Schedule s(m.C);
+    auto [ko, ki] = s[m.C].split(m.C.reduce_axis(0), 8);
+    auto CF = s.rfactor(m.C, ko);
+    s[CF].parallel(CF.axis(0));
+    check_matmul(s, m, M, N, K);
+}
+
+TEST_CASE("matmul: fuse and split_nparts, ShiftInwards") {
+    const int M = 45, N = 38, K = 17;
+    Matmul m(M, N, K);
+    Schedule s(m.C);
+    auto f = s[m.C].fuse(m.C.axis(0), m.C.axis(1));
+    auto [o, i] = s[m.C].split_nparts(f, 7);
+    s[m.C].parallel(o);
+    check_matmul(s, m, M, N, K);
+
+    auto A = placeholder({45}, f32, "A");
+    auto B = compute({45}, [&](Expr i) { return A(i) * 3.0f; }, "B");
+    Schedule s2(B);
+    auto [bo, bi] = s2[B].split(B.axis(0), 8, TailStrategy::ShiftInwards);
+    s2[B].vectorize(bi);
+    auto fn = build(s2, {A, B});
+    Buffer a = test::random_buffer({45}, 3), b({45});
+    fn(a, b);
+    for (int x = 0; x < 45; ++x) CHECK(b.at<float>(x) == doctest::Approx(a.at<float>(x) * 3.0f));
+}
+
+TEST_CASE("batched matmul with a symbolic batch size") {
+    Var n = var("n");
+    const int M = 7, N = 9, K = 11;
+    auto A = placeholder({n, M, K}, f32, "A");
+    auto B = placeholder({n, K, N}, f32, "B");
+    auto k = reduce_axis(0, K, "k");
+    auto C = compute({n, M, N}, [&](Expr b, Expr i, Expr j) { return sum(A(b, i, k) * B(b, k, j), {k}); }, "C");
+    Schedule s(C);
+    s[C].parallel(C.axis(0));
+    auto [jo, ji] = s[C].split(C.axis(2), 4);
+    s[C].vectorize(ji);
+    auto f = build(s, {A, B, C});
+    for (int batch : {1, 3}) {
+        Buffer a = test::random_buffer({batch, M, K}, 4), b = test::random_buffer({batch, K, N}, 5), c({batch, M, N});
+        f(a, b, c);
+        for (int q = 0; q < batch; ++q) {
+            Eigen::Map<RowMat> ea(a.data_as<float>() + q * M * K, M, K), eb(b.data_as<float>() + q * K * N, K, N);
+            RowMat ref = ea * eb;
+            CHECK(test::max_rel_err(c.data_as<float>() + q * M * N, ref.data(), M * N) < 1e-4);
+        }
+    }
+}
+
+TEST_CASE("transpose of 37x53, tiled, with Eigen maps as arguments") {
+    auto A = placeholder({37, 53}, f32, "A");
+    auto T = compute({53, 37}, [&](Expr i, Expr j) { return A(j, i); }, "T");
+    Schedule s(T);
+    auto [xo, yo, xi, yi] = s[T].tile(T.axis(0), T.axis(1), 8, 8);
+    s[T].vectorize(yi);
+    auto f = build(s, {A, T});
+    RowMat a = RowMat::Random(37, 53), t(53, 37);
+    f(Eigen::Map<RowMat>(a.data(), 37, 53), Eigen::Map<RowMat>(t.data(), 53, 37));
+    RowMat ref = a.transpose();
+    CHECK(test::max_rel_err(t.data(), ref.data(), 53 * 37) == 0.0);
+    // A column-major Eigen matrix is read through a contiguous copy.
+    Eigen::MatrixXf cm = a;
+    RowMat t2(53, 37);
+    f(cm, t2);
+    CHECK(test::max_rel_err(t2.data(), ref.data(), 53 * 37) == 0.0);
+}
+
+TEST_CASE("elementwise chain with every intrinsic, vectorized and scalar") {
+    const int n = 203;
+    auto X = placeholder({n}, f32, "X");
+    auto Y = compute({n}, [&](Expr i) {
+        Expr x = X(i);
+        Expr p = abs(x) + 0.5f;
+        return exp(x) + log(p) + sqrt(p) + rsqrt(p) + tanh(x) + sigmoid(x) + erf(x) + pow(p, 1.5f) + floor(x * 3.0f) + ceil(x * 3.0f) +
+               round(x * 3.0f) + fma(x, x, 1.0f) + max(x, 0.0f) - min(x, 0.0f) + select(x > 0.2f, x, -x) + if_then_else(x < 0.0f, 1.0f, 2.0f);
+    }, "Y");
+    auto ref = [](float x) {
+        float p = std::fabs(x) + 0.5f;
+        return std::exp(x) + std::log(p) + std::sqrt(p) + 1.0f / std::sqrt(p) + std::tanh(x) + 1.0f / (1.0f + std::exp(-x)) + std::erf(x) +
+               std::pow(p, 1.5f) + std::floor(x * 3.0f) + std::ceil(x * 3.0f) + std::nearbyint(x * 3.0f) + std::fma(x, x, 1.0f) +
+               std::max(x, 0.0f) - std::min(x, 0.0f) + (x > 0.2f ? x : -x) + (x < 0.0f ? 1.0f : 2.0f);
+    };
+    for (int vec : {0, 1}) {
+        Schedule s(Y);
+        if (vec) {
+            auto [o, i] = s[Y].split(Y.axis(0), 16);
+            s[Y].vectorize(i);
+        }
+        auto f = build(s, {X, Y});
+        Buffer x = test::random_buffer({n}, 6, -2.f, 2.f), y({n});
+        f(x, y);
+        for (int i = 0; i < n; ++i) CHECK(y.at<float>(i) == doctest::Approx(ref(x.at<float>(i))).epsilon(1e-4));
+    }
+}
+
+TEST_CASE("softmax: a multi-stage pipeline with compute_at and compute_inline") {
+    const int R = 13, C = 37;
+    auto X = placeholder({R, C}, f32, "X");
+    auto k1 = reduce_axis(0, C, "k1");
+    auto mx = compute({R}, [&](Expr i) { return max(X(i, k1), {k1}); }, "rowmax");
+    auto e = compute({R, C}, [&](Expr i, Expr j) { return exp(X(i, j) - mx(i)); }, "e");
+    auto k2 = reduce_axis(0, C, "k2");
+    auto den = compute({R}, [&](Expr i) { return sum(e(i, k2), {k2}); }, "den");
+    auto Y = compute({R, C}, [&](Expr i, Expr j) { return e(i, j) / den(i); }, "Y");
+    for (int variant = 0; variant < 3; ++variant) {
+        Schedule s(Y);
+        if (variant < 2) s[e].compute_inline();
+        if (variant == 1) {
+            s[den].compute_at(s[Y], Y.axis(0));
+        }
+        if (variant == 2) {
+            auto [o, i] = s[Y].split(Y.axis(1), 8);
+            s[Y].vectorize(i);
+            s[Y].parallel(Y.axis(0));
+            s[den].compute_at(s[Y], Y.axis(0));
+        }
+        auto f = build(s, {X, Y});
+        Buffer x = test::random_buffer({R, C}, 7, -3.f, 3.f), y({R, C});
+        f(x, y);
+        for (int i = 0; i < R; ++i) {
+            float m = -INFINITY, d = 0;
+            for (int j = 0; j < C; ++j) m = std::max(m, x.at<float>(i, j));
+            for (int j = 0; j < C; ++j) d += std::exp(x.at<float>(i, j) - m);
+            for (int j = 0; j < C; ++j) CHECK(y.at<float>(i, j) == doctest::Approx(std::exp(x.at<float>(i, j) - m) / d).epsilon(1e-5));
+        }
+    }
+}
+
+TEST_CASE("layernorm and a reduction to a scalar") {
+    const int R = 5, C = 29;
+    auto X = placeholder({R, C}, f32, "X");
+    auto k = reduce_axis(0, C, "k");
+    auto mean = compute({R}, [&](Expr i) { return sum(X(i, k), {k}); }, "mean");
+    auto k2 = reduce_axis(0, C, "k2");
+    auto var_ = compute({R}, [&](Expr i) { return sum((X(i, k2) - mean(i) / float(C)) * (X(i, k2) - mean(i) / float(C)), {k2}); }, "var");
+    auto Y = compute({R, C}, [&](Expr i, Expr j) { return (X(i, j) - mean(i) / float(C)) * rsqrt(var_(i) / float(C) + 1e-5f); }, "Y");
+    Schedule s(Y);
+    s[var_].compute_at(s[Y], Y.axis(0));
+    auto f = build(s, {X, Y});
+    Buffer x = test::random_buffer({R, C}, 8), y({R, C});
+    f(x, y);
+    for (int i = 0; i < R; ++i) {
+        double m = 0, v = 0;
+        for (int j = 0; j < C; ++j) m += x.at<float>(i, j);
+        m /= C;
+        for (int j = 0; j < C; ++j) v += (x.at<float>(i, j) - m) * (x.at<float>(i, j) - m);
+        v /= C;
+        for (int j = 0; j < C; ++j) CHECK(y.at<float>(i, j) == doctest::Approx((x.at<float>(i, j) - m) / std::sqrt(v + 1e-5)).epsilon(1e-4));
+    }
+
+    auto Z = placeholder({1000}, f32, "Z");
+    auto r = reduce_axis(0, 1000, "r");
+    auto total = compute({1}, [&](Expr) { return sum(Z(r), {r}); }, "total");
+    Schedule s2(total);
+    auto [ro, ri] = s2[total].split(r, 16);
+    auto partial = s2.rfactor(total, ri);
+    auto [po, pi] = s2[partial].split(partial.axis(0), 16);
+    s2[partial].vectorize(pi);
+    auto g = build(s2, {Z, total});
+    Buffer z = test::random_buffer({1000}, 9), t({1});
+    g(z, t);
+    double want = 0;
+    for (int i = 0; i < 1000; ++i) want += z.at<float>(i);
+    CHECK(t.at<float>(0) == doctest::Approx(want).epsilon(1e-4));
+}
+
+TEST_CASE("conv2d NCHW with padding and stride against a naive loop") {
+    const int N = 1, CI = 3, H = 11, W = 13, CO = 5, KH = 3, KW = 3, S = 2, P = 1;
+    const int OH = (H + 2 * P - KH) / S + 1, OW = (W + 2 * P - KW) / S + 1;
+    auto X = placeholder({N, CI, H, W}, f32, "X");
+    auto Wt = placeholder({CO, CI, KH, KW}, f32, "W");
+    auto pad = compute({N, CI, H + 2 * P, W + 2 * P}, [&](Expr n, Expr c, Expr h, Expr w) {
+        return if_then_else(h >= P && h < H + P && w >= P && w < W + P, X(n, c, h - P, w - P), 0.0f);
+    }, "pad");
+    auto rc = reduce_axis(0, CI, "rc"), ry = reduce_axis(0, KH, "ry"), rx = reduce_axis(0, KW, "rx");
+    auto Y = compute({N, CO, OH, OW}, [&](Expr n, Expr c, Expr h, Expr w) {
+        return sum(pad(n, rc, h * S + ry, w * S + rx) * Wt(c, rc, ry, rx), {rc, ry, rx});
+    }, "Y");
+    auto relu = compute({N, CO, OH, OW}, [&](Expr n, Expr c, Expr h, Expr w) { return max(Y(n, c, h, w), 0.0f); }, "relu");
+    for (int variant = 0; variant < 2; ++variant) {
+        Schedule s(relu);
+        if (variant == 0) {
+            s[pad].compute_inline();
+        } else {
+            s[Y].compute_at(s[relu], relu.axis(1));
+            s[pad].compute_at(s[Y], Y.axis(2));
+            auto [wo, wi] = s[relu].split(relu.axis(3), 4);
+            s[relu].vectorize(wi);
+        }
+        auto f = build(s, {X, Wt, relu});
+        Buffer x = test::random_buffer({N, CI, H, W}, 10), w = test::random_buffer({CO, CI, KH, KW}, 11), y({N, CO, OH, OW});
+        f(x, w, y);
+        for (int c = 0; c < CO; ++c)
+            for (int h = 0; h < OH; ++h)
+                for (int q = 0; q < OW; ++q) {
+                    float acc = 0;
+                    for (int ci = 0; ci < CI; ++ci)
+                        for (int a = 0; a < KH; ++a)
+                            for (int b = 0; b < KW; ++b) {
+                                int ih = h * S + a - P, iw = q * S + b - P;
+                                if (ih >= 0 && ih < H && iw >= 0 && iw < W) acc += x.at<float>(0, ci, ih, iw) * w.at<float>(c, ci, a, b);
+                            }
+                    CHECK(y.at<float>(0, c, h, q) == doctest::Approx(std::max(acc, 0.0f)).epsilon(1e-4));
+                }
+    }
+}
+
+TEST_CASE("integer, f16 and f64 element types") {
+    auto A = placeholder({19}, i32, "A");
+    auto B = compute({19}, [&](Expr i) { return A(i) / 3 + A(i) % 3; }, "B");
+    Schedule s(B);
+    auto [o, in] = s[B].split(B.axis(0), 8);
+    s[B].vectorize(in);
+    auto f = build(s, {A, B});
+    std::vector<int32_t> a(19), b(19);
+    for (int i = 0; i < 19; ++i) a[i] = i * 5 - 40;
+    f(a.data(), b.data());
+    for (int i = 0; i < 19; ++i) {
+        int q = a[i] / 3 - ((a[i] % 3 != 0) && (a[i] < 0) ? 1 : 0);
+        CHECK(b[i] == q + (a[i] - q * 3));
+    }
+
+    auto H = placeholder({10}, f16, "H");
+    auto G = compute({10}, [&](Expr i) { return cast(f16, H(i) * 2.0f); }, "G");
+    Schedule s16(G);
+    auto g = build(s16, {H, G});
+    Buffer h({10}, f16), out({10}, f16);
+    auto* hp = static_cast<uint16_t*>(h.data());
+    for (int i = 0; i < 10; ++i) hp[i] = 0x3C00;  // 1.0 in half precision
+    g(h, out);
+    CHECK(static_cast<uint16_t*>(out.data())[3] == 0x4000);  // 2.0
+
+    auto D = placeholder({7}, f64, "D");
+    auto E = compute({7}, [&](Expr i) { return D(i) * D(i); }, "E");
+    Schedule sd(E);
+    auto fd = build(sd, {D, E});
+    std::vector<double> d = {1, 2, 3, 4, 5, 6, 1e-200}, e(7);
+    fd(d.data(), e.data());
+    CHECK(e[2] == 9.0);
+}
+
+TEST_CASE("cache_read and reorder_storage keep results") {
+    const int M = 23, N = 19;
+    auto A = placeholder({M, N}, f32, "A");
+    auto B = compute({M, N}, [&](Expr i, Expr j) { return A(i, j) * 2.0f; }, "B");
+    auto C = compute({N, M}, [&](Expr i, Expr j) { return B(j, i) + 1.0f; }, "C");
+    Schedule s(C);
+    auto AL = s.cache_read(A, "local", {B});
+    s[B].reorder_storage({1, 0});
+    s[AL].compute_at(s[B], B.axis(0));
+    auto f = build(s, {A, C});
+    Buffer a = test::random_buffer({M, N}, 12), c({N, M});
+    f(a, c);
+    for (int i = 0; i < N; ++i)
+        for (int j = 0; j < M; ++j) CHECK(c.at<float>(i, j) == doctest::Approx(a.at<float>(j, i) * 2.0f + 1.0f));
+}
+
+TEST_CASE("the kernel cache returns the compiled kernel; kernels run from several threads") {
+    Matmul m(40, 40, 40);
+    Schedule s(m.C);
+    s[m.C].parallel(m.C.axis(0));
+    auto f1 = build(s, {m.A, m.B, m.C});
+    auto t0 = std::chrono::steady_clock::now();
+    auto f2 = build(s, {m.A, m.B, m.C});
+    double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+    CHECK(f1.loop_ir() == f2.loop_ir());
+    MESSAGE("cached build took " << us << " us; cold compile " << f1.compile_ms() << " ms");
+    Buffer a = test::random_buffer({40, 40}, 13), b = test::random_buffer({40, 40}, 14);
+    std::vector<Buffer> outs(4, Buffer());
+    for (auto& o : outs) o = Buffer({40, 40});
+    std::vector<std::thread> ts;
+    for (auto& o : outs) ts.emplace_back([&, po = &o] { for (int r = 0; r < 5; ++r) f2(a, b, *po); });
+    for (auto& t : ts) t.join();
+    Eigen::Map<RowMat> ea(a.data_as<float>(), 40, 40), eb(b.data_as<float>(), 40, 40);
+    RowMat ref = ea * eb;
+    for (auto& o : outs) CHECK(test::max_rel_err(o.data_as<float>(), ref.data(), 1600) < 1e-4);
+    auto f3 = build(s, {m.A, m.B, m.C}, {.keep_llvm_ir = true, .keep_assembly = true});
+    CHECK(f3.llvm_ir().find("define") != std::string::npos);
+    CHECK(!f3.assembly().empty());
+    CHECK(Target::enabled("llvm"));
+    CHECK(!host_target().cpu.empty());
+}

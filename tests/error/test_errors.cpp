@@ -1,0 +1,89 @@
+// Golden messages: every misuse names the stage, axis or tensor, the rule, and what to do instead.
+#include "helpers.hpp"
+
+using namespace kiln;
+using test::error_of;
+
+namespace {
+struct MM {
+    Tensor A = placeholder({64, 64}, f32, "A");
+    Tensor B = placeholder({64, 64}, f32, "B");
+    IterVar k = reduce_axis(0, 64, "k");
+    Tensor C = compute({64, 64}, [&](Expr i, Expr j) { return sum(A(i, k) * B(k, j), {k}); }, "C");
+    Tensor D = compute({64, 64}, [&](Expr i, Expr j) { return C(i, j) + 1.0f; }, "D");
+};
+}  // namespace
+
+TEST_CASE("schedule rules") {
+    MM m;
+    Schedule s(m.D);
+    CHECK(error_of([&] { s[m.C].vectorize(m.k); }) ==
+          "stage 'C': vectorize of axis 'k': it is a reduction axis, and vector lanes of one reduction would race on the same output; "
+          "vectorize a data-parallel axis (or rfactor the reduction first)");
+    CHECK(error_of([&] { s[m.C].parallel(m.k); }).find("parallel of axis 'k': it is a reduction axis") != std::string::npos);
+    CHECK(error_of([&] { s[m.D].reorder(m.C.axis(0), m.D.axis(1)); }) ==
+          "stage 'D': reorder of axis 'i': the axis belongs to stage 'C', not to this stage; schedule it through s[C]");
+    auto [o, i] = s[m.C].split(m.C.axis(0), 8);
+    CHECK(error_of([&] { s[m.C].split(m.C.axis(0), 4); }) ==
+          "stage 'C': split of axis 'i': the axis was already split into 'i.outer' and 'i.inner'; an axis can be split only once, "
+          "so apply split to one of those instead");
+    CHECK(error_of([&] { s[m.C].compute_inline(); }) ==
+          "stage 'C': compute_inline: it is a reduction and cannot be inlined into its consumers; use compute_at to compute it inside "
+          "a consumer's loop instead");
+    CHECK(error_of([&] { s[m.D].compute_inline(); }) == "stage 'D': compute_inline: an output cannot be inlined; it must be stored");
+    CHECK(error_of([&] { s[m.C].split(o, 0); }) == "stage 'C': split of axis 'i.outer' by 0: the factor must be positive");
+    CHECK(error_of([&] { s[m.C].fuse(o, m.k); }).find("the axes must be adjacent loops") != std::string::npos);
+    CHECK(error_of([&] { s.cache_write(m.C, "local"); }).find("call cache_write before other primitives") != std::string::npos);
+    CHECK(error_of([&] { s[m.D].compute_at(s[m.C], o); }) == "stage 'D': compute_at: it is an output of the schedule and must be computed at the root");
+}
+
+TEST_CASE("compute_at to a stage that does not consume it") {
+    auto A = placeholder({8}, f32, "A");
+    auto B = compute({8}, [&](Expr i) { return A(i) + 1.0f; }, "B");
+    auto C = compute({8}, [&](Expr i) { return B(i) * 2.0f; }, "C");
+    auto D = compute({8}, [&](Expr i) { return C(i) - 1.0f; }, "D");
+    Schedule s(D);
+    CHECK(error_of([&] { s[B].compute_at(s[D], D.axis(0)); }) ==
+          "stage 'B': compute_at to stage 'D', which does not consume it; compute a stage at a loop of a stage that reads it ('C')");
+    CHECK(error_of([&] { s[B].compute_at(s[C], D.axis(0)); }) ==
+          "stage 'B': compute_at axis 'i' is not a loop of stage 'C' (it belongs to stage 'D'); pass one of the current loops of 'C'");
+    s[B].compute_at(s[C], C.axis(0));
+    s[C].split(C.axis(0), 4);
+    CHECK(error_of([&] { lower(s, {A, D}); }).find("which is no longer one of its loops") != std::string::npos);
+}
+
+TEST_CASE("definition errors") {
+    auto A = placeholder({4, 4}, f32, "A");
+    CHECK(error_of([&] { A(1); }) == "tensor 'A' has 2 dimension(s) but is indexed with 1 index(es); give one index per dimension");
+    CHECK(error_of([&] { placeholder({0, 3}, f32, "Z"); }) == "tensor 'Z': dimension 0 is 0; every dimension must be positive");
+    auto k = reduce_axis(0, 4, "k");
+    CHECK(error_of([&] { compute({4}, [&](Expr i) { return sum(A(i, k), {k}) + 1.0f; }, "bad"); }).find(
+              "compute 'bad': a reduction (sum) is nested inside a larger expression") != std::string::npos);
+    CHECK(error_of([&] { compute({4, 4}, [&](Expr i) { return A(i, i); }, "arity"); }) ==
+          "compute 'arity': the lambda must take exactly 2 kiln::Expr argument(s), one per dimension of the shape");
+    auto B = compute({4}, [&](Expr i) { return A(i, 0); }, "B");
+    Schedule s(B);
+    CHECK(error_of([&] { lower(s, {B}); }).find("tensor 'A' is read but neither passed as an argument") != std::string::npos);
+    CHECK(error_of([&] { lower(s, {A}); }) == "lower: output 'B' is missing from the argument list; pass every output so the kernel can write it");
+    auto j = B.axis(0);
+    CHECK(error_of([&] { s[B].vectorize(j); lower(s, {A, B}); }).empty());
+}
+
+TEST_CASE("call errors") {
+    Var n = var("n");
+    auto A = placeholder({n, 4}, f32, "A");
+    auto B = compute({n, 4}, [&](Expr i, Expr j) { return A(i, j) * 2.0f; }, "B");
+    Schedule s(B);
+    auto f = build(s, {A, B});
+    Buffer a({3, 4}), b({3, 4}), wrong({3, 5}), ints({3, 4}, i32);
+    CHECK(error_of([&] { f(a); }) == "kernel: called with 1 argument(s) but it takes 2 (A, B)");
+    CHECK(error_of([&] { f(a, static_cast<float*>(nullptr)); }) == "kernel: argument 1 ('B') is a null pointer");
+    CHECK(error_of([&] { f(ints, b); }) == "kernel: argument 0 ('A') holds i32 but the kernel expects f32");
+    CHECK(error_of([&] { f(a, wrong); }) == "kernel: argument 1 ('B') has size 5 in dimension 1 but the kernel expects 4 = 4");
+    Buffer b2({2, 4});
+    CHECK(error_of([&] { f(a, b2); }) == "kernel: argument 1 ('B') has size 2 in dimension 0 but the kernel expects n = 3");
+    CHECK(error_of([&] { f(a.data_as<float>(), b.data_as<float>()); }).find("the size 'n' is only known from arguments passed as raw pointers") !=
+          std::string::npos);
+    CHECK(error_of([&] { f(a, a); }) == "kernel: output 'B' overlaps argument 'A'; kiln kernels need outputs in their own memory");
+    CHECK(error_of([&] { f(a, b); }).empty());
+}
