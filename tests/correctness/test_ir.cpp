@@ -59,3 +59,14 @@ TEST_CASE("loop partitioning leaves the vectorized main body without guards") {
     CHECK(text.find("B[ramp((i.outer*16), 1, 16)] = (A[ramp((i.outer*16), 1, 16)]*x16(2.0))") != std::string::npos);
     CHECK(text.find(" if ") != std::string::npos);  // the tail is predicated
 }
+
+TEST_CASE("annotations reach the loop IR and survive every pass") {
+    auto A = placeholder({96}, f32, "A");
+    auto B = compute({96}, [&](Expr i) { return A(i) * 2.0f; }, "B");
+    Schedule s(B);
+    auto [o, in] = s[B].split(B.axis(0), 16);
+    s[B].annotate(o, "pragma_hint", "4");
+    s[B].annotate(o, "gpu_block");
+    for (auto& pass : lower_pass_names())
+        CHECK(to_string(lower(s, {A, B}, {.after = pass})).find("for (i.outer, 0, 6) @gpu_block @pragma_hint=4 {") != std::string::npos);
+}

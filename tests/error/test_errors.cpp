@@ -34,6 +34,9 @@ TEST_CASE("schedule rules") {
     CHECK(error_of([&] { s[m.C].split(o, 0); }) == "stage 'C': split of axis 'i.outer' by 0: the factor must be positive");
     CHECK(error_of([&] { s[m.C].fuse(o, m.k); }).find("the axes must be adjacent loops") != std::string::npos);
     CHECK(error_of([&] { s.cache_write(m.C, "local"); }).find("call cache_write before other primitives") != std::string::npos);
+    CHECK(error_of([&] { s[m.C].annotate(m.C.axis(0), "hint"); }) ==
+          "stage 'C': annotate of axis 'i': the axis was already split into 'i.outer' and 'i.inner' and is no longer a loop, "
+          "so apply annotate to one of those instead");
     CHECK(error_of([&] { s[m.D].compute_at(s[m.C], o); }) == "stage 'D': compute_at: it is an output of the schedule and must be computed at the root");
 }
 

@@ -130,7 +130,7 @@ protected:
         if (!saved) scope_.erase(n->var.get());
         if (is_no_op(b)) return make_stmt<Evaluate>(Expr(0));
         if (mn.same_as(n->min) && ext.same_as(n->extent) && b.same_as(n->body)) return s;
-        return make_stmt<For>(n->var, mn, ext, n->for_kind, b);
+        return make_stmt<For>(n->var, mn, ext, n->for_kind, b, n->annotations);
     }
 
     Stmt mutate_let_stmt(const LetStmt* n, const Stmt& s) override {

@@ -119,7 +119,9 @@ public:
             case StmtKind::For: {
                 auto* n = s.as<For>();
                 indent(); os_ << for_kind_name(n->for_kind) << " (" << n->var.name() << ", ";
-                print(n->min); os_ << ", "; print(n->extent); os_ << ") {\n";
+                print(n->min); os_ << ", "; print(n->extent); os_ << ")";
+                for (auto& [key, value] : n->annotations) os_ << " @" << key << (value.empty() ? "" : "=" + value);
+                os_ << " {\n";
                 nested(n->body);
                 indent(); os_ << "}\n";
                 return;

@@ -1,4 +1,5 @@
 #pragma once
+#include <map>
 // Statement nodes: the loop IR that lowering produces and the backends consume.
 #include "kiln/ir/expr.hpp"
 
@@ -62,8 +63,11 @@ struct For : StmtNode {
     Expr min, extent;
     ForKind for_kind;
     Stmt body;
-    For(Var v, Expr mn, Expr ext, ForKind k, Stmt b)
-        : StmtNode(kKind), var(std::move(v)), min(std::move(mn)), extent(std::move(ext)), for_kind(k), body(std::move(b)) {}
+    // Backend hints from Stage::annotate, carried unchanged through every pass.
+    std::map<std::string, std::string> annotations;
+    For(Var v, Expr mn, Expr ext, ForKind k, Stmt b, std::map<std::string, std::string> ann = {})
+        : StmtNode(kKind), var(std::move(v)), min(std::move(mn)), extent(std::move(ext)), for_kind(k), body(std::move(b)),
+          annotations(std::move(ann)) {}
 };
 
 // A store to a flat buffer; lanes whose predicate is false are not written.

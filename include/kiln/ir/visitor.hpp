@@ -149,7 +149,7 @@ protected:
         Expr mn = mutate(n->min), ext = mutate(n->extent);
         Stmt b = mutate(n->body);
         if (mn.same_as(n->min) && ext.same_as(n->extent) && b.same_as(n->body)) return s;
-        return make_stmt<For>(n->var, mn, ext, n->for_kind, b);
+        return make_stmt<For>(n->var, mn, ext, n->for_kind, b, n->annotations);
     }
     virtual Stmt mutate_store(const Store* n, const Stmt& s) {
         Expr v = mutate(n->value), i = mutate(n->index), p = mutate(n->predicate);

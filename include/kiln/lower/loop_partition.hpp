@@ -63,8 +63,8 @@ protected:
                 // The tail keeps the guard; loops inside it may still split on it, this loop may not.
                 Stmt tail_body = n->body;
                 done_.insert({g.get(), n->var.get()});
-                Stmt main = make_stmt<For>(n->var, lo, arith::simplify(split - lo), n->for_kind, main_body);
-                Stmt tail = make_stmt<For>(n->var, split, arith::simplify(hi - split), n->for_kind, tail_body);
+                Stmt main = make_stmt<For>(n->var, lo, arith::simplify(split - lo), n->for_kind, main_body, n->annotations);
+                Stmt tail = make_stmt<For>(n->var, split, arith::simplify(hi - split), n->for_kind, tail_body, n->annotations);
                 return make_block({mutate(main), mutate(tail)});
             }
         }

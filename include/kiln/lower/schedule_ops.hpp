@@ -73,7 +73,9 @@ private:
     }
 
     Stmt loop(const StageNode* s, const IterVar& leaf, Stmt body) {
-        return make_stmt<For>(leaf.var(), Expr(0), b_.range.at(leaf.get()).extent, kind_of(s, leaf), std::move(body));
+        auto ann = s->annotations.find(leaf.get());
+        return make_stmt<For>(leaf.var(), Expr(0), b_.range.at(leaf.get()).extent, kind_of(s, leaf), std::move(body),
+                              ann == s->annotations.end() ? std::map<std::string, std::string>{} : ann->second);
     }
 
     Stmt stage_nest(const StageInfo& si) {

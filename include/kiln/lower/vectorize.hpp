@@ -146,7 +146,7 @@ protected:
             } catch (const VectorizeFailed&) {
             }
         }
-        return make_stmt<For>(n->var, n->min, n->extent, ForKind::Serial, body);
+        return make_stmt<For>(n->var, n->min, n->extent, ForKind::Serial, body, n->annotations);
     }
 };
 

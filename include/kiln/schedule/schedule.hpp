@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <map>
 #include <tuple>
+#include <string_view>
 #include <unordered_map>
 
 #include "kiln/te/tensor.hpp"
@@ -457,8 +458,9 @@ inline void Stage::check_leaf(const IterVar& iv, const char* primitive) const {
         for (auto& rel : node_->relations) {
             if (rel.kind == Relation::Split && rel.split.parent.same_as(iv))
                 detail::fail("stage '", name(), "': ", primitive, " of axis '", iv.name(), "': the axis was already split into '",
-                             rel.split.outer.name(), "' and '", rel.split.inner.name(), "'; an axis can be split only once, so apply ",
-                             primitive, " to one of those instead");
+                             rel.split.outer.name(), "' and '", rel.split.inner.name(), "'",
+                             std::string_view(primitive) == "split" ? "; an axis can be split only once" : " and is no longer a loop",
+                             ", so apply ", primitive, " to one of those instead");
             if (rel.kind == Relation::Fuse && (rel.fuse.outer.same_as(iv) || rel.fuse.inner.same_as(iv)))
                 detail::fail("stage '", name(), "': ", primitive, " of axis '", iv.name(), "': the axis was fused into '",
                              rel.fuse.fused.name(), "'; use the fused axis instead");
