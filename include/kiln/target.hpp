@@ -17,6 +17,19 @@ struct Target {
     // Whether a backend can run here, like TVM's runtime.enabled(kind).
     static bool enabled(const std::string& kind) { return kind == "llvm"; }
 
+    // The SIMD width this target computes with: vector_bits when set, else the widest this CPU has.
+    // Schedules (kiln::nn) use it without asking LLVM, so they stay out of the backend headers.
+    int simd_bits() const {
+        if (vector_bits > 0) return vector_bits;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+        if (cpu.empty() || cpu == "native") {
+            if (__builtin_cpu_supports("avx512f")) return 512;
+            if (__builtin_cpu_supports("avx2")) return 256;
+        }
+#endif
+        return 128;
+    }
+
     std::string str() const {
         return kind + " -mtriple=" + triple + " -mcpu=" + cpu + " -mattr=" + features + " -vector-bits=" + std::to_string(vector_bits);
     }

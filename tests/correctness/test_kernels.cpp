@@ -343,3 +343,18 @@ TEST_CASE("the kernel cache returns the compiled kernel; kernels run from severa
     CHECK(Target::enabled("llvm"));
     CHECK(!host_target().cpu.empty());
 }
+
+TEST_CASE("parallel kernels stay correct when the thread pool is resized between calls") {
+    const int M = 67, N = 45, K = 29;
+    Matmul m(M, N, K);
+    Schedule s(m.C);
+    auto [xo, xi] = s[m.C].split(m.C.axis(0), 4);
+    s[m.C].parallel(xo);
+    const int before = num_threads();
+    for (int threads : {2, 1, 3, 2, 4}) {
+        set_num_threads(threads);
+        CHECK(num_threads() == threads);
+        check_matmul(s, m, M, N, K);
+    }
+    set_num_threads(before);
+}

@@ -1,4 +1,6 @@
 // Golden messages: every misuse names the stage, axis or tensor, the rule, and what to do instead.
+#include <kiln/nn.hpp>
+
 #include "helpers.hpp"
 
 using namespace kiln;
@@ -89,4 +91,42 @@ TEST_CASE("call errors") {
           std::string::npos);
     CHECK(error_of([&] { f(a, a); }) == "kernel: output 'B' overlaps argument 'A'; kiln kernels need outputs in their own memory");
     CHECK(error_of([&] { f(a, b); }).empty());
+}
+
+TEST_CASE("nn operator errors") {
+    auto A = placeholder({8, 5}, f32, "A");
+    auto B = placeholder({6, 9}, f32, "B");
+    CHECK(error_of([&] { nn::matmul(A, B); }) ==
+          "nn::matmul 'matmul': the reduction dimensions differ: 'A' has K = 5 but 'B' has K = 6 (B is [K,N]); "
+          "pass operands whose inner dimensions match");
+    auto Bi = placeholder({5, 9}, i32, "Bi");
+    CHECK(error_of([&] { nn::matmul(A, Bi); }) ==
+          "nn::matmul 'matmul': 'A' is f32 but 'Bi' is i32; cast one so both have the same element type");
+    auto B2 = placeholder({5, 9}, f32, "B2");
+    auto bias = placeholder({8}, f32, "bias");
+    CHECK(error_of([&] { nn::matmul(A, B2, {.bias = bias}); }) == "nn::matmul 'matmul': bias 'bias' must have shape [9]");
+    auto V = placeholder({5}, f32, "V");
+    CHECK(error_of([&] { nn::matmul(A, V); }).find("must both be matrices [M,K] x [K,N]") != std::string::npos);
+
+    auto plain = compute({8, 5}, [&](Expr i, Expr j) { return A(i, j) * 2.0f; }, "plain");
+    Schedule s(plain);
+    CHECK(error_of([&] { nn::schedule_matmul(s, plain); }) ==
+          "nn::schedule_matmul: 'plain' is not computed from an nn::matmul; define it with kiln::nn::matmul");
+
+    Var n("n");
+    auto As = placeholder({n, 5}, f32, "As");
+    auto C = nn::matmul(As, B2);
+    Schedule s2(C);
+    CHECK(error_of([&] { nn::schedule_matmul(s2, C); }) ==
+          "nn::schedule_matmul: dimension 0 of 'matmul' is symbolic (n); the default schedule picks tile sizes from constant "
+          "shapes, so bind the size or write a schedule");
+
+    auto k = reduce_axis(0, 9, "r");
+    auto C3 = nn::matmul(A, B2);
+    auto rowsum = compute({8}, [&](Expr i) { return sum(C3(i, k), {k}); }, "rowsum");
+    auto outp = compute({8, 9}, [&](Expr i, Expr j) { return C3(i, j) / rowsum(i); }, "normalized");
+    Schedule s3(outp);
+    CHECK(error_of([&] { nn::schedule_matmul(s3, outp); }) ==
+          "nn::schedule_matmul: stage 'rowsum' between 'matmul' and the output 'normalized' is a reduction; only elementwise "
+          "stages can be fused as an epilogue, so schedule it separately");
 }

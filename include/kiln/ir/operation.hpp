@@ -15,6 +15,9 @@ struct OperationNode {
     std::vector<IterVar> axis;         // one per output dimension
     std::vector<IterVar> reduce_axis;  // from the body's Reduce, if any
     Expr body;
+    // What kind of operator made it ("matmul", "matmul_pack", "conv2d", ...), for schedules that look for
+    // the stages of a pattern, as TOPI's tags do. Empty for computes a user writes.
+    std::string tag;
 };
 
 using OpPtr = std::shared_ptr<const OperationNode>;

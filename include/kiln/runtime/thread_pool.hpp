@@ -23,7 +23,9 @@ public:
         stop();
         threads_ = std::max(1, threads);
         quit_ = false;
-        for (int t = 1; t < threads_; ++t) workers_.emplace_back([this, t] { worker(t); });
+        // New workers start from the current generation: a loop that ran before the resize is not theirs.
+        const uint64_t now = generation_.load(std::memory_order_acquire);
+        for (int t = 1; t < threads_; ++t) workers_.emplace_back([this, t, now] { worker(t, now); });
     }
 
     // Calls fn(i, closure) for i in [0, n), split into contiguous chunks across the threads.
@@ -61,8 +63,7 @@ private:
         in_parallel() = false;
     }
 
-    void worker(int t) {
-        uint64_t seen = 0;
+    void worker(int t, uint64_t seen) {
         for (;;) {
             // Spin a little: the next parallel loop usually follows within microseconds.
             for (int spin = 0; spin < 20000 && generation_.load(std::memory_order_acquire) == seen && !quit_.load(); ++spin)

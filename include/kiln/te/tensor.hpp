@@ -240,4 +240,13 @@ Tensor compute(std::vector<Expr> shape, F&& fn, const std::string& name = "compu
     return Tensor(op);
 }
 
+// The same compute, marked with an operator tag (see OperationNode::tag). Call it on a fresh tensor,
+// before any other compute reads it: readers hold the untagged operation.
+inline Tensor with_tag(const Tensor& t, std::string tag) {
+    if (t.op()->kind != OpKind::Compute) detail::fail("with_tag: '", t.name(), "' is a placeholder; only computes carry tags");
+    auto op = std::make_shared<OperationNode>(*t.op());
+    op->tag = std::move(tag);
+    return Tensor(op);
+}
+
 }  // namespace kiln

@@ -432,25 +432,45 @@ private:
             b_.CreateStore(buffers_.at(captured_bufs[i]).ptr, b_.CreateStructGEP(closure_t, closure, static_cast<unsigned>(captured_vars.size() + i)));
         llvm::Value* lo = emit(n->min);
         llvm::Value* extent = emit(n->extent);
-        // Build the body function with its own scope.
+        // Build the body with its own scope. The thread pool calls `body(i32, ptr closure)`, which unpacks
+        // the closure into a call of `body.inner(i32, vars..., ptr noalias bufs...)`: pointers read from
+        // memory carry no aliasing facts, and without `noalias` LLVM could not keep an accumulator tile that
+        // lives in an output buffer in registers across a reduction loop.
         auto saved_vars = vars_;
         auto saved_bufs = buffers_;
         auto* saved_fn = fn_;
         auto* saved_entry = entry_;
         auto* saved_block = b_.GetInsertBlock();
         auto* ptr_t = llvm::PointerType::getUnqual(ctx_);
+        const std::string base = (fn_->getName() + "_" + n->var.name() + "_par").str();
+        std::vector<llvm::Type*> inner_params = {b_.getInt32Ty()};
+        inner_params.insert(inner_params.end(), fields.begin(), fields.end());
+        auto* inner_fn = llvm::Function::Create(llvm::FunctionType::get(b_.getVoidTy(), inner_params, false),
+                                                llvm::Function::InternalLinkage, base + ".inner", m_);
+        set_attributes(inner_fn);
+        for (size_t i = 0; i < captured_bufs.size(); ++i) {
+            // Two names for one allocation (storage_reuse) must not be promised distinct.
+            llvm::Value* p = saved_bufs.at(captured_bufs[i]).ptr;
+            bool unique = true;
+            for (size_t j = 0; j < captured_bufs.size(); ++j) unique &= j == i || saved_bufs.at(captured_bufs[j]).ptr != p;
+            if (unique) inner_fn->addParamAttr(static_cast<unsigned>(1 + captured_vars.size() + i), llvm::Attribute::NoAlias);
+        }
         auto* body_t = llvm::FunctionType::get(b_.getVoidTy(), {b_.getInt32Ty(), ptr_t}, false);
-        auto* body_fn = llvm::Function::Create(body_t, llvm::Function::InternalLinkage, fn_->getName() + "_" + n->var.name() + "_par", m_);
+        auto* body_fn = llvm::Function::Create(body_t, llvm::Function::InternalLinkage, base, m_);
         set_attributes(body_fn);
         begin_function(body_fn);
+        std::vector<llvm::Value*> call_args = {body_fn->getArg(0)};
         llvm::Value* cl = body_fn->getArg(1);
-        for (size_t i = 0; i < captured_vars.size(); ++i)
-            vars_[captured_vars[i]] = b_.CreateLoad(fields[i], b_.CreateStructGEP(closure_t, cl, static_cast<unsigned>(i)));
-        for (size_t i = 0; i < captured_bufs.size(); ++i) {
-            auto* p = b_.CreateLoad(ptr_t, b_.CreateStructGEP(closure_t, cl, static_cast<unsigned>(captured_vars.size() + i)));
-            buffers_[captured_bufs[i]].ptr = p;
-        }
-        llvm::Value* it = b_.CreateIntCast(body_fn->getArg(0), lo->getType(), true);
+        for (size_t i = 0; i < fields.size(); ++i)
+            call_args.push_back(b_.CreateLoad(fields[i], b_.CreateStructGEP(closure_t, cl, static_cast<unsigned>(i))));
+        b_.CreateCall(inner_fn, call_args);
+        b_.CreateRetVoid();
+
+        begin_function(inner_fn);
+        for (size_t i = 0; i < captured_vars.size(); ++i) vars_[captured_vars[i]] = inner_fn->getArg(static_cast<unsigned>(1 + i));
+        for (size_t i = 0; i < captured_bufs.size(); ++i)
+            buffers_[captured_bufs[i]].ptr = inner_fn->getArg(static_cast<unsigned>(1 + captured_vars.size() + i));
+        llvm::Value* it = b_.CreateIntCast(inner_fn->getArg(0), lo->getType(), true);
         // lo is an outer value: recompute it here from the captured scope.
         vars_[n->var.get()] = b_.CreateAdd(emit(n->min), it);
         emit(n->body);
@@ -481,6 +501,8 @@ private:
         }
         auto* ptr_t = llvm::PointerType::getUnqual(ctx_);
         auto alloc = m_.getOrInsertFunction("kiln_alloc", llvm::FunctionType::get(ptr_t, {b_.getInt64Ty()}, false));
+        // Like malloc: fresh memory that nothing else points to.
+        if (auto* f = llvm::dyn_cast<llvm::Function>(alloc.getCallee())) f->addRetAttr(llvm::Attribute::NoAlias);
         auto release = m_.getOrInsertFunction("kiln_free", llvm::FunctionType::get(b_.getVoidTy(), {ptr_t}, false));
         llvm::Value* count = b_.CreateSExt(emit(total), b_.getInt64Ty());
         llvm::Value* p = b_.CreateCall(alloc, {b_.CreateMul(count, b_.getInt64(static_cast<uint64_t>(std::max(1, n->dtype.bytes()))))});

@@ -1,0 +1,225 @@
+#pragma once
+// Matrix products as compute definitions, with the default CPU schedule.
+//
+//   auto C = kiln::nn::matmul(A, B, {.bias = b});   // A[M,K] x B[K,N] (+ b[N]); {.transpose_b = true}: B is [N,K]
+//   kiln::Schedule s(C);
+//   kiln::nn::schedule_matmul(s, C);                  // C, or any elementwise function of it (e.g. a ReLU)
+//
+// The schedule is the classic register-blocked GEMM: B is packed into column panels of NR values
+// ([N/NR][K][NR], a stage of its own), an MR x NR tile of C accumulates in registers (a cache_write stage
+// with its rows unrolled and its columns vectorized) across the whole k loop, and the epilogue (bias,
+// activation) runs while the tile is copied out.
+#include "kiln/nn/schedule_util.hpp"
+#include "kiln/runtime/thread_pool.hpp"
+
+namespace kiln::nn {
+
+struct MatmulOptions {
+    bool transpose_b = false;  // B is [N, K] (a weight matrix stored row per output), as in dense layers
+    Tensor bias;               // optional, shape [N], added to every row
+    std::string name = "matmul";
+    Target target{};           // decides the tile (and so the packed layout of B)
+};
+
+namespace detail {
+
+struct MatmulTile {
+    int mr, nr;   // register tile of C: mr rows, nr columns (a multiple of the vector lanes)
+    bool pack_b;  // B is packed into [N/nr][K][nr] panels
+};
+
+// One rule for the tile, shared by the definition (which lays out the packed B) and the schedule.
+// About 16 vector accumulators: 8 x 2 vectors when there are enough rows, otherwise fewer rows and
+// wider rows, so that a GEMV still has 16 independent FMA chains.
+inline MatmulTile matmul_tile(int64_t M, int64_t N, bool transpose_b, const Target& target) {
+    const int lanes = f32_lanes(target);
+    MatmulTile t;
+    t.mr = static_cast<int>(std::min<int64_t>(M, 8));
+    const int64_t n_vectors = std::max<int64_t>(1, (N + lanes - 1) / lanes);
+    t.nr = lanes * static_cast<int>(std::min<int64_t>(n_vectors, std::max(2, 16 / t.mr)));
+    // Packing costs one pass over B; it pays when many row tiles reuse each panel, and it is the only
+    // way to read a transposed B with contiguous vector loads.
+    t.pack_b = transpose_b || M >= 4 * t.mr;
+    return t;
+}
+
+}  // namespace detail
+
+inline Tensor matmul(const Tensor& A, const Tensor& B, const MatmulOptions& opt = {}) {
+    const std::string& name = opt.name;
+    if (!A.defined() || !B.defined()) kiln::detail::fail("nn::matmul '", name, "': an operand is undefined");
+    const size_t rank = A.ndim();
+    if ((rank != 2 && rank != 3) || B.ndim() != rank)
+        kiln::detail::fail("nn::matmul '", name, "': operands '", A.name(), "' (rank ", A.ndim(), ") and '", B.name(), "' (rank ", B.ndim(),
+                           ") must both be matrices [M,K] x [K,N], or both batches of them [b,M,K] x [b,K,N]");
+    if (A.dtype() != B.dtype())
+        kiln::detail::fail("nn::matmul '", name, "': '", A.name(), "' is ", A.dtype().str(), " but '", B.name(), "' is ", B.dtype().str(),
+                           "; cast one so both have the same element type");
+    const size_t r = rank - 2;
+    Expr M = A.shape()[r], Ka = A.shape()[r + 1];
+    Expr Kb = opt.transpose_b ? B.shape()[r + 1] : B.shape()[r];
+    Expr N = opt.transpose_b ? B.shape()[r] : B.shape()[r + 1];
+    auto* ka = as_const_int(Ka);
+    auto* kb = as_const_int(Kb);
+    if ((ka && kb && *ka != *kb) || (!(ka && kb) && !equal(Ka, Kb)))
+        kiln::detail::fail("nn::matmul '", name, "': the reduction dimensions differ: '", A.name(), "' has K = ", to_string(Ka), " but '",
+                           B.name(), "' has K = ", to_string(Kb), opt.transpose_b ? " (B is [N,K] with transpose_b)" : " (B is [K,N])",
+                           "; pass operands whose inner dimensions match");
+    if (rank == 3 && !equal(A.shape()[0], B.shape()[0]) &&
+        !(as_const_int(A.shape()[0]) && as_const_int(B.shape()[0]) && *as_const_int(A.shape()[0]) == *as_const_int(B.shape()[0])))
+        kiln::detail::fail("nn::matmul '", name, "': batch sizes differ (", to_string(A.shape()[0]), " and ", to_string(B.shape()[0]), ")");
+    if (opt.bias.defined() && (opt.bias.ndim() != 1 || !(equal(opt.bias.shape()[0], N) ||
+                                                       (as_const_int(N) && as_const_int(opt.bias.shape()[0]) &&
+                                                        *as_const_int(N) == *as_const_int(opt.bias.shape()[0])))))
+        kiln::detail::fail("nn::matmul '", name, "': bias '", opt.bias.name(), "' must have shape [", to_string(N), "]");
+
+    auto* m = as_const_int(M);
+    auto* n = as_const_int(N);
+    const detail::MatmulTile tile = (m && n) ? detail::matmul_tile(*m, *n, opt.transpose_b, opt.target) : detail::MatmulTile{8, 32, true};
+    const int NR = tile.nr;
+    auto k = reduce_axis(0, Ka, "k");
+    auto b_at = [&](std::vector<Expr> batch, Expr kk, Expr jj) {
+        std::vector<Expr> idx = std::move(batch);
+        if (opt.transpose_b) { idx.push_back(jj); idx.push_back(kk); } else { idx.push_back(kk); idx.push_back(jj); }
+        return B.access(idx);
+    };
+    const bool n_divides = n && *n % NR == 0;
+    Tensor packed;
+    if (tile.pack_b) {
+        auto panel = [&](std::vector<Expr> batch, Expr x, Expr kk, Expr z) {
+            Expr v = b_at(std::move(batch), kk, x * NR + z);
+            return n_divides ? v : if_then_else(x * NR + z < N, v, make_const(B.dtype(), 0));
+        };
+        Expr panels = (N + (NR - 1)) / NR;
+        if (rank == 2)
+            packed = compute({panels, Kb, NR}, [&](Expr x, Expr kk, Expr z) { return panel({}, x, kk, z); }, name + ".packed_B");
+        else
+            packed = compute({B.shape()[0], panels, Kb, NR}, [&](Expr bb, Expr x, Expr kk, Expr z) { return panel({bb}, x, kk, z); },
+                             name + ".packed_B");
+        packed = with_tag(packed, "matmul_pack");
+    }
+    auto rhs = [&](std::vector<Expr> batch, Expr j) {
+        if (!tile.pack_b) return b_at(std::move(batch), k, j);
+        batch.push_back(j / NR);
+        batch.push_back(k);
+        batch.push_back(j % NR);
+        return packed.access(batch);
+    };
+    Tensor C;
+    if (rank == 2)
+        C = compute({M, N}, [&](Expr i, Expr j) { return sum(A(i, k) * rhs({}, j), {k}); }, name);
+    else
+        C = compute({A.shape()[0], M, N}, [&](Expr bb, Expr i, Expr j) { return sum(A(bb, i, k) * rhs({bb}, j), {k}); }, name);
+    C = with_tag(C, "matmul");
+    if (!opt.bias.defined()) return C;
+    if (rank == 2) return compute({M, N}, [&](Expr i, Expr j) { return C(i, j) + opt.bias(j); }, name + ".bias");
+    return compute({A.shape()[0], M, N}, [&](Expr bb, Expr i, Expr j) { return C(bb, i, j) + opt.bias(j); }, name + ".bias");
+}
+
+// A batch of products: A[b,M,K] x B[b,K,N] (or B[b,N,K] with transpose_b).
+inline Tensor batch_matmul(const Tensor& A, const Tensor& B, MatmulOptions opt = {}) {
+    if (A.defined() && A.ndim() != 3)
+        kiln::detail::fail("nn::batch_matmul '", opt.name, "': '", A.name(), "' has rank ", A.ndim(), "; it takes [b,M,K] operands (use nn::matmul for matrices)");
+    if (opt.name == "matmul") opt.name = "batch_matmul";
+    return matmul(A, B, opt);
+}
+
+namespace detail {
+
+// A few rows times a matrix is bound by reading B once. Register tiles would walk B down its columns, a
+// short run per row; instead each thread takes a wide block of columns and streams B row by row, with
+// the block of C (a few KiB) accumulating in L1.
+inline void schedule_matrix_vector(Schedule& s, const Tensor& out, const OpPtr& mm, const Target& target) {
+    const size_t r = mm->shape.size() - 2;
+    const int lanes = f32_lanes(target);
+    const bool batched = mm->shape.size() == 3;
+    // One long contiguous run of B per row and thread: the column block is N shared among the threads,
+    // at most 4096 columns so the block of C (16 KiB) stays in L1.
+    const int64_t N = *as_const_int(mm->shape[r + 1]);
+    const int64_t per_thread = (N + num_threads() - 1) / num_threads();
+    const int block = static_cast<int>(std::clamp<int64_t>((per_thread + lanes - 1) / lanes * lanes, lanes, 4096));
+    Tensor CC = Tensor(mm);
+    if (out.op().get() != mm.get()) {
+        // The epilogue reads a finished row of a column block; the product is computed just before it.
+        Stage st = s[out];
+        auto [jo, ji] = st.split(out.axis(r + 1), block);
+        auto [jvo, jvi] = st.split(ji, lanes);
+        st.reorder(jo, out.axis(r), jvo, jvi);
+        st.vectorize(jvi);
+        st.parallel(batched ? st.fuse(out.axis(0), jo) : jo);
+        s[CC].compute_at(st, out.axis(r));
+    }
+    Stage cs = s[CC];
+    auto [cjo, cji] = cs.split(cs.axis(r + 1), block);
+    auto [cvo, cvi] = cs.split(cji, lanes);
+    const int64_t K = *as_const_int(mm->reduce_axis[0].dom().extent);
+    if (K % 4 == 0) {
+        // Four rows of B per pass over the block of C: a quarter of the loads and stores of C.
+        auto [ko, ki] = cs.split(cs.reduce_axis(0), 4);
+        cs.reorder(cjo, cs.axis(r), ko, cvo, ki, cvi);
+        cs.unroll(ki);
+    } else {
+        cs.reorder(cjo, cs.axis(r), cs.reduce_axis(0), cvo, cvi);
+    }
+    cs.vectorize(cvi);
+    if (out.op().get() == mm.get()) cs.parallel(batched ? cs.fuse(cs.axis(0), cjo) : cjo);
+}
+
+}  // namespace detail
+
+// Schedules the nn::matmul behind `out`. `out` is the matmul itself or an elementwise function of it (its
+// bias add, an activation); those stages are fused into the copy-out of each register tile.
+inline void schedule_matmul(Schedule& s, const Tensor& out, const Target& target = {}) {
+    constexpr const char* who = "nn::schedule_matmul";
+    OpPtr mm = detail::find_tagged(out, "matmul");
+    if (!mm) kiln::detail::fail(who, ": '", out.name(), "' is not computed from an nn::matmul; define it with kiln::nn::matmul");
+    OpPtr pack = detail::find_tagged(out, "matmul_pack");
+    detail::inline_epilogue(s, mm, out, who);
+    const size_t rank = mm->shape.size();
+    const size_t r = rank - 2;
+    const int64_t M = detail::const_dim(mm->shape[r], mm->name, r, who);
+    const int64_t N = detail::const_dim(mm->shape[r + 1], mm->name, r + 1, who);
+    const int64_t K = detail::const_dim(mm->reduce_axis[0].dom().extent, mm->name, rank, who);
+    detail::MatmulTile tile = detail::matmul_tile(M, N, false, target);
+    if (pack) tile.nr = static_cast<int>(*as_const_int(pack->shape.back()));
+
+    if (!pack && M < 4) return detail::schedule_matrix_vector(s, out, mm, target);
+
+    Tensor T = out, CC = Tensor(mm);
+    if (out.op().get() == mm.get()) CC = s.cache_write(out, "local");
+    Stage st = s[T];
+    auto [io, jo, ii, ji] = st.tile(T.axis(r), T.axis(r + 1), tile.mr, tile.nr);
+    const int64_t row_tiles = (M + tile.mr - 1) / tile.mr, col_tiles = (N + tile.nr - 1) / tile.nr;
+    // The outer loop runs the panels of B (each reused by every row tile) unless there are too few of
+    // them to share out among threads.
+    const bool panels_outer = col_tiles >= 8 || col_tiles >= row_tiles;
+    IterVar outer = panels_outer ? jo : io, inner = panels_outer ? io : jo;
+    st.reorder(outer, inner, ii, ji);
+    st.vectorize(ji);
+    IterVar par = rank == 3 ? st.fuse(T.axis(0), outer) : outer;
+    st.parallel(par);
+
+    Stage cs = s[CC];
+    cs.compute_at(st, inner);
+    const IterVar& ci = cs.axis(r);
+    const IterVar& cj = cs.axis(r + 1);
+    const IterVar& ck = cs.reduce_axis(0);
+    if (K % 4 == 0) {
+        auto [ko, ki] = cs.split(ck, 4);
+        cs.reorder(ko, ki, ci, cj);
+        cs.unroll(ki);
+    } else {
+        cs.reorder(ck, ci, cj);
+    }
+    cs.unroll(ci);
+    cs.vectorize(cj);
+
+    if (pack) {
+        Stage ps = s[pack];
+        const size_t pr = pack->shape.size();
+        ps.vectorize(ps.axis(pr - 1));
+        ps.parallel(pr == 4 ? ps.fuse(ps.axis(0), ps.axis(1)) : ps.axis(0));
+    }
+}
+
+}  // namespace kiln::nn

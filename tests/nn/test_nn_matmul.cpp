@@ -1,0 +1,89 @@
+// kiln::nn::matmul and batch_matmul with their default schedules against Eigen: the benchmark shapes and
+// small odd ones, NN and NT, with bias and a fused ReLU epilogue, on one and two threads.
+#include <kiln/nn.hpp>
+
+#include <Eigen/Dense>
+
+#include "helpers.hpp"
+
+using namespace kiln;
+using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+namespace {
+
+enum class Epilogue { None, Bias, BiasRelu };
+
+void check_matmul(int M, int N, int K, bool nt, Epilogue epi, int threads) {
+    CAPTURE(M); CAPTURE(N); CAPTURE(K); CAPTURE(nt); CAPTURE(static_cast<int>(epi)); CAPTURE(threads);
+    set_num_threads(threads);
+    auto A = placeholder({M, K}, f32, "A");
+    auto B = nt ? placeholder({N, K}, f32, "B") : placeholder({K, N}, f32, "B");
+    auto bias = placeholder({N}, f32, "bias");
+    Tensor out = nn::matmul(A, B, {.transpose_b = nt, .bias = epi == Epilogue::None ? Tensor() : bias});
+    if (epi == Epilogue::BiasRelu) {
+        Tensor pre = out;
+        out = compute({M, N}, [&](Expr i, Expr j) { return max(pre(i, j), 0.0f); }, "relu");
+    }
+    Schedule s(out);
+    nn::schedule_matmul(s, out);
+    std::vector<Tensor> args = {A, B};
+    if (epi != Epilogue::None) args.push_back(bias);
+    args.push_back(out);
+    auto f = build(s, args);
+
+    Buffer a = test::random_buffer({M, K}, 1), b = test::random_buffer(nt ? std::vector<int64_t>{N, K} : std::vector<int64_t>{K, N}, 2);
+    Buffer bb = test::random_buffer({N}, 3), c({M, N});
+    if (epi == Epilogue::None) f(a, b, c);
+    else f(a, b, bb, c);
+    Eigen::Map<RowMat> ea(a.data_as<float>(), M, K), eb(b.data_as<float>(), nt ? N : K, nt ? K : N);
+    RowMat ref = nt ? RowMat(ea * eb.transpose()) : RowMat(ea * eb);
+    if (epi != Epilogue::None) ref.rowwise() += Eigen::Map<Eigen::RowVectorXf>(bb.data_as<float>(), N);
+    if (epi == Epilogue::BiasRelu) ref = ref.cwiseMax(0.0f);
+    CHECK(test::max_rel_err(c.data_as<float>(), ref.data(), int64_t(M) * N) < 1e-4);
+}
+
+}  // namespace
+
+TEST_CASE("nn::matmul: the benchmark shapes, one and two threads") {
+    for (int threads : {1, 2}) {
+        check_matmul(1024, 1024, 1024, false, Epilogue::None, threads);
+        check_matmul(1000, 1000, 1000, false, Epilogue::None, threads);
+        check_matmul(127, 4096, 33, false, Epilogue::None, threads);
+        check_matmul(1, 4096, 4096, false, Epilogue::None, threads);
+        check_matmul(512, 1024, 1024, true, Epilogue::None, threads);
+    }
+}
+
+TEST_CASE("nn::matmul: small odd shapes, NN and NT, with bias and a fused ReLU") {
+    const int sizes[] = {1, 3, 5, 7, 13, 17, 33};
+    int case_no = 0;
+    for (int M : sizes)
+        for (int N : {1, 5, 17, 40})
+            for (int K : {1, 7, 16})
+                for (bool nt : {false, true}) {
+                    const Epilogue epi = static_cast<Epilogue>(case_no % 3);
+                    check_matmul(M, N, K, nt, epi, 1 + case_no % 2);
+                    ++case_no;
+                }
+    set_num_threads(2);
+}
+
+TEST_CASE("nn::batch_matmul against Eigen per batch") {
+    for (auto [Bn, M, N, K, nt] : {std::tuple{3, 37, 45, 29, false}, std::tuple{2, 64, 96, 32, true}, std::tuple{4, 2, 70, 13, false}}) {
+        CAPTURE(M); CAPTURE(N); CAPTURE(K); CAPTURE(nt);
+        auto A = placeholder({Bn, M, K}, f32, "A");
+        auto B = nt ? placeholder({Bn, N, K}, f32, "B") : placeholder({Bn, K, N}, f32, "B");
+        auto C = nn::batch_matmul(A, B, {.transpose_b = nt});
+        Schedule s(C);
+        nn::schedule_matmul(s, C);
+        auto f = build(s, {A, B, C});
+        Buffer a = test::random_buffer({Bn, M, K}, 4), b = test::random_buffer(nt ? std::vector<int64_t>{Bn, N, K} : std::vector<int64_t>{Bn, K, N}, 5);
+        Buffer c({Bn, M, N});
+        f(a, b, c);
+        for (int i = 0; i < Bn; ++i) {
+            Eigen::Map<RowMat> ea(a.data_as<float>() + int64_t(i) * M * K, M, K), eb(b.data_as<float>() + int64_t(i) * N * K, nt ? N : K, nt ? K : N);
+            RowMat ref = nt ? RowMat(ea * eb.transpose()) : RowMat(ea * eb);
+            CHECK(test::max_rel_err(c.data_as<float>() + int64_t(i) * M * N, ref.data(), int64_t(M) * N) < 1e-4);
+        }
+    }
+}
