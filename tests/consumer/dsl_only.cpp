@@ -1,5 +1,6 @@
-// Describes and lowers a kernel with the DSL header alone: no LLVM is included here.
+// Describes and lowers kernels with the DSL and operator headers alone: no LLVM is included here.
 #include <kiln/kiln.hpp>
+#include <kiln/nn.hpp>
 
 #include <iostream>
 #include <sstream>
@@ -13,5 +14,11 @@ int main() {
     std::ostringstream os;
     os << kiln::lower(s, {A, B});
     if (os.str().find("parallel (i.outer") == std::string::npos) return 1;
+
+    auto W = kiln::placeholder({64, 64}, kiln::f32, "W");
+    auto Y = kiln::nn::matmul(A, W, {.transpose_b = true});
+    kiln::Schedule sy(Y);
+    kiln::nn::schedule_matmul(sy, Y);
+    if (kiln::to_string(kiln::lower(sy, {A, W, Y})).find("matmul.local") == std::string::npos) return 1;
     std::cout << "consumer ok\n";
 }
