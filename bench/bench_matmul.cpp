@@ -8,6 +8,7 @@
 #include <Eigen/Core>
 #include <benchmark/benchmark.h>
 
+#include <atomic>
 #include <string>
 
 namespace {
@@ -127,6 +128,16 @@ void BM_compile_cached(benchmark::State& state) {
     for (auto _ : state) benchmark::DoNotOptimize(lesson());
 }
 
+// The fork-join cost of one parallel loop on two threads with an empty body: what every parallel kernel
+// pays on top of its work.
+void BM_fork_join(benchmark::State& state) {
+    kiln::set_num_threads(2);
+    static std::atomic<int> sink{0};
+    auto body = [](int32_t i, void*) { sink.fetch_add(i, std::memory_order_relaxed); };
+    for (auto _ : state) kiln::runtime::thread_pool().parallel_for(body, nullptr, 2);
+    kiln::set_num_threads(1);
+}
+
 const std::string shape = "/" + std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K);
 
 int register_all = [] {
@@ -141,6 +152,7 @@ int register_all = [] {
     benchmark::RegisterBenchmark(("matmul/eigen" + shape).c_str(), BM_eigen)->Unit(benchmark::kMillisecond)->UseRealTime();
     benchmark::RegisterBenchmark("jit_compile/lesson/cold", BM_compile_cold)->Unit(benchmark::kMillisecond);
     benchmark::RegisterBenchmark("jit_compile/lesson/cached", BM_compile_cached)->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark("runtime/fork_join/2t", BM_fork_join)->Unit(benchmark::kMicrosecond)->UseRealTime();
     return 0;
 }();
 
