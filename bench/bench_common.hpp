@@ -32,10 +32,7 @@ inline std::map<std::string, std::map<std::string, double>>& results() {
     return r;
 }
 
-// Names are <op>/<library>/<shape>/<threads>t; the case is the name without the library word.
-inline std::string case_of(const std::string& op, const std::string& shape, int threads) {
-    return op + "/" + shape + "/" + std::to_string(threads) + "t";
-}
+// Names are <op>/<library>/<shape>/<threads>t; a case is the name without the library word.
 inline std::string name_of(const std::string& op, const std::string& lib, const std::string& shape, int threads) {
     return op + "/" + lib + "/" + shape + "/" + std::to_string(threads) + "t";
 }

@@ -1,6 +1,7 @@
 #pragma once
-#include <map>
 // Statement nodes: the loop IR that lowering produces and the backends consume.
+#include <map>
+
 #include "kiln/ir/expr.hpp"
 
 namespace kiln {

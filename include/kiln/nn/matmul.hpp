@@ -59,18 +59,14 @@ inline Tensor matmul(const Tensor& A, const Tensor& B, const MatmulOptions& opt 
     Expr M = A.shape()[r], Ka = A.shape()[r + 1];
     Expr Kb = opt.transpose_b ? B.shape()[r + 1] : B.shape()[r];
     Expr N = opt.transpose_b ? B.shape()[r] : B.shape()[r + 1];
-    auto* ka = as_const_int(Ka);
-    auto* kb = as_const_int(Kb);
-    if ((ka && kb && *ka != *kb) || (!(ka && kb) && !equal(Ka, Kb)))
+    // Shapes are i32 expressions, so structural equality also compares constant sizes by value.
+    if (!equal(Ka, Kb))
         kiln::detail::fail("nn::matmul '", name, "': the reduction dimensions differ: '", A.name(), "' has K = ", to_string(Ka), " but '",
                            B.name(), "' has K = ", to_string(Kb), opt.transpose_b ? " (B is [N,K] with transpose_b)" : " (B is [K,N])",
                            "; pass operands whose inner dimensions match");
-    if (rank == 3 && !equal(A.shape()[0], B.shape()[0]) &&
-        !(as_const_int(A.shape()[0]) && as_const_int(B.shape()[0]) && *as_const_int(A.shape()[0]) == *as_const_int(B.shape()[0])))
+    if (rank == 3 && !equal(A.shape()[0], B.shape()[0]))
         kiln::detail::fail("nn::matmul '", name, "': batch sizes differ (", to_string(A.shape()[0]), " and ", to_string(B.shape()[0]), ")");
-    if (opt.bias.defined() && (opt.bias.ndim() != 1 || !(equal(opt.bias.shape()[0], N) ||
-                                                       (as_const_int(N) && as_const_int(opt.bias.shape()[0]) &&
-                                                        *as_const_int(N) == *as_const_int(opt.bias.shape()[0])))))
+    if (opt.bias.defined() && (opt.bias.ndim() != 1 || !equal(opt.bias.shape()[0], N)))
         kiln::detail::fail("nn::matmul '", name, "': bias '", opt.bias.name(), "' must have shape [", to_string(N), "]");
 
     auto* m = as_const_int(M);
@@ -129,13 +125,12 @@ namespace detail {
 // A few rows times a matrix is bound by reading B once. Register tiles would walk B down its columns, a
 // short run per row; instead each thread takes a wide block of columns and streams B row by row, with
 // the block of C (a few KiB) accumulating in L1.
-inline void schedule_matrix_vector(Schedule& s, const Tensor& out, const OpPtr& mm, const Target& target) {
+inline void schedule_matrix_vector(Schedule& s, const Tensor& out, const OpPtr& mm, int64_t N, int64_t K, const Target& target) {
     const size_t r = mm->shape.size() - 2;
     const int lanes = f32_lanes(target);
     const bool batched = mm->shape.size() == 3;
     // One long contiguous run of B per row and thread: the column block is N shared among the threads,
     // at most 4096 columns so the block of C (16 KiB) stays in L1.
-    const int64_t N = *as_const_int(mm->shape[r + 1]);
     const int64_t per_thread = (N + num_threads() - 1) / num_threads();
     const int block = static_cast<int>(std::clamp<int64_t>((per_thread + lanes - 1) / lanes * lanes, lanes, 4096));
     Tensor CC = Tensor(mm);
@@ -152,7 +147,6 @@ inline void schedule_matrix_vector(Schedule& s, const Tensor& out, const OpPtr& 
     Stage cs = s[CC];
     auto [cjo, cji] = cs.split(cs.axis(r + 1), block);
     auto [cvo, cvi] = cs.split(cji, lanes);
-    const int64_t K = *as_const_int(mm->reduce_axis[0].dom().extent);
     if (K % 4 == 0) {
         // Four rows of B per pass over the block of C: a quarter of the loads and stores of C.
         auto [ko, ki] = cs.split(cs.reduce_axis(0), 4);
@@ -183,7 +177,7 @@ inline void schedule_matmul(Schedule& s, const Tensor& out, const Target& target
     detail::MatmulTile tile = detail::matmul_tile(M, N, false, target);
     if (pack) tile.nr = static_cast<int>(*as_const_int(pack->shape.back()));
 
-    if (!pack && M < 4) return detail::schedule_matrix_vector(s, out, mm, target);
+    if (!pack && M < 4) return detail::schedule_matrix_vector(s, out, mm, N, K, target);
 
     Tensor T = out, CC = Tensor(mm);
     if (out.op().get() == mm.get()) CC = s.cache_write(out, "local");

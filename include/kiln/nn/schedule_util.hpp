@@ -2,6 +2,7 @@
 // What the kiln::nn schedules share: finding the stages of an operator pattern by tag, and inlining
 // the elementwise epilogue that sits between an operator and the output it is scheduled for.
 #include <functional>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "kiln/schedule/schedule.hpp"
@@ -26,13 +27,15 @@ inline OpPtr find_tagged(const Tensor& out, const std::string& tag) {
 // the epilogue (bias, activation, residual add) is computed in the copy-out loop of `out`'s tiles.
 inline void inline_epilogue(Schedule& s, const OpPtr& op, const Tensor& out, const char* schedule_name) {
     std::unordered_set<const OperationNode*> on_path;
+    std::unordered_map<const OperationNode*, bool> memo;  // a residual add reads one stage twice
     std::function<bool(const OpPtr&)> reaches = [&](const OpPtr& cur) -> bool {
         if (cur.get() == op.get()) return true;
         if (cur->kind != OpKind::Compute) return false;
+        if (auto it = memo.find(cur.get()); it != memo.end()) return it->second;
         bool any = false;
         for (auto& p : kiln::detail::producers_of(cur.get())) any |= reaches(p);
         if (any && cur.get() != out.op().get()) on_path.insert(cur.get());
-        return any;
+        return memo[cur.get()] = any;
     };
     if (!reaches(out.op()))
         kiln::detail::fail(schedule_name, ": output '", out.name(), "' does not read the '", op->name,
