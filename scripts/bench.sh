@@ -11,7 +11,7 @@ if ! dpkg -s libdnnl-dev >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q libdnnl-dev || echo "libdnnl-dev unavailable: comparing with Eigen only"
 fi
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DKILN_BUILD_BENCH=ON
-suites=(matmul gemm)
+suites=(matmul gemm conv)
 if [ $# -gt 0 ]; then suites=("$1"); shift; fi
 for s in "${suites[@]}"; do
   cmake --build build --target "bench_$s"

@@ -15,6 +15,7 @@
 #include <mutex>
 
 #include "kiln/runtime/thread_pool.hpp"
+#include "kiln/runtime/workspace.hpp"
 #include "kiln/target.hpp"
 
 namespace kiln::jit {

@@ -377,24 +377,25 @@ struct ConvTile {
 };
 
 inline ConvTile conv_tile(int64_t OCo, int64_t OH, int64_t OW, int accumulators = 28) {
-    ConvTile t;
-    t.oc_blocks = static_cast<int>(std::min<int64_t>(OCo, 2));
-    const int per_block = accumulators / t.oc_blocks;
-    if (OW >= per_block) {
-        // The widest row of pixels that wastes least on the last, partial tile.
-        t.cols = per_block;
-        int64_t best_waste = ceil_div(OW, per_block) * per_block - OW;
-        for (int c = per_block - 1; c > per_block / 2; --c) {
-            const int64_t waste = ceil_div(OW, c) * c - OW;
-            if (waste < best_waste) best_waste = waste, t.cols = c;
-        }
-        t.rows = 1;
-    } else {
-        // Narrow images: whole rows, and several of them.
-        t.cols = static_cast<int>(OW);
-        t.rows = static_cast<int>(std::clamp<int64_t>(per_block / OW, 1, OH));
-    }
-    return t;
+    // A small cost model over all tiles that fit. One step of the reduction costs the larger of its
+    // FMAs (two per cycle) and its loads (rows x cols broadcasts from L1 and oc_blocks weight vectors,
+    // which stream from L2 and count double), at least 6 cycles (below about 12 chains the FMA latency
+    // shows), plus a cycle of loop overhead; partial tiles at the edges cost as much as whole ones.
+    // The cheapest total wins; among equals, the fewest output blocks (fewer weight streams).
+    ConvTile best{1, 1, 1};
+    double best_cost = 1e300;
+    for (int ob = 1; ob <= std::min<int64_t>(OCo, 4); ++ob)
+        for (int rows = 1; rows <= std::min<int64_t>(OH, accumulators); ++rows)
+            for (int cols = 1; cols <= std::min<int64_t>(OW, accumulators); ++cols) {
+                const int acc = ob * rows * cols;
+                if (acc > accumulators) break;
+                if (rows > 1 && cols < OW) continue;  // rows stack only under whole-width tiles
+                const double step = std::max({acc / 2.0, (2.0 * ob + rows * cols) / 2.0, 6.0}) + 1.0;
+                const double tiles = double(ceil_div(OCo, ob)) * double(ceil_div(OH, rows)) * double(ceil_div(OW, cols));
+                const double cost = tiles * step;
+                if (cost < best_cost * (1 - 1e-9)) best_cost = cost, best = {ob, rows, cols};
+            }
+    return best;
 }
 
 // The reduction loops of the accumulator tile, outermost first, with the innermost channel loop split
@@ -464,7 +465,9 @@ inline void schedule_conv2d(Schedule& s, const Tensor& out, const Target& target
     cs.compute_at(st, xo);
     std::vector<IterVar> order = {cs.axis(0)};
     for (auto& r : detail::order_reduction(cs, cs.node()->op->reduce_axis)) order.push_back(r);
-    for (size_t d = 1; d < 5; ++d) order.push_back(cs.axis(d));
+    // Pixel outside block: each broadcast data value feeds its FMAs back to back, so it dies at once
+    // and the register allocator never has to spill an accumulator to keep it.
+    for (size_t d : {2, 3, 1, 4}) order.push_back(cs.axis(d));
     cs.reorder(order);
     cs.unroll(cs.axis(1));
     cs.unroll(cs.axis(2));
