@@ -6,7 +6,9 @@
 #include <Eigen/Core>
 #include <benchmark/benchmark.h>
 
+#include <chrono>
 #include <cstdio>
+#include <thread>
 #include <map>
 #include <string>
 #include <vector>
@@ -18,12 +20,16 @@
 namespace bench {
 
 // Every library runs with the same number of threads: kiln's pool, oneDNN's and Eigen's OpenMP.
+// Each benchmark starts with this, and then waits a moment: the library measured just before keeps
+// its threads spinning for a while after its last call (OpenMP's wait policy, kiln's pool alike), and
+// on two cores a spinning thread would take a core from whoever runs next.
 inline void set_threads(int n) {
     kiln::set_num_threads(n);
     Eigen::setNbThreads(n);
 #if KILN_BENCH_HAVE_ONEDNN
     omp_set_num_threads(n);
 #endif
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
 }
 
 // Results by case ("gemm/1024x1024x1024/1t") and library, filled as benchmarks finish.
@@ -46,7 +52,10 @@ class TableReporter : public benchmark::ConsoleReporter {
 public:
     void ReportRuns(const std::vector<Run>& runs) override {
         for (const auto& run : runs) {
-            if (run.error_occurred || run.run_type != Run::RT_Iteration) continue;
+            // With --benchmark_repetitions the median stands for the case; otherwise the single run.
+            if (run.error_occurred) continue;
+            if (run.run_type == Run::RT_Aggregate && run.aggregate_name != "median") continue;
+            if (run.run_type == Run::RT_Iteration && run.repetitions > 1) continue;
             const std::string name = run.benchmark_name();
             // <op>/<lib>/<shape>/<t>t[/real_time]
             std::vector<std::string> parts;

@@ -358,3 +358,37 @@ TEST_CASE("parallel kernels stay correct when the thread pool is resized between
     }
     set_num_threads(before);
 }
+
+TEST_CASE("parallel loops run every iteration exactly once, with more iterations or threads than chunks") {
+    const int before = num_threads();
+    for (int threads : {2, 3})
+        for (int n : {1, 2, 5, 17, 1000}) {
+            set_num_threads(threads);
+            std::vector<std::atomic<int>> hits(n);
+            auto body = +[](int32_t i, void* c) { (*static_cast<std::vector<std::atomic<int>>*>(c))[i].fetch_add(1); };
+            runtime::thread_pool().parallel_for(body, &hits, n);
+            int wrong = 0;
+            for (auto& h : hits) wrong += h.load() != 1;
+            CHECK(wrong == 0);
+        }
+    set_num_threads(before);
+}
+
+TEST_CASE("workspace blocks are 64-byte aligned and reused by later calls") {
+    runtime::WorkspaceCache cache;
+    void* a = cache.allocate(1000);
+    CHECK(reinterpret_cast<uintptr_t>(a) % 64 == 0);
+    static_cast<char*>(a)[999] = 1;
+    cache.release(a);
+    CHECK(cache.allocate(1000) == a);  // same size: the freed block comes back
+    void* b = cache.allocate(5000);
+    CHECK(b != a);
+    CHECK(reinterpret_cast<uintptr_t>(b) % 64 == 0);
+    cache.release(b);
+    cache.release(a);
+    // Beyond kMaxBlocks the oldest blocks are returned to the system, not kept forever.
+    std::vector<void*> many;
+    for (size_t i = 0; i < runtime::WorkspaceCache::kMaxBlocks + 4; ++i) many.push_back(cache.allocate(64 * (i + 1)));
+    for (void* p : many) cache.release(p);
+    CHECK(cache.cached_blocks() == runtime::WorkspaceCache::kMaxBlocks);
+}

@@ -130,3 +130,50 @@ TEST_CASE("nn operator errors") {
           "nn::schedule_matmul: stage 'rowsum' between 'matmul' and the output 'normalized' is a reduction; only elementwise "
           "stages can be fused as an epilogue, so schedule it separately");
 }
+
+TEST_CASE("nn::conv2d errors") {
+    auto x = placeholder({1, 8, 10, 10}, f32, "x");
+    auto w = placeholder({16, 8, 3, 3}, f32, "w");
+    CHECK(error_of([&] { nn::conv2d(x, placeholder({16, 3, 3, 3}, f32, "w3")); }) ==
+          "nn::conv2d 'conv2d': weight 'w3' has 3 input channels per group, but the data has 8 channels in 1 group(s), so it needs 8; "
+          "check the weight's shape [OC, IC/groups, KH, KW] and groups");
+    CHECK(error_of([&] { nn::conv2d(x, w, {.groups = 3}); }) ==
+          "nn::conv2d 'conv2d': groups = 3 must divide both the input channels (8) and the output channels (16)");
+    CHECK(error_of([&] { nn::conv2d(x, w, {.stride = {0, 1}}); }) == "nn::conv2d 'conv2d': stride (0, 1) must be at least 1 in both directions");
+    CHECK(error_of([&] { nn::conv2d(x, w, {.padding = {1, -1, 1, 1}}); }) == "nn::conv2d 'conv2d': padding values must be zero or more; got -1");
+    CHECK(error_of([&] { nn::conv2d(x, w, {.dilation = {1, 0}}); }) ==
+          "nn::conv2d 'conv2d': dilation (1, 0) must be at least 1 (1 means no dilation)");
+    CHECK(error_of([&] { nn::conv2d(x, placeholder({16, 8, 13, 3}, f32, "wbig")); }) ==
+          "nn::conv2d 'conv2d': the 13x3 kernel is larger than the padded input (10x10); the output would be empty; pad the input or use a "
+          "smaller kernel");
+    CHECK(error_of([&] { nn::conv2d(x, w, {.dilation = {5, 1}}); }) ==
+          "nn::conv2d 'conv2d': the 3x3 kernel (11x3 with dilation) is larger than the padded input (10x10); the output would be empty; pad "
+          "the input or use a smaller kernel");
+    CHECK(error_of([&] { nn::conv2d(x, w, {.bias = placeholder({8}, f32, "b")}); }) ==
+          "nn::conv2d 'conv2d': bias 'b' must have shape [16], one value per output channel");
+    CHECK(error_of([&] { nn::conv2d(x, placeholder({16, 8, 3, 3}, i32, "wi")); }) ==
+          "nn::conv2d 'conv2d': data 'x' is f32 but weight 'wi' is i32; cast one so both have the same element type");
+    CHECK(error_of([&] { nn::conv2d(placeholder({8, 10, 10}, f32, "x3"), w); }) ==
+          "nn::conv2d 'conv2d': data 'x3' has rank 3; it must be NCHW (use nn::conv2d_nchwc for blocked data)");
+    Var n("n");
+    CHECK(error_of([&] { nn::conv2d(placeholder({1, 8, n, 10}, f32, "xs"), w); }) ==
+          "nn::conv2d 'conv2d': dimension 2 of 'xs' is symbolic (n); convolutions choose their blocked layout from constant shapes, so bind "
+          "the size");
+
+    auto xb = placeholder({1, 1, 10, 10, 8}, f32, "xb");
+    auto wp = placeholder({1, 1, 3, 3, 8, 16}, f32, "wp");
+    CHECK(error_of([&] { nn::conv2d_nchwc(xb, wp, 8); }) ==
+          "nn::conv2d_nchwc 'conv2d': weight 'wp' is already packed, which hides the number of output channels; set .out_channels");
+    CHECK(error_of([&] { nn::conv2d_nchwc(xb, placeholder({1, 1, 3, 3, 8, 8}, f32, "wp8"), 8, {.out_channels = 16}); }) ==
+          "nn::conv2d_nchwc 'conv2d': packed weight 'wp8' is [1, 1, 3, 3, 8, 8] but this convolution reads [1, 1, 3, 3, 8, 16]; pack it "
+          "with nn::pack_conv2d_weight using the same channels, groups and target");
+    CHECK(error_of([&] { nn::conv2d_nchwc(placeholder({1, 1, 10, 10, 16}, f32, "xb16"), w, 8); }) ==
+          "nn::conv2d_nchwc 'conv2d': data 'xb16' is blocked as [1, 1, 10, 10, 16], but 8 channels need [1, 1, 10, 10, 8] for this "
+          "convolution; convert with nn::nchw_to_nchwc(x, nn::conv2d_layout(...).data_block)");
+    CHECK(error_of([&] { nn::nchwc_to_nchw(xb, 9); }) == "nn::nchwc_to_nchw 'to_nchw': 'xb' holds 8 channels, so 9 is out of range");
+
+    auto plain = compute({4}, [&](Expr i) { return x(0, i, 0, 0) * 2.0f; }, "plain");
+    Schedule s(plain);
+    CHECK(error_of([&] { nn::schedule_conv2d(s, plain); }) ==
+          "nn::schedule_conv2d: 'plain' is not computed from an nn::conv2d; define it with kiln::nn::conv2d or conv2d_nchwc");
+}

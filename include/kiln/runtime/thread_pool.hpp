@@ -2,10 +2,7 @@
 // The thread pool behind parallel loops. Workers spin briefly before sleeping, so back-to-back
 // parallel loops hand off in microseconds; a parallel loop inside another runs serially.
 #include <atomic>
-#if defined(__linux__)
-#include <pthread.h>
-#include <sched.h>
-#endif
+
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -29,13 +26,7 @@ public:
         quit_ = false;
         // New workers start from the current generation: a loop that ran before the resize is not theirs.
         const uint64_t now = generation_.load(std::memory_order_acquire);
-        const std::vector<int> cpus = allowed_cpus();
-        const bool pin = threads_ <= static_cast<int>(cpus.size());
-        for (int t = 1; t < threads_; ++t)
-            workers_.emplace_back([this, now, cpu = pin ? cpus[t] : -1] {
-                pin_to(cpu);
-                worker(now);
-            });
+        for (int t = 1; t < threads_; ++t) workers_.emplace_back([this, now] { worker(now); });
     }
 
     // Calls fn(i, closure) for i in [0, n), split into contiguous chunks across the threads.
@@ -79,33 +70,6 @@ private:
             for (int32_t i = lo; i < hi; ++i) fn_(i, closure_);
         }
         in_parallel() = false;
-    }
-
-    // The CPUs this process may run on, in order.
-    static std::vector<int> allowed_cpus() {
-        std::vector<int> cpus;
-#if defined(__linux__)
-        cpu_set_t set;
-        if (sched_getaffinity(0, sizeof(set), &set) == 0)
-            for (int c = 0; c < CPU_SETSIZE; ++c)
-                if (CPU_ISSET(c, &set)) cpus.push_back(c);
-#endif
-        return cpus;
-    }
-
-    // Worker t stays on the t-th allowed CPU (the calling thread, which runs its share too, is left
-    // alone), as TVM's pool does. Unpinned, two busy threads were measured sharing one CPU for
-    // milliseconds while another sat idle, costing a quarter of a two-thread convolution.
-    static void pin_to(int cpu) {
-#if defined(__linux__)
-        if (cpu < 0) return;
-        cpu_set_t set;
-        CPU_ZERO(&set);
-        CPU_SET(cpu, &set);
-        pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-#else
-        (void)cpu;
-#endif
     }
 
     // Busy-waits with the CPU's pause hint first (a hand-off within microseconds), then yields.

@@ -49,6 +49,8 @@ public:
         }
     }
 
+    size_t cached_blocks() const { return free_.size(); }
+
 private:
     struct Block {
         void* base;
