@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages kiln builds with, when they are missing.
 set -euo pipefail
-pkgs=(cmake ninja-build ccache g++ llvm-19-dev libeigen3-dev doctest-dev libbenchmark-dev)
+pkgs=(cmake ninja-build ccache g++ llvm-19-dev libeigen3-dev doctest-dev libbenchmark-dev libonnx-dev libprotobuf-dev python3-venv)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

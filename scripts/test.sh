@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
-cmake --build build --target kiln_tests
+py=$(bash scripts/pyenv.sh)
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DKILN_PYTHON="$py"
+cmake --build build --target kiln_tests kiln_graph_tests
 ctest --test-dir build --output-on-failure

@@ -1,0 +1,271 @@
+#pragma once
+// kiln::onnx::load: reads an ONNX model (protobuf, with the schema from libonnx) into a kiln graph.
+// Initializers and Constant nodes become constants; shapes are static, so every dynamic dimension must
+// be bound by the caller; nodes whose inputs are all constant (shape arithmetic) are evaluated while
+// importing, as later nodes may need their values to know their own shapes. A file from a user may
+// be anything: every problem is a kiln::Error naming the node, its op type and what is wrong.
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include <onnx/onnx_pb.h>
+
+#include "kiln/graph/compile.hpp"
+#include "kiln/graph/dtype.hpp"
+
+namespace kiln::onnx {
+
+struct LoadOptions {
+    // Shapes for inputs by name; required for inputs with symbolic dimensions, optional otherwise.
+    std::map<std::string, std::vector<int64_t>> shapes;
+    // Inputs whose values are known when compiling (say the 'shape' input of a Reshape): they become constants.
+    std::map<std::string, Buffer> constants;
+    Target target{};  // for evaluating constant nodes while importing
+};
+
+namespace detail {
+
+using graph::Attrs;
+using graph::Graph;
+using graph::Node;
+using graph::TensorType;
+
+template <typename... Parts>
+[[noreturn]] void fail_model(const std::string& where, const Parts&... parts) {
+    kiln::detail::fail("ONNX model '", where, "': ", parts...);
+}
+
+// A TensorProto's data as a kiln Buffer (raw_data or the typed repeated fields).
+inline Buffer tensor_to_buffer(const ::onnx::TensorProto& t, const std::string& who) {
+    if (t.data_location() == ::onnx::TensorProto_DataLocation_EXTERNAL || t.external_data_size() > 0)
+        kiln::detail::fail(who, ": tensor '", t.name(), "' keeps its data in an external file; save the model with its weights inside");
+    const Type dt = graph::dtype_from_onnx(t.data_type(), who + ": tensor '" + t.name() + "'");
+    std::vector<int64_t> shape(t.dims().begin(), t.dims().end());
+    int64_t n = 1;
+    for (auto d : shape) {
+        if (d < 0) kiln::detail::fail(who, ": tensor '", t.name(), "' has a negative dimension ", d);
+        if (d > 0 && n > (int64_t{1} << 40) / d) kiln::detail::fail(who, ": tensor '", t.name(), "' is too large");
+        n *= d;
+    }
+    if (n == 0) kiln::detail::fail(who, ": tensor '", t.name(), "' is empty; empty tensors are not supported");
+    Buffer b(shape, dt);
+    const size_t bytes = static_cast<size_t>(n * dt.bytes());
+    auto count_error = [&](int64_t have) {
+        kiln::detail::fail(who, ": tensor '", t.name(), "' declares ", n, " elements of shape ", graph::detail::shape_str(shape), " but holds ", have,
+                           "; the file is corrupt or truncated");
+    };
+    if (t.has_raw_data()) {
+        if (t.raw_data().size() != bytes) count_error(static_cast<int64_t>(t.raw_data().size() / std::max(1, dt.bytes())));
+        std::memcpy(b.data(), t.raw_data().data(), bytes);
+        return b;
+    }
+    auto copy = [&](const auto& field, auto convert) {
+        if (field.size() != n) count_error(field.size());
+        for (int64_t i = 0; i < n; ++i) convert(i, field.Get(static_cast<int>(i)));
+    };
+    char* p = static_cast<char*>(b.data());
+    if (dt == f32) copy(t.float_data(), [&](int64_t i, float v) { reinterpret_cast<float*>(p)[i] = v; });
+    else if (dt == f64) copy(t.double_data(), [&](int64_t i, double v) { reinterpret_cast<double*>(p)[i] = v; });
+    else if (dt == i64) copy(t.int64_data(), [&](int64_t i, int64_t v) { reinterpret_cast<int64_t*>(p)[i] = v; });
+    else if (dt == u32) copy(t.uint64_data(), [&](int64_t i, uint64_t v) { reinterpret_cast<uint32_t*>(p)[i] = static_cast<uint32_t>(v); });
+    else if (dt == i32) copy(t.int32_data(), [&](int64_t i, int32_t v) { reinterpret_cast<int32_t*>(p)[i] = v; });
+    else if (dt == i16) copy(t.int32_data(), [&](int64_t i, int32_t v) { reinterpret_cast<int16_t*>(p)[i] = static_cast<int16_t>(v); });
+    else if (dt == i8) copy(t.int32_data(), [&](int64_t i, int32_t v) { reinterpret_cast<int8_t*>(p)[i] = static_cast<int8_t>(v); });
+    else if (dt == u8) copy(t.int32_data(), [&](int64_t i, int32_t v) { reinterpret_cast<uint8_t*>(p)[i] = static_cast<uint8_t>(v); });
+    else if (dt.is_bool()) copy(t.int32_data(), [&](int64_t i, int32_t v) { reinterpret_cast<bool*>(p)[i] = v != 0; });
+    else if (dt == f16) copy(t.int32_data(), [&](int64_t i, int32_t v) { reinterpret_cast<uint16_t*>(p)[i] = static_cast<uint16_t>(v); });
+    else kiln::detail::fail(who, ": tensor '", t.name(), "' has an element type kiln cannot read");
+    return b;
+}
+
+inline Attrs convert_attrs(const ::onnx::NodeProto& n, const std::string& who) {
+    Attrs a;
+    for (const auto& at : n.attribute()) {
+        if (!at.ref_attr_name().empty()) kiln::detail::fail(who, ": attribute '", at.name(), "' refers to a function attribute; functions are not supported");
+        switch (at.type()) {
+            case ::onnx::AttributeProto_AttributeType_INT: a.set(at.name(), static_cast<int64_t>(at.i())); break;
+            case ::onnx::AttributeProto_AttributeType_FLOAT: a.set(at.name(), static_cast<double>(at.f())); break;
+            case ::onnx::AttributeProto_AttributeType_STRING: a.set(at.name(), at.s()); break;
+            case ::onnx::AttributeProto_AttributeType_INTS: a.set(at.name(), std::vector<int64_t>(at.ints().begin(), at.ints().end())); break;
+            case ::onnx::AttributeProto_AttributeType_FLOATS: a.set(at.name(), std::vector<double>(at.floats().begin(), at.floats().end())); break;
+            case ::onnx::AttributeProto_AttributeType_STRINGS: a.set(at.name(), std::vector<std::string>(at.strings().begin(), at.strings().end())); break;
+            case ::onnx::AttributeProto_AttributeType_TENSOR: a.set(at.name(), tensor_to_buffer(at.t(), who)); break;
+            default:
+                kiln::detail::fail(who, ": attribute '", at.name(), "' is of kind ", ::onnx::AttributeProto_AttributeType_Name(at.type()),
+                                   ", which kiln does not support (subgraphs, sparse tensors and types are out of scope)");
+        }
+    }
+    return a;
+}
+
+// The value of a Constant node.
+inline Buffer constant_value(const Node& n) {
+    const auto& a = n.attrs;
+    if (a.all().size() != 1) graph::detail::fail_node(n, "must have exactly one of value, value_float, value_floats, value_int, value_ints");
+    if (a.has("value")) return a.get<Buffer>("value");
+    if (a.has("value_float")) {
+        Buffer b({}, f32);
+        *static_cast<float*>(b.data()) = static_cast<float>(a.get_float("value_float", 0));
+        return b;
+    }
+    if (a.has("value_int")) {
+        Buffer b({}, i64);
+        *static_cast<int64_t*>(b.data()) = a.get_int("value_int", 0);
+        return b;
+    }
+    if (a.has("value_floats")) {
+        auto v = a.get_floats("value_floats");
+        if (v.empty()) graph::detail::fail_node(n, "value_floats is empty");
+        Buffer b({static_cast<int64_t>(v.size())}, f32);
+        for (size_t i = 0; i < v.size(); ++i) static_cast<float*>(b.data())[i] = static_cast<float>(v[i]);
+        return b;
+    }
+    if (a.has("value_ints")) {
+        auto v = a.get_ints("value_ints");
+        if (v.empty()) graph::detail::fail_node(n, "value_ints is empty");
+        Buffer b({static_cast<int64_t>(v.size())}, i64);
+        std::memcpy(b.data(), v.data(), v.size() * sizeof(int64_t));
+        return b;
+    }
+    graph::detail::fail_node(n, "attribute '", a.all().begin()->first, "' is not supported for Constant (sparse and string constants are not)");
+}
+
+// Nodes worth running while importing: small results that later shapes may depend on.
+inline bool fold_at_import(const Graph& g, const Node& n) {
+    if (n.op == "Shape") return true;  // static shapes make it a constant whatever its input holds
+    if (n.inputs.empty()) return false;
+    for (int v : n.inputs)
+        if (v >= 0 && !g.value(v).is_constant()) return false;
+    for (int v : n.outputs)
+        if (g.type_of(v).numel() > (1 << 16)) return false;
+    return true;
+}
+
+}  // namespace detail
+
+// Parses an in-memory model; `where` names it in messages.
+inline graph::Graph load_from_bytes(const std::string& bytes, const LoadOptions& opt = {}, const std::string& where = "<memory>") {
+    using namespace detail;
+    if (bytes.empty()) fail_model(where, "the file is empty");
+    ::onnx::ModelProto model;
+    if (bytes.size() > static_cast<size_t>(INT32_MAX) || !model.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
+        fail_model(where, "is not a valid ONNX protobuf (the file is truncated, corrupt, or not an ONNX model)");
+    if (!model.has_graph()) fail_model(where, "has no graph");
+    int64_t opset = -1;
+    for (const auto& o : model.opset_import())
+        if (o.domain().empty() || o.domain() == "ai.onnx") opset = o.version();
+    if (opset < 0) fail_model(where, "imports no version of the default operator set (ai.onnx)");
+    if (opset < 11 || opset > 21) fail_model(where, "uses opset ", opset, "; kiln supports opsets 11 to 21 (convert it with onnx.version_converter)");
+    const auto& gp = model.graph();
+    Graph g;
+    g.opset = static_cast<int>(opset);
+    std::map<std::string, int> value_of;
+    for (const auto& init : gp.initializer()) {
+        if (init.name().empty()) fail_model(where, "has an initializer without a name");
+        value_of[init.name()] = g.add_constant(init.name(), tensor_to_buffer(init, "ONNX model '" + where + "'"));
+    }
+    for (const auto& in : gp.input()) {
+        if (value_of.count(in.name())) continue;  // an initializer listed as an input too (older exporters)
+        const std::string who = "ONNX model '" + where + "': input '" + in.name() + "'";
+        if (auto c = opt.constants.find(in.name()); c != opt.constants.end()) {
+            value_of[in.name()] = g.add_constant(in.name(), c->second);
+            continue;
+        }
+        if (!in.type().has_tensor_type()) kiln::detail::fail(who, " is not a tensor (sequences and maps are not supported)");
+        const auto& tt = in.type().tensor_type();
+        TensorType t;
+        t.dtype = graph::dtype_from_onnx(tt.elem_type(), who);
+        auto bound = opt.shapes.find(in.name());
+        if (bound != opt.shapes.end()) {
+            t.shape = bound->second;
+            if (tt.has_shape() && tt.shape().dim_size() != static_cast<int>(t.shape.size()))
+                kiln::detail::fail(who, " has rank ", tt.shape().dim_size(), " but the shape given for it, ", graph::detail::shape_str(t.shape), ", has rank ",
+                                   t.shape.size());
+            for (int d = 0; tt.has_shape() && d < tt.shape().dim_size(); ++d)
+                if (tt.shape().dim(d).has_dim_value() && tt.shape().dim(d).dim_value() != t.shape[d])
+                    kiln::detail::fail(who, " has dimension ", d, " fixed at ", tt.shape().dim(d).dim_value(), " but the shape given for it says ", t.shape[d]);
+        } else {
+            if (!tt.has_shape()) kiln::detail::fail(who, " has no shape in the model; give one in LoadOptions::shapes");
+            for (int d = 0; d < tt.shape().dim_size(); ++d) {
+                const auto& dim = tt.shape().dim(d);
+                if (!dim.has_dim_value() || dim.dim_value() <= 0)
+                    kiln::detail::fail(who, " has dimension ", d, " unbound (", dim.has_dim_param() ? "'" + dim.dim_param() + "'" : std::string("unknown"),
+                                       "); kiln compiles static shapes, so give the input's shape, e.g. {{\"", in.name(), "\", {1, 3, 224, 224}}}");
+                t.shape.push_back(dim.dim_value());
+            }
+        }
+        for (auto d : t.shape)
+            if (d <= 0) kiln::detail::fail(who, ": dimension ", d, " must be positive");
+        value_of[in.name()] = g.add_input(in.name(), t);
+    }
+    for (const auto& [name, _] : opt.shapes)
+        if (!value_of.count(name)) fail_model(where, "has no input '", name, "' (a shape was given for it)");
+    for (int k = 0; k < gp.node_size(); ++k) {
+        const auto& np = gp.node(k);
+        Node n;
+        n.name = np.name().empty() ? np.op_type() + "_" + std::to_string(k) : np.name();
+        n.op = np.op_type();
+        const std::string who = graph::detail::who(n);
+        if (!np.domain().empty() && np.domain() != "ai.onnx")
+            kiln::detail::fail(who, ": operator domain '", np.domain(), "' is not supported; kiln implements the default ONNX domain");
+        n.attrs = convert_attrs(np, who);
+        for (const auto& in : np.input()) {
+            if (in.empty()) {
+                n.inputs.push_back(-1);
+                continue;
+            }
+            auto it = value_of.find(in);
+            if (it == value_of.end())
+                kiln::detail::fail(who, ": input '", in, "' is not a graph input, an initializer or the output of an earlier node (nodes must be in topological order)");
+            n.inputs.push_back(it->second);
+        }
+        if (n.op == "Constant") {
+            if (np.output_size() != 1) kiln::detail::fail(who, ": Constant has one output");
+            value_of[np.output(0)] = g.add_constant(np.output(0), constant_value(n));
+            continue;
+        }
+        std::vector<std::string> names(np.output().begin(), np.output().end());
+        while (!names.empty() && names.back().empty()) names.pop_back();  // trailing optional outputs left out
+        if (names.empty()) kiln::detail::fail(who, ": the node has no outputs");
+        n.outputs.assign(names.size(), 0);
+        const auto types = graph::infer_types(g, n);
+        if (types.size() < names.size()) kiln::detail::fail(who, ": the node asks for ", names.size(), " outputs but ", n.op, " has ", types.size());
+        const int id = g.add_node(n, std::vector<TensorType>(types.begin(), types.begin() + static_cast<long>(names.size())), names);
+        const std::vector<int> outs = g.nodes[id].outputs;
+        if (fold_at_import(g, g.nodes[id])) {
+            const auto vals = graph::detail::evaluate_node(g, g.nodes[id], opt.target);
+            for (size_t i = 0; i < names.size(); ++i) {
+                const int v = g.nodes[id].outputs[i];
+                g.values[v].data = vals[i];
+                g.values[v].producer = -1;
+            }
+            g.nodes.pop_back();
+        }
+        for (size_t i = 0; i < names.size(); ++i)
+            if (!names[i].empty()) value_of[names[i]] = outs[i];
+    }
+    for (const auto& out : gp.output()) {
+        auto it = value_of.find(out.name());
+        if (it == value_of.end()) fail_model(where, "output '", out.name(), "' is not computed by any node");
+        g.outputs.push_back(it->second);
+    }
+    if (g.outputs.empty()) fail_model(where, "has no outputs");
+    return g;
+}
+
+inline graph::Graph load(const std::string& path, const LoadOptions& opt = {}) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) kiln::detail::fail("ONNX model '", path, "': cannot open the file");
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return load_from_bytes(ss.str(), opt, path);
+}
+
+// The spelling: kiln::onnx::load("model.onnx", {{"input", {1, 3, 224, 224}}}).
+inline graph::Graph load(const std::string& path, const std::map<std::string, std::vector<int64_t>>& shapes) {
+    LoadOptions o;
+    o.shapes = shapes;
+    return load(path, o);
+}
+
+}  // namespace kiln::onnx

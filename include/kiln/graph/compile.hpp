@@ -1,0 +1,332 @@
+#pragma once
+// graph::compile: runs the graph passes of an optimisation level, lowers every fused group to a kiln
+// kernel (identical groups compile once; distinct ones compile on worker threads), plans the memory of
+// the intermediates by liveness, and returns an Executable that runs the kernels in order.
+// This header includes the backend (LLVM) through kiln/build.hpp.
+#include <chrono>
+#include <future>
+#include <thread>
+
+#include "kiln/build.hpp"
+#include "kiln/graph/lower_group.hpp"
+#include "kiln/graph/passes/dead_code.hpp"
+#include "kiln/graph/passes/fold_constant.hpp"
+#include "kiln/graph/passes/fuse_ops.hpp"
+#include "kiln/graph/passes/simplify_inference.hpp"
+#include "kiln/graph/printer.hpp"
+#include "kiln/runtime/thread_pool.hpp"
+
+namespace kiln::graph {
+
+struct CompileOptions {
+    // 0: every node its own kernel; 1: + operator fusion; 2: + constant folding and BatchNorm folding;
+    // 3: all of them (layout alteration joins here).
+    int opt_level = 3;
+    int threads = 0;  // kernel threads; 0 keeps the pool's current size
+    Target target{};
+    // Called with (pass name, graph after it) for --dump.
+    std::function<void(const std::string&, const Graph&, const std::vector<Group>*)> dump;
+};
+
+struct CompileTimes {
+    double passes_ms = 0, lower_ms = 0, llvm_ms = 0, total_ms = 0;
+    int kernels = 0, distinct_kernels = 0;
+};
+
+struct ProfileEntry {
+    std::string name;
+    double ms = 0;
+    int calls = 0;
+};
+
+class Executable {
+public:
+    void set_input(const std::string& name, const Buffer& data) {
+        for (size_t i = 0; i < graph_.inputs.size(); ++i)
+            if (graph_.value(graph_.inputs[i]).name == name) return set_input(i, data);
+        std::string all;
+        for (int v : graph_.inputs) all += (all.empty() ? "" : ", ") + graph_.value(v).name;
+        kiln::detail::fail("set_input: the model has no input '", name, "'; its inputs are ", all);
+    }
+    void set_input(size_t index, const Buffer& data) {
+        if (index >= graph_.inputs.size()) kiln::detail::fail("set_input: input ", index, " does not exist; the model has ", graph_.inputs.size());
+        const Value& v = graph_.value(graph_.inputs[index]);
+        if (data.dtype() != v.type.dtype || data.shape() != v.type.shape)
+            kiln::detail::fail("set_input: input '", v.name, "' is ", v.type.str(), " but the buffer is ", TensorType{data.shape(), data.dtype()}.str(),
+                               "; pass a buffer of the model's input type");
+        const Buffer& dst = storage_[graph_.inputs[index]];
+        copy_into(data, dst);
+    }
+    void run() {
+        if (threads_ > 0 && kiln::num_threads() != threads_) kiln::set_num_threads(threads_);
+        for (size_t k = 0; k < steps_.size(); ++k) {
+            auto& st = steps_[k];
+            auto args = st.args;
+            if (profile_) {
+                auto t0 = std::chrono::steady_clock::now();
+                st.kernel.call(args);
+                profile_data_[k].ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+                profile_data_[k].calls++;
+            } else {
+                st.kernel.call(args);
+            }
+        }
+    }
+    size_t num_outputs() const { return graph_.outputs.size(); }
+    // A view of output i, valid until the next run().
+    Buffer output(size_t i) const {
+        if (i >= graph_.outputs.size()) kiln::detail::fail("output: the model has ", graph_.outputs.size(), " output(s); there is no output ", i);
+        return storage_.at(graph_.outputs[i]);
+    }
+    const std::string& output_name(size_t i) const { return graph_.value(graph_.outputs.at(i)).name; }
+
+    void enable_profile(bool on = true) {
+        profile_ = on;
+        profile_data_.assign(steps_.size(), {});
+        for (size_t k = 0; k < steps_.size(); ++k) profile_data_[k].name = steps_[k].name;
+    }
+    const std::vector<ProfileEntry>& profile() const { return profile_data_; }
+    std::string profile_table() const {
+        std::ostringstream os;
+        double total = 0;
+        for (auto& p : profile_data_) total += p.calls ? p.ms / p.calls : 0;
+        os << "kernel                                              ms/run     share\n";
+        for (auto& p : profile_data_) {
+            const double ms = p.calls ? p.ms / p.calls : 0;
+            char line[256];
+            std::snprintf(line, sizeof line, "%-48s %10.3f %8.1f%%\n", p.name.substr(0, 48).c_str(), ms, total > 0 ? 100 * ms / total : 0.0);
+            os << line;
+        }
+        char line[128];
+        std::snprintf(line, sizeof line, "%-48s %10.3f\n", "total", total);
+        os << line;
+        return os.str();
+    }
+
+    const Graph& graph() const { return graph_; }
+    const std::vector<Group>& groups() const { return groups_; }
+    const CompileTimes& compile_times() const { return times_; }
+    int64_t arena_bytes() const { return arena_bytes_; }
+    size_t num_kernels() const { return steps_.size(); }
+
+private:
+    friend Executable compile(const Graph&, const CompileOptions&);
+    struct Step {
+        Kernel kernel;
+        std::vector<kiln::detail::ArgValue> args;
+        std::string name;
+    };
+
+    static void copy_into(const Buffer& src, const Buffer& dst) {
+        if (src.is_contiguous()) {
+            std::memcpy(dst.data(), src.data(), static_cast<size_t>(src.size() * src.dtype().bytes()));
+            return;
+        }
+        kiln::detail::fail("set_input: the buffer is not contiguous; pass a row-major buffer");
+    }
+
+    Graph graph_;
+    std::vector<Group> groups_;
+    std::vector<Step> steps_;
+    std::unordered_map<int, Buffer> storage_;  // value id -> memory (inputs, outputs, constants, arena views)
+    std::shared_ptr<void> arena_;
+    int64_t arena_bytes_ = 0;
+    int threads_ = 0;
+    bool profile_ = false;
+    std::vector<ProfileEntry> profile_data_;
+    CompileTimes times_;
+};
+
+namespace detail {
+
+inline std::vector<int64_t> kernel_shape(const TensorType& t) { return t.shape.empty() ? std::vector<int64_t>{1} : t.shape; }
+
+// Runs one node as a kernel on its constant inputs: the evaluator of constant folding.
+inline std::vector<Buffer> evaluate_node(const Graph& g, const Node& n, const Target& target) {
+    Group grp;
+    grp.nodes = {static_cast<int>(&n - g.nodes.data())};
+    for (int v : n.inputs)
+        if (v >= 0 && std::find(grp.inputs.begin(), grp.inputs.end(), v) == grp.inputs.end()) grp.inputs.push_back(v);
+    grp.outputs = n.outputs;
+    GroupSchedule gs = lower_group(g, grp, target);
+    BuildOptions bo;
+    bo.target = target;
+    bo.name = "fold";
+    Kernel k = build(gs.schedule, gs.args, bo);
+    std::vector<Buffer> outs;
+    std::vector<kiln::detail::ArgValue> args;
+    for (size_t i = 0; i < gs.args.size(); ++i) {
+        const int v = gs.arg_values[i];
+        const TensorType& t = g.type_of(v);
+        if (g.value(v).is_constant()) {
+            const Buffer& b = *g.value(v).data;
+            args.push_back({b.data(), b.dtype(), true, kernel_shape(t), Buffer::row_major(kernel_shape(t))});
+        } else {
+            outs.emplace_back(kernel_shape(t), t.dtype);
+            args.push_back({outs.back().data(), t.dtype, true, kernel_shape(t), Buffer::row_major(kernel_shape(t))});
+        }
+    }
+    k.call(args);
+    // Results in node output order, with their logical (possibly rank-0) shapes.
+    std::vector<Buffer> res;
+    size_t o = 0;
+    for (int v : n.outputs) {
+        const TensorType& t = g.type_of(v);
+        (void)v;
+        res.push_back(Buffer(outs.at(o).data(), t.shape, t.dtype));
+        // Keep the memory alive through a copy into an owning buffer.
+        Buffer own(t.shape, t.dtype);
+        std::memcpy(own.data(), outs.at(o).data(), static_cast<size_t>(own.size() * t.dtype.bytes()));
+        res.back() = own;
+        ++o;
+    }
+    return res;
+}
+
+// First-fit placement of intermediate values in one arena by their live ranges [first write, last read].
+struct Interval {
+    int value;
+    int begin, end;
+    int64_t bytes;
+    int64_t offset = -1;
+};
+inline int64_t plan_arena(std::vector<Interval>& iv) {
+    std::sort(iv.begin(), iv.end(), [](const Interval& a, const Interval& b) { return a.bytes > b.bytes; });
+    int64_t peak = 0;
+    for (size_t i = 0; i < iv.size(); ++i) {
+        std::vector<std::pair<int64_t, int64_t>> busy;
+        for (size_t j = 0; j < i; ++j)
+            if (iv[j].begin <= iv[i].end && iv[i].begin <= iv[j].end) busy.push_back({iv[j].offset, iv[j].offset + iv[j].bytes});
+        std::sort(busy.begin(), busy.end());
+        int64_t at = 0;
+        for (auto& [lo, hi] : busy) {
+            if (at + iv[i].bytes <= lo) break;
+            at = std::max(at, hi);
+        }
+        iv[i].offset = at;
+        peak = std::max(peak, at + iv[i].bytes);
+    }
+    return peak;
+}
+
+}  // namespace detail
+
+inline Graph optimize(const Graph& input, const CompileOptions& opt) {
+    Graph g = passes::dead_code_elimination(input);
+    auto dump = [&](const std::string& pass) {
+        if (opt.dump) opt.dump(pass, g, nullptr);
+    };
+    dump("import");
+    if (opt.opt_level >= 2) {
+        g = passes::simplify_inference(g);
+        dump("simplify_inference");
+        g = passes::fold_constant(g, [&](const Graph& gg, const Node& n) { return detail::evaluate_node(gg, n, opt.target); });
+        dump("fold_constant");
+    }
+    return g;
+}
+
+inline Executable compile(const Graph& model, const CompileOptions& opt = {}) {
+    using clock = std::chrono::steady_clock;
+    auto ms_since = [](clock::time_point t) { return std::chrono::duration<double, std::milli>(clock::now() - t).count(); };
+    const auto t_start = clock::now();
+    if (opt.opt_level < 0 || opt.opt_level > 3) kiln::detail::fail("graph::compile: opt_level is ", opt.opt_level, "; use 0 to 3");
+    if (opt.threads < 0) kiln::detail::fail("graph::compile: threads is ", opt.threads, "; use 0 (keep) or a positive count");
+    Executable ex;
+    ex.threads_ = opt.threads;
+    ex.graph_ = optimize(model, opt);
+    const Graph& g = ex.graph_;
+    ex.groups_ = opt.opt_level >= 1 ? passes::fuse_ops(g) : passes::no_fusion(g);
+    if (opt.dump) opt.dump("fuse_ops", g, &ex.groups_);
+    ex.times_.passes_ms = ms_since(t_start);
+
+    // Lowering is cheap and single-threaded; LLVM is the cost, so distinct programs compile in parallel.
+    const auto t_lower = clock::now();
+    std::vector<GroupSchedule> scheds;
+    std::vector<LoweredFunc> funcs;
+    for (auto& grp : ex.groups_) {
+        scheds.push_back(lower_group(g, grp, opt.target));
+        funcs.push_back(lower_func(scheds.back().schedule, scheds.back().args, LowerOptions{"fused", ""}));
+    }
+    ex.times_.lower_ms = ms_since(t_lower);
+    const auto t_llvm = clock::now();
+    std::unordered_map<std::string, size_t> first_of;
+    std::vector<size_t> distinct;
+    std::vector<std::string> texts(funcs.size());
+    for (size_t k = 0; k < funcs.size(); ++k) {
+        texts[k] = to_string(funcs[k]);
+        if (first_of.emplace(texts[k], k).second) distinct.push_back(k);
+    }
+    std::vector<Kernel> kernels(funcs.size());
+    BuildOptions bo;
+    bo.target = opt.target;
+    {
+        const unsigned workers = std::max(1u, std::min<unsigned>(std::thread::hardware_concurrency(), static_cast<unsigned>(distinct.size())));
+        std::atomic<size_t> next{0};
+        std::vector<std::future<void>> fs;
+        std::exception_ptr err;
+        std::mutex err_m;
+        for (unsigned w = 0; w < workers; ++w)
+            fs.push_back(std::async(std::launch::async, [&] {
+                for (size_t i; (i = next.fetch_add(1)) < distinct.size();) {
+                    try {
+                        kernels[distinct[i]] = build(funcs[distinct[i]], bo);
+                    } catch (...) {
+                        std::lock_guard<std::mutex> lk(err_m);
+                        if (!err) err = std::current_exception();
+                    }
+                }
+            }));
+        for (auto& f : fs) f.get();
+        if (err) std::rethrow_exception(err);
+    }
+    for (size_t k = 0; k < funcs.size(); ++k) kernels[k] = kernels[first_of.at(texts[k])];
+    ex.times_.llvm_ms = ms_since(t_llvm);
+    ex.times_.kernels = static_cast<int>(funcs.size());
+    ex.times_.distinct_kernels = static_cast<int>(distinct.size());
+
+    // Memory: inputs, outputs and constants own their buffers; every other value lives in the arena.
+    std::vector<bool> is_output(g.values.size(), false), is_input(g.values.size(), false);
+    for (int v : g.outputs) is_output[v] = true;
+    for (int v : g.inputs) is_input[v] = true;
+    std::unordered_map<int, detail::Interval> live;
+    for (size_t k = 0; k < ex.groups_.size(); ++k) {
+        for (int v : scheds[k].arg_values) {
+            const Value& val = g.value(v);
+            if (val.is_constant() || is_input[v] || is_output[v]) continue;
+            auto it = live.find(v);
+            const int64_t bytes = (g.type_of(v).numel() * g.type_of(v).dtype.bytes() + 63) / 64 * 64;
+            if (it == live.end()) live.emplace(v, detail::Interval{v, static_cast<int>(k), static_cast<int>(k), bytes});
+            else it->second.end = static_cast<int>(k);
+        }
+    }
+    std::vector<detail::Interval> iv;
+    for (auto& [v, i] : live) iv.push_back(i);
+    ex.arena_bytes_ = detail::plan_arena(iv);
+    void* arena = std::aligned_alloc(64, static_cast<size_t>(std::max<int64_t>(ex.arena_bytes_, 64)));
+    if (!arena) kiln::detail::fail("graph::compile: could not allocate the ", ex.arena_bytes_, "-byte arena");
+    ex.arena_ = std::shared_ptr<void>(arena, [](void* p) { std::free(p); });
+    for (auto& i : iv)
+        ex.storage_[i.value] = Buffer(static_cast<char*>(arena) + i.offset, g.type_of(i.value).shape, g.type_of(i.value).dtype);
+    for (size_t v = 0; v < g.values.size(); ++v) {
+        if (ex.storage_.count(static_cast<int>(v))) continue;
+        const Value& val = g.values[v];
+        if (val.is_constant()) ex.storage_[static_cast<int>(v)] = *val.data;
+        else if (is_input[v] || is_output[v]) ex.storage_[static_cast<int>(v)] = Buffer(val.type.shape, val.type.dtype);
+    }
+    for (size_t k = 0; k < ex.groups_.size(); ++k) {
+        Executable::Step st;
+        st.kernel = kernels[k];
+        st.name = ex.groups_[k].name;
+        for (int v : scheds[k].arg_values) {
+            const Buffer& b = ex.storage_.at(v);
+            const auto shape = detail::kernel_shape(g.type_of(v));
+            st.args.push_back({b.data(), b.dtype(), true, shape, Buffer::row_major(shape)});
+        }
+        ex.steps_.push_back(std::move(st));
+    }
+    ex.times_.total_ms = ms_since(t_start);
+    return ex;
+}
+
+}  // namespace kiln::graph

@@ -1,0 +1,148 @@
+#pragma once
+// Lowers one fused group of graph nodes to a kiln schedule: a placeholder per value the group reads,
+// each node's compute definition applied in order, and a default schedule chosen by what the group
+// holds (a convolution or a dense product gets its kiln::nn schedule with the rest as its epilogue;
+// anything else is inlined into its outputs and parallelised).
+#include <unordered_map>
+#include <unordered_set>
+
+#include "kiln/graph/op_registry.hpp"
+#include "kiln/graph/ops/elementwise.hpp"
+#include "kiln/graph/ops/nn.hpp"
+#include "kiln/graph/ops/reduce.hpp"
+#include "kiln/graph/ops/transform.hpp"
+#include "kiln/nn.hpp"
+
+namespace kiln::graph {
+
+// Nodes computed by one kernel, in topological order, with the values it reads and writes.
+struct Group {
+    std::vector<int> nodes;
+    std::vector<int> inputs;   // values read from outside the group (graph inputs, constants, other groups)
+    std::vector<int> outputs;  // values read outside the group or returned by the graph
+    std::string name;          // for profiles and dumps: the op types of its nodes, joined by '_'
+};
+
+struct GroupSchedule {
+    Schedule schedule;
+    std::vector<Tensor> args;     // placeholders for the inputs, then the outputs
+    std::vector<int> arg_values;  // the graph value behind each argument
+};
+
+namespace detail {
+
+// Kernels see values as kiln tensors of rank 1..6; a scalar is [1].
+inline Tensor placeholder_for(const Value& v, size_t k) {
+    return placeholder(kiln_shape(v.type.shape), v.type.dtype, "in" + std::to_string(k));
+}
+
+inline void parallelize(Schedule& s, const OpPtr& op, int lanes) {
+    Stage st = s[op];
+    const auto& ax = op->axis;
+    const bool reduction = !op->reduce_axis.empty();
+    if (ax.size() >= 2) {
+        IterVar outer = ax[0];
+        for (size_t d = 1; d + 1 < ax.size(); ++d) outer = st.fuse(outer, ax[d]);
+        st.parallel(outer);
+    }
+    const auto* last = as_const_int(ax.back().dom().extent);
+    if (!reduction && last && *last >= lanes) {
+        auto [xo, xi] = st.split(ax.back(), lanes);
+        st.vectorize(xi);
+        if (ax.size() == 1 && *last >= 64 * lanes) st.parallel(xo);
+    }
+}
+
+// The default schedule for groups without a kiln::nn kernel: every intermediate that is not a reduction is
+// inlined into its readers; reductions and outputs are computed at the root, parallel over their outer axes
+// and vectorised along the innermost one.
+inline void schedule_generic(Schedule& s, int lanes) {
+    std::vector<OpPtr> roots;
+    for (auto& st : s.stages()) {
+        if (st->op->kind != OpKind::Compute || st->attach != AttachType::Root) continue;
+        if (!st->is_output && st->op->reduce_axis.empty()) s[st->op].compute_inline();
+        else roots.push_back(st->op);
+    }
+    for (auto& op : roots) parallelize(s, op, lanes);
+}
+
+// Stages a kiln::nn schedule left untouched at the root (a transposed operand, a folded view): parallel.
+inline void schedule_leftovers(Schedule& s, int lanes) {
+    std::vector<OpPtr> todo;
+    for (auto& st : s.stages())
+        if (st->op->kind == OpKind::Compute && st->attach == AttachType::Root && !st->is_output && st->relations.empty() &&
+            st->for_kind.empty() && st->op->tag.empty())
+            todo.push_back(st->op);
+    for (auto& op : todo) parallelize(s, op, lanes);
+}
+
+}  // namespace detail
+
+inline GroupSchedule lower_group(const Graph& g, const Group& grp, const Target& target = {}) {
+    std::unordered_map<int, Tensor> tensor_of;
+    struct {
+        std::vector<Tensor> args;
+        std::vector<int> arg_values;
+    } out;
+    for (size_t k = 0; k < grp.inputs.size(); ++k) {
+        Tensor t = detail::placeholder_for(g.value(grp.inputs[k]), k);
+        tensor_of[grp.inputs[k]] = t;
+        out.args.push_back(t);
+        out.arg_values.push_back(grp.inputs[k]);
+    }
+    bool conv = false, dense = false;
+    for (size_t k = 0; k < grp.nodes.size(); ++k) {
+        const Node& n = g.nodes[grp.nodes[k]];
+        const OpDef& d = op_def(n);
+        OpCall call{g, n, {}, "t" + std::to_string(k)};
+        for (int v : n.inputs) call.in.push_back(v >= 0 ? tensor_of.at(v) : Tensor());
+        std::vector<Tensor> res;
+        try {
+            res = d.compute(call);
+        } catch (const Error& e) {
+            const std::string msg = e.what();
+            if (msg.rfind("node '", 0) == 0) throw;
+            detail::fail_node(n, msg);
+        }
+        for (size_t i = 0; i < n.outputs.size() && i < res.size(); ++i) tensor_of[n.outputs[i]] = res[i];
+        conv |= n.op == "Conv";
+        dense |= n.op == "Gemm" || n.op == "MatMul";
+    }
+    std::vector<Tensor> outs;
+    for (int v : grp.outputs) outs.push_back(tensor_of.at(v));
+    // Inputs only a shape depended on (Reshape's target, say) are not read by the kernel.
+    std::unordered_set<const OperationNode*> read;
+    std::function<void(const OpPtr&)> walk = [&](const OpPtr& op) {
+        if (!read.insert(op.get()).second) return;
+        for (auto& p : kiln::detail::producers_of(op.get())) walk(p);
+    };
+    for (auto& t : outs) walk(t.op());
+    std::vector<Tensor> args;
+    std::vector<int> arg_values;
+    for (size_t k = 0; k < out.args.size(); ++k)
+        if (read.count(out.args[k].op().get())) {
+            args.push_back(out.args[k]);
+            arg_values.push_back(out.arg_values[k]);
+        }
+    out.args = std::move(args);
+    out.arg_values = std::move(arg_values);
+    for (size_t k = 0; k < outs.size(); ++k) {
+        out.args.push_back(outs[k]);
+        out.arg_values.push_back(grp.outputs[k]);
+    }
+    Schedule s(outs);
+    const int lanes = nn::detail::f32_lanes(target);
+    // A fused group has one anchor: the convolution or product with its epilogue, as TVM's fusion makes them.
+    if (conv && outs.size() == 1 && nn::detail::find_tagged(outs[0], "conv2d")) {
+        nn::schedule_conv2d(s, outs[0], target);
+        detail::schedule_leftovers(s, lanes);
+    } else if (dense && outs.size() == 1 && nn::detail::find_tagged(outs[0], "matmul")) {
+        nn::schedule_matmul(s, outs[0], target);
+        detail::schedule_leftovers(s, lanes);
+    } else {
+        detail::schedule_generic(s, lanes);
+    }
+    return GroupSchedule{std::move(s), std::move(out.args), std::move(out.arg_values)};
+}
+
+}  // namespace kiln::graph

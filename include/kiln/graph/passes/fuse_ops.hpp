@@ -1,0 +1,159 @@
+#pragma once
+// Pass: operator fusion with TVM's pattern rules. Each node starts as its own group; walking in
+// topological order, a node joins the group of the producer of one of its inputs when
+//   - it is elementwise or broadcast and that group is injective, a reduction, or a convolution / dense
+//     product / pool (its epilogue), with the same output shape;
+//   - it is injective and that group is injective;
+//   - it is a reduction and that group is injective (a reduction with its injective inputs);
+// and the value between them has no other reader and is not a graph output, so every group computes
+// its nodes once and writes only what others read.
+#include "kiln/graph/lower_group.hpp"
+
+namespace kiln::graph::passes {
+
+// One group per node: what opt level 0 runs.
+inline std::vector<Group> no_fusion(const Graph& g);
+inline std::vector<Group> fuse_ops(const Graph& g);
+
+namespace detail {
+
+inline std::string group_name(const Graph& g, const std::vector<int>& nodes) {
+    std::string s;
+    for (int n : nodes) s += (s.empty() ? "" : "_") + g.nodes[n].op;
+    return s;
+}
+
+// Fills in the values each group reads and writes.
+inline std::vector<Group> finish_groups(const Graph& g, const std::vector<std::vector<int>>& members) {
+    std::vector<int> group_of(g.nodes.size(), -1);
+    for (size_t k = 0; k < members.size(); ++k)
+        for (int n : members[k]) group_of[n] = static_cast<int>(k);
+    std::vector<bool> is_output(g.values.size(), false);
+    for (int v : g.outputs) is_output[v] = true;
+    std::vector<bool> read_outside(g.values.size(), false);
+    for (size_t n = 0; n < g.nodes.size(); ++n)
+        for (int v : g.nodes[n].inputs)
+            if (v >= 0 && (g.values[v].producer < 0 || group_of[g.values[v].producer] != group_of[n])) read_outside[v] = true;
+    std::vector<Group> out;
+    for (auto& m : members) {
+        if (m.empty()) continue;
+        Group grp;
+        grp.nodes = m;
+        std::sort(grp.nodes.begin(), grp.nodes.end());
+        grp.name = group_name(g, grp.nodes);
+        std::vector<bool> seen(g.values.size(), false);
+        for (int n : grp.nodes) {
+            for (int v : g.nodes[n].inputs) {
+                if (v < 0 || seen[v]) continue;
+                const int p = g.values[v].producer;
+                if (p < 0 || group_of[p] != group_of[n]) {
+                    seen[v] = true;
+                    grp.inputs.push_back(v);
+                }
+            }
+            for (int v : g.nodes[n].outputs)
+                if (is_output[v] || read_outside[v]) grp.outputs.push_back(v);
+        }
+        out.push_back(std::move(grp));
+    }
+    // Groups run in an order where each follows the groups it reads from (Kahn's algorithm).
+    std::vector<int> gid(g.nodes.size(), -1);
+    for (size_t k = 0; k < out.size(); ++k)
+        for (int n : out[k].nodes) gid[n] = static_cast<int>(k);
+    std::vector<std::vector<int>> next(out.size());
+    std::vector<int> pending(out.size(), 0);
+    for (size_t k = 0; k < out.size(); ++k) {
+        std::vector<int> deps;
+        for (int v : out[k].inputs)
+            if (g.values[v].producer >= 0) deps.push_back(gid[g.values[v].producer]);
+        std::sort(deps.begin(), deps.end());
+        deps.erase(std::unique(deps.begin(), deps.end()), deps.end());
+        for (int d : deps) next[d].push_back(static_cast<int>(k));
+        pending[k] = static_cast<int>(deps.size());
+    }
+    std::vector<Group> sorted;
+    std::vector<int> ready;
+    for (size_t k = out.size(); k-- > 0;)
+        if (!pending[k]) ready.push_back(static_cast<int>(k));
+    while (!ready.empty()) {
+        const int k = ready.back();
+        ready.pop_back();
+        sorted.push_back(out[k]);
+        for (size_t i = next[k].size(); i-- > 0;)
+            if (--pending[next[k][i]] == 0) ready.push_back(next[k][i]);
+    }
+    if (sorted.size() != out.size()) kiln::detail::fail("fuse_ops: internal: the groups form a cycle");
+    return sorted;
+}
+
+inline bool can_join(OpPattern node, OpPattern group, bool same_shape) {
+    switch (node) {
+        case OpPattern::ElemWise:
+        case OpPattern::Broadcast:
+            if (group <= OpPattern::Injective || group == OpPattern::CommReduce) return true;
+            return group == OpPattern::OutEWiseFusable && same_shape;
+        case OpPattern::Injective: return group <= OpPattern::Injective;
+        case OpPattern::CommReduce: return group <= OpPattern::Injective;
+        default: return false;
+    }
+}
+
+}  // namespace detail
+
+inline std::vector<Group> no_fusion(const Graph& g) {
+    std::vector<std::vector<int>> m;
+    for (size_t n = 0; n < g.nodes.size(); ++n) m.push_back({static_cast<int>(n)});
+    return detail::finish_groups(g, m);
+}
+
+inline std::vector<Group> fuse_ops(const Graph& g) {
+    const auto uses = g.use_counts();
+    std::vector<bool> is_output(g.values.size(), false);
+    for (int v : g.outputs) is_output[v] = true;
+    std::vector<std::vector<int>> members;
+    std::vector<OpPattern> pattern;  // the group's strongest pattern
+    std::vector<int> group_of(g.nodes.size(), -1);
+    std::vector<std::vector<int>> readers(g.values.size());
+    for (size_t n = 0; n < g.nodes.size(); ++n)
+        for (int v : g.nodes[n].inputs)
+            if (v >= 0) readers[v].push_back(static_cast<int>(n));
+    auto reads_outside = [&](int v, int gp) {
+        for (int r : readers[v])
+            if (group_of[r] != gp) return true;
+        return false;
+    };
+    for (size_t n = 0; n < g.nodes.size(); ++n) {
+        const Node& nd = g.nodes[n];
+        const OpPattern p = op_def(nd).pattern;
+        int join = -1;
+        // A reduction takes in its injective producers, which may be several groups: it joins the first and
+        // then absorbs the others' single-reader chains below.
+        for (int v : nd.inputs) {
+            if (v < 0 || g.values[v].producer < 0 || uses[v] != 1 || is_output[v]) continue;
+            const int gp = group_of[g.values[v].producer];
+            const bool same_shape = g.type_of(v).shape == g.type_of(nd.outputs[0]).shape;
+            if (g.values[v].is_constant() || !detail::can_join(p, pattern[gp], same_shape)) continue;
+            // Join only a group whose only output is this value: other groups may depend on the rest.
+            bool sole = true;
+            for (int m : members[gp])
+                for (int o : g.nodes[m].outputs)
+                    if (o != v && (is_output[o] || reads_outside(o, gp))) sole = false;
+            if (!sole) continue;
+            join = gp;
+            // An anchored group (a convolution, a product) is the better home for an epilogue.
+            if (pattern[gp] == OpPattern::OutEWiseFusable) break;
+        }
+        if (join < 0) {
+            members.push_back({static_cast<int>(n)});
+            pattern.push_back(p);
+            group_of[n] = static_cast<int>(members.size()) - 1;
+            continue;
+        }
+        members[join].push_back(static_cast<int>(n));
+        pattern[join] = std::max(pattern[join], p);
+        group_of[n] = join;
+    }
+    return detail::finish_groups(g, members);
+}
+
+}  // namespace kiln::graph::passes

@@ -1,0 +1,115 @@
+#pragma once
+// Pass: SimplifyInference. BatchNormalization in inference is a per-channel scale and shift; after a
+// convolution (or a Gemm with transB) with constant weights it folds into the weights and bias, and
+// anywhere else it becomes Mul and Add by constants, which fusion then merges with its neighbours.
+#include <cmath>
+
+#include "kiln/graph/passes/dead_code.hpp"
+
+namespace kiln::graph::passes {
+
+namespace detail {
+
+inline std::vector<float> floats_of(const Buffer& b) {
+    std::vector<float> v(static_cast<size_t>(b.size()));
+    if (b.dtype() == f32) std::memcpy(v.data(), b.data(), v.size() * sizeof(float));
+    else if (b.dtype() == f64) for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(static_cast<const double*>(b.data())[i]);
+    else kiln::detail::fail("simplify_inference: internal: expected a float constant");
+    return v;
+}
+
+inline Buffer buffer_of(const std::vector<float>& v, std::vector<int64_t> shape) {
+    Buffer b(std::move(shape), f32);
+    std::memcpy(b.data(), v.data(), v.size() * sizeof(float));
+    return b;
+}
+
+}  // namespace detail
+
+inline Graph simplify_inference(const Graph& g) {
+    Graph out = g;
+    const auto uses = g.use_counts();
+    std::vector<bool> keep(g.nodes.size(), true);
+    std::vector<bool> is_output(g.values.size(), false);
+    for (int v : g.outputs) is_output[v] = true;
+    for (size_t n = 0; n < out.nodes.size(); ++n) {
+        Node& bn = out.nodes[n];
+        if (bn.op != "BatchNormalization") continue;
+        const Buffer *sc = out.constant_input(bn, 1), *bi = out.constant_input(bn, 2), *mu = out.constant_input(bn, 3), *var = out.constant_input(bn, 4);
+        if (!sc || !bi || !mu || !var || out.type_of(bn.inputs[0]).dtype != f32) continue;
+        const double eps = bn.attrs.get_float("epsilon", 1e-5);
+        auto s = detail::floats_of(*sc), b = detail::floats_of(*bi), m = detail::floats_of(*mu), v = detail::floats_of(*var);
+        const size_t C = s.size();
+        std::vector<float> scale(C), shift(C);
+        for (size_t c = 0; c < C; ++c) {
+            scale[c] = static_cast<float>(s[c] / std::sqrt(static_cast<double>(v[c]) + eps));
+            shift[c] = b[c] - m[c] * scale[c];
+        }
+        const int x = bn.inputs[0];
+        const int p = out.values[x].producer;
+        if (p >= 0 && out.nodes[p].op == "Conv" && uses[x] == 1 && !is_output[x] && out.constant_input(out.nodes[p], 1) &&
+            (out.nodes[p].inputs.size() < 3 || out.nodes[p].inputs[2] < 0 || out.constant_input(out.nodes[p], 2))) {
+            // conv(x, W) * scale + shift = conv(x, W * scale) + (b * scale + shift)
+            Node& conv = out.nodes[p];
+            const Buffer& W = *out.constant_input(conv, 1);
+            auto w = detail::floats_of(W);
+            const size_t per = w.size() / C;
+            for (size_t c = 0; c < C; ++c)
+                for (size_t k = 0; k < per; ++k) w[c * per + k] *= scale[c];
+            std::vector<float> bias = shift;
+            if (conv.inputs.size() > 2 && conv.inputs[2] >= 0) {
+                auto cb = detail::floats_of(*out.constant_input(conv, 2));
+                for (size_t c = 0; c < C; ++c) bias[c] += cb[c] * scale[c];
+            }
+            const int wv = out.add_constant(out.values[conv.inputs[1]].name + "_bnfold", detail::buffer_of(w, W.shape()));
+            const int bv = out.add_constant(conv.label() + "_bias_bnfold", detail::buffer_of(bias, {static_cast<int64_t>(C)}));
+            conv.inputs.resize(3);
+            conv.inputs[1] = wv;
+            conv.inputs[2] = bv;
+            // The convolution now produces the batch norm's output value.
+            const int y = bn.outputs[0];
+            conv.outputs[0] = y;
+            out.values[y].producer = p;
+            keep[n] = false;
+            continue;
+        }
+        // Elsewhere: x * scale + shift, with scale and shift shaped [C, 1, ...] to broadcast along axis 1.
+        const size_t r = out.type_of(x).rank();
+        std::vector<int64_t> cshape{static_cast<int64_t>(C)};
+        for (size_t d = 2; d < r; ++d) cshape.push_back(1);
+        const int sv = out.add_constant(bn.label() + "_scale", detail::buffer_of(scale, cshape));
+        const int hv = out.add_constant(bn.label() + "_shift", detail::buffer_of(shift, cshape));
+        const TensorType t = out.type_of(x);
+        Node mul{bn.label() + "_mul", "Mul", {x, sv}, {}, {}};
+        const int mid = out.add_value(bn.label() + "_scaled", t);
+        mul.outputs = {mid};
+        Node add{bn.label() + "_add", "Add", {mid, hv}, {bn.outputs[0]}, {}};
+        // Replace the node in place by Mul, and append Add right after in a rebuilt order below.
+        bn = mul;
+        out.values[mid].producer = static_cast<int>(n);
+        out.nodes.push_back(add);
+        out.values[add.outputs[0]].producer = static_cast<int>(out.nodes.size()) - 1;
+        keep.push_back(true);
+    }
+    // Appended Add nodes must come right after their Mul: restore topological order.
+    std::vector<int> order;
+    std::vector<bool> placed(out.nodes.size(), false);
+    std::vector<std::vector<int>> after(out.nodes.size());
+    for (size_t n = g.nodes.size(); n < out.nodes.size(); ++n) after[out.values[out.nodes[n].inputs[0]].producer].push_back(static_cast<int>(n));
+    for (size_t n = 0; n < g.nodes.size(); ++n) {
+        order.push_back(static_cast<int>(n));
+        for (int a : after[n]) order.push_back(a);
+    }
+    Graph sorted = out;
+    sorted.nodes.clear();
+    std::vector<bool> keep_sorted;
+    for (int n : order) {
+        sorted.nodes.push_back(out.nodes[n]);
+        keep_sorted.push_back(keep[n]);
+    }
+    for (size_t n = 0; n < sorted.nodes.size(); ++n)
+        for (int v : sorted.nodes[n].outputs) sorted.values[v].producer = static_cast<int>(n);
+    return rebuild(sorted, keep_sorted);
+}
+
+}  // namespace kiln::graph::passes

@@ -1,0 +1,188 @@
+// Malformed and unsupported ONNX models: each gives a kiln::Error that names the node, its op type and
+// the rule broken. Models are built here with the protobuf API, then damaged.
+#include <doctest/doctest.h>
+
+#include <random>
+
+#include <kiln/onnx.hpp>
+
+namespace {
+
+::onnx::ModelProto tiny_model(int opset = 17) {
+    ::onnx::ModelProto m;
+    m.set_ir_version(8);
+    auto* op = m.add_opset_import();
+    op->set_domain("");
+    op->set_version(opset);
+    auto* g = m.mutable_graph();
+    g->set_name("tiny");
+    auto* in = g->add_input();
+    in->set_name("x");
+    auto* tt = in->mutable_type()->mutable_tensor_type();
+    tt->set_elem_type(1);
+    for (int d : {1, 3, 5, 5}) tt->mutable_shape()->add_dim()->set_dim_value(d);
+    auto* w = g->add_initializer();
+    w->set_name("w");
+    w->set_data_type(1);
+    for (int d : {4, 3, 3, 3}) w->add_dims(d);
+    for (int i = 0; i < 4 * 3 * 3 * 3; ++i) w->add_float_data(0.01f * static_cast<float>(i % 7));
+    auto* conv = g->add_node();
+    conv->set_name("conv1");
+    conv->set_op_type("Conv");
+    conv->add_input("x");
+    conv->add_input("w");
+    conv->add_output("y");
+    auto* relu = g->add_node();
+    relu->set_name("relu1");
+    relu->set_op_type("Relu");
+    relu->add_input("y");
+    relu->add_output("z");
+    g->add_output()->set_name("z");
+    return m;
+}
+
+std::string bytes_of(const ::onnx::ModelProto& m) {
+    std::string s;
+    m.SerializeToString(&s);
+    return s;
+}
+
+std::string error_of(const std::string& bytes) {
+    try {
+        auto g = kiln::onnx::load_from_bytes(bytes, {}, "m.onnx");
+        auto ex = kiln::graph::compile(g, {.opt_level = 1});
+        (void)ex;
+    } catch (const kiln::Error& e) {
+        return e.what();
+    }
+    return "";
+}
+
+}  // namespace
+
+TEST_CASE("onnx: the tiny model loads and runs") {
+    auto g = kiln::onnx::load_from_bytes(bytes_of(tiny_model()), {}, "m.onnx");
+    auto ex = kiln::graph::compile(g, {.opt_level = 1});
+    kiln::Buffer x({1, 3, 5, 5});
+    for (int i = 0; i < 75; ++i) static_cast<float*>(x.data())[i] = 1.0f;
+    ex.set_input("x", x);
+    ex.run();
+    auto out = ex.output(0);
+    REQUIRE(out.shape() == std::vector<int64_t>{1, 4, 3, 3});
+    // Output channel o sums 27 weights 0.01 * (i % 7) over i in [27 o, 27 o + 27).
+    for (int o = 0; o < 4; ++o) {
+        double want = 0;
+        for (int i = 27 * o; i < 27 * o + 27; ++i) want += 0.01 * (i % 7);
+        CHECK(static_cast<float*>(out.data())[o * 9 + 4] == doctest::Approx(want).epsilon(1e-5));
+    }
+}
+
+TEST_CASE("onnx errors: damaged files") {
+    const std::string good = bytes_of(tiny_model());
+    CHECK(error_of("") == "ONNX model 'm.onnx': the file is empty");
+    CHECK(error_of("this is not a model") ==
+          "ONNX model 'm.onnx': is not a valid ONNX protobuf (the file is truncated, corrupt, or not an ONNX model)");
+    // Every cut of the file either fails with a kiln::Error or (where the cut leaves a valid prefix) loads.
+    for (size_t cut = 1; cut < good.size(); cut += 7) {
+        CAPTURE(cut);
+        try {
+            auto g = kiln::onnx::load_from_bytes(good.substr(0, cut), {}, "m.onnx");
+            (void)g;
+        } catch (const kiln::Error& e) {
+            CHECK(std::string(e.what()).rfind("ONNX model 'm.onnx'", 0) == 0);
+        }
+    }
+    // Random byte flips: no crash, only kiln::Error or a model that loads.
+    std::mt19937 rng(7);
+    for (int t = 0; t < 200; ++t) {
+        std::string bad = good;
+        for (int k = 0; k < 3; ++k) bad[rng() % bad.size()] = static_cast<char>(rng());
+        try {
+            auto g = kiln::onnx::load_from_bytes(bad, {}, "m.onnx");
+            (void)g;
+        } catch (const kiln::Error&) {
+        }
+    }
+    CHECK_THROWS_AS(kiln::onnx::load("/nonexistent/model.onnx"), kiln::Error);
+}
+
+TEST_CASE("onnx errors: what the model asks for") {
+    {
+        auto m = tiny_model(9);
+        CHECK(error_of(bytes_of(m)) == "ONNX model 'm.onnx': uses opset 9; kiln supports opsets 11 to 21 (convert it with onnx.version_converter)");
+    }
+    {
+        auto m = tiny_model();
+        m.mutable_graph()->mutable_node(1)->set_op_type("Frobnicate");
+        const std::string e = error_of(bytes_of(m));
+        CHECK(e.rfind("node 'relu1' (Frobnicate): operator 'Frobnicate' is not supported; kiln supports ", 0) == 0);
+    }
+    {
+        auto m = tiny_model();
+        auto* a = m.mutable_graph()->mutable_node(0)->add_attribute();
+        a->set_name("strides_typo");
+        a->set_type(::onnx::AttributeProto_AttributeType_INTS);
+        a->add_ints(2);
+        CHECK(error_of(bytes_of(m)) ==
+              "node 'conv1' (Conv): unknown attribute 'strides_typo'; Conv accepts auto_pad, dilations, group, kernel_shape, pads, strides");
+    }
+    {
+        auto m = tiny_model();
+        m.mutable_graph()->mutable_input(0)->mutable_type()->mutable_tensor_type()->mutable_shape()->mutable_dim(0)->set_dim_param("batch");
+        CHECK(error_of(bytes_of(m)) ==
+              "ONNX model 'm.onnx': input 'x' has dimension 0 unbound ('batch'); kiln compiles static shapes, so give the input's shape, "
+              "e.g. {{\"x\", {1, 3, 224, 224}}}");
+        kiln::onnx::LoadOptions o;
+        o.shapes["x"] = {2, 3, 5, 5};
+        auto g = kiln::onnx::load_from_bytes(bytes_of(m), o, "m.onnx");
+        CHECK(g.type_of(g.outputs[0]).shape == std::vector<int64_t>{2, 4, 3, 3});
+    }
+    {
+        auto m = tiny_model();
+        m.mutable_graph()->mutable_node(1)->set_input(0, "nothing");
+        CHECK(error_of(bytes_of(m)) ==
+              "node 'relu1' (Relu): input 'nothing' is not a graph input, an initializer or the output of an earlier node "
+              "(nodes must be in topological order)");
+    }
+    {
+        auto m = tiny_model();
+        m.mutable_graph()->mutable_initializer(0)->mutable_float_data()->RemoveLast();
+        CHECK(error_of(bytes_of(m)) ==
+              "ONNX model 'm.onnx': tensor 'w' declares 108 elements of shape [4, 3, 3, 3] but holds 107; the file is corrupt or truncated");
+    }
+    {
+        auto m = tiny_model();
+        m.mutable_graph()->mutable_initializer(0)->set_dims(1, 2);
+        m.mutable_graph()->mutable_initializer(0)->mutable_float_data()->Truncate(4 * 2 * 9);
+        CHECK(error_of(bytes_of(m)) == "node 'conv1' (Conv): weight W has 2 input channels per group but X has 3 channels in 1 group(s)");
+    }
+    {
+        auto m = tiny_model();
+        auto* a = m.mutable_graph()->mutable_node(0)->add_attribute();
+        a->set_name("pads");
+        a->set_type(::onnx::AttributeProto_AttributeType_INTS);
+        for (int p : {1, 1}) a->add_ints(p);
+        CHECK(error_of(bytes_of(m)) == "node 'conv1' (Conv): strides, dilations and pads must have 2, 2 and 4 values for 2 spatial dimensions");
+    }
+    {
+        auto m = tiny_model();
+        m.mutable_graph()->mutable_node(0)->set_domain("com.microsoft");
+        CHECK(error_of(bytes_of(m)) == "node 'conv1' (Conv): operator domain 'com.microsoft' is not supported; kiln implements the default ONNX domain");
+    }
+    {
+        auto m = tiny_model();
+        m.mutable_graph()->mutable_output(0)->set_name("missing");
+        CHECK(error_of(bytes_of(m)) == "ONNX model 'm.onnx': output 'missing' is not computed by any node");
+    }
+}
+
+TEST_CASE("graph errors: executor misuse") {
+    auto g = kiln::onnx::load_from_bytes(bytes_of(tiny_model()), {}, "m.onnx");
+    auto ex = kiln::graph::compile(g, {.opt_level = 0});
+    CHECK_THROWS_WITH_AS(ex.set_input("y", kiln::Buffer({1, 3, 5, 5})), "set_input: the model has no input 'y'; its inputs are x", kiln::Error);
+    CHECK_THROWS_WITH_AS(ex.set_input("x", kiln::Buffer({1, 3, 5, 4})),
+                         "set_input: input 'x' is f32[1, 3, 5, 5] but the buffer is f32[1, 3, 5, 4]; pass a buffer of the model's input type",
+                         kiln::Error);
+    CHECK_THROWS_WITH_AS(ex.output(1), "output: the model has 1 output(s); there is no output 1", kiln::Error);
+    CHECK_THROWS_WITH_AS(kiln::graph::compile(g, {.opt_level = 4}), "graph::compile: opt_level is 4; use 0 to 3", kiln::Error);
+}
