@@ -167,18 +167,13 @@ inline std::vector<Buffer> evaluate_node(const Graph& g, const Node& n, const Ta
         }
     }
     k.call(args);
-    // Results in node output order, with their logical (possibly rank-0) shapes.
+    // Results in node output order, copied out with their logical (possibly rank-0) shapes.
     std::vector<Buffer> res;
-    size_t o = 0;
-    for (int v : n.outputs) {
-        const TensorType& t = g.type_of(v);
-        (void)v;
-        res.push_back(Buffer(outs.at(o).data(), t.shape, t.dtype));
-        // Keep the memory alive through a copy into an owning buffer.
+    for (size_t o = 0; o < n.outputs.size(); ++o) {
+        const TensorType& t = g.type_of(n.outputs[o]);
         Buffer own(t.shape, t.dtype);
         std::memcpy(own.data(), outs.at(o).data(), static_cast<size_t>(own.size() * t.dtype.bytes()));
-        res.back() = own;
-        ++o;
+        res.push_back(std::move(own));
     }
     return res;
 }

@@ -14,7 +14,7 @@ struct Window {
     std::vector<int64_t> kernel, strides, dilations, pads;  // pads: begins then ends, ONNX's order
 };
 
-inline Window window_of(const Node& n, const std::vector<int64_t>& in_spatial, std::vector<int64_t> kernel, bool ceil_mode = false) {
+inline Window window_of(const Node& n, const std::vector<int64_t>& in_spatial, std::vector<int64_t> kernel) {
     const size_t k = in_spatial.size();
     Window w;
     if (n.attrs.has("kernel_shape")) {
@@ -48,7 +48,6 @@ inline Window window_of(const Node& n, const std::vector<int64_t>& in_spatial, s
     } else if (ap != "NOTSET") {
         fail_node(n, "auto_pad '", ap, "' is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID");
     }
-    (void)ceil_mode;
     return w;
 }
 
@@ -63,8 +62,7 @@ inline int64_t window_out(const Node& n, int64_t in, int64_t k, int64_t s, int64
 
 inline std::vector<int64_t> spatial(const std::vector<int64_t>& s) { return std::vector<int64_t>(s.begin() + 2, s.end()); }
 
-inline nn::Conv2dOptions conv_options(const Graph& g, const Node& n, const Window& w) {
-    (void)g;
+inline nn::Conv2dOptions conv_options(const Node& n, const Window& w) {
     nn::Conv2dOptions o;
     o.stride = {static_cast<int>(w.strides[0]), static_cast<int>(w.strides[1])};
     o.dilation = {static_cast<int>(w.dilations[0]), static_cast<int>(w.dilations[1])};
@@ -293,7 +291,7 @@ inline std::vector<TensorType> infer_pool(const Graph& g, const Node& n) {
     if (n.op == "MaxPool" && n.outputs.size() > 1) fail_node(n, "the Indices output is not supported; use only the first output");
     if (n.attrs.get_int("storage_order", 0) != 0) fail_node(n, "storage_order = 1 (column-major indices) is not supported");
     const bool ceil_mode = n.attrs.get_int("ceil_mode", 0) != 0;
-    const Window w = window_of(n, spatial(x.shape), {}, ceil_mode);
+    const Window w = window_of(n, spatial(x.shape), {});
     const size_t k = x.rank() - 2;
     std::vector<int64_t> out{x.shape[0], x.shape[1]};
     const std::string ap = n.attrs.get_string("auto_pad", "NOTSET");
@@ -308,7 +306,7 @@ inline std::vector<Tensor> compute_pool(const OpCall& c, bool is_max) {
     const auto& xs = c.in_type(0).shape;
     const auto out = c.out_type().shape;
     const size_t k = xs.size() - 2;
-    const Window w = window_of(c.node, spatial(xs), {}, false);
+    const Window w = window_of(c.node, spatial(xs), {});
     std::vector<IterVar> rax;
     for (size_t d = 0; d < k; ++d) rax.push_back(reduce_axis(static_cast<int>(w.kernel[d]), "rk" + std::to_string(d)));
     const bool include_pad = c.node.attrs.get_int("count_include_pad", 0) != 0;
@@ -359,7 +357,7 @@ inline void register_nn(OpRegistry& r) {
         d.infer = infer_conv;
         d.compute = [](const OpCall& c) {
             const Window w = window_of(c.node, spatial(c.in_type(0).shape), spatial(c.in_type(1).shape));
-            nn::Conv2dOptions o = conv_options(c.graph, c.node, w);
+            nn::Conv2dOptions o = conv_options(c.node, w);
             o.name = c.name();
             if (c.has_input(2)) o.bias = c.in[2];
             return std::vector<Tensor>{nn::conv2d(c.in[0], c.in[1], o)};
