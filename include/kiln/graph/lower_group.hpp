@@ -68,12 +68,12 @@ inline void schedule_generic(Schedule& s, int lanes) {
 
 // Stages a kiln::nn schedule left untouched at the root (a transposed operand, a folded view): parallel.
 inline void schedule_leftovers(Schedule& s, int lanes) {
-    std::vector<OpPtr> todo;
+    std::vector<OpPtr> untouched;
     for (auto& st : s.stages())
         if (st->op->kind == OpKind::Compute && st->attach == AttachType::Root && !st->is_output && st->relations.empty() &&
             st->for_kind.empty() && st->op->tag.empty())
-            todo.push_back(st->op);
-    for (auto& op : todo) parallelize(s, op, lanes);
+            untouched.push_back(st->op);
+    for (auto& op : untouched) parallelize(s, op, lanes);
 }
 
 }  // namespace detail
