@@ -61,14 +61,13 @@ public:
         if (threads_ > 0 && kiln::num_threads() != threads_) kiln::set_num_threads(threads_);
         for (size_t k = 0; k < steps_.size(); ++k) {
             auto& st = steps_[k];
-            auto args = st.args;
             if (profile_) {
                 auto t0 = std::chrono::steady_clock::now();
-                st.kernel.call(args);
+                st.kernel.call(st.args);
                 profile_data_[k].ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
                 profile_data_[k].calls++;
             } else {
-                st.kernel.call(args);
+                st.kernel.call(st.args);
             }
         }
     }
