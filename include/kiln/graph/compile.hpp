@@ -9,7 +9,11 @@
 
 #include "kiln/build.hpp"
 #include "kiln/graph/lower_group.hpp"
+#include "kiln/graph/passes/alter_layout.hpp"
+#include "kiln/graph/passes/canonicalize.hpp"
 #include "kiln/graph/passes/dead_code.hpp"
+#include "kiln/graph/passes/eliminate_common_subexpr.hpp"
+#include "kiln/graph/passes/fold_scale_axis.hpp"
 #include "kiln/graph/passes/fold_constant.hpp"
 #include "kiln/graph/passes/fuse_ops.hpp"
 #include "kiln/graph/passes/simplify_inference.hpp"
@@ -19,8 +23,9 @@
 namespace kiln::graph {
 
 struct CompileOptions {
-    // 0: every node its own kernel; 1: + operator fusion; 2: + constant folding and BatchNorm folding;
-    // 3: all of them (layout alteration joins here).
+    // 0: every node its own kernel; 1: + operator fusion; 2: + canonicalisation, common subexpressions,
+    // BatchNorm and scale folding, constant folding; 3: + layout alteration (blocked convolutions with
+    // weights packed at compile time).
     int opt_level = 3;
     int threads = 0;  // kernel threads; 0 keeps the pool's current size
     Target target{};
@@ -212,8 +217,21 @@ inline Graph optimize(const Graph& input, const CompileOptions& opt) {
     };
     dump("import");
     if (opt.opt_level >= 2) {
+        g = passes::canonicalize(g);
+        dump("canonicalize");
+        g = passes::eliminate_common_subexpr(g);
+        dump("eliminate_common_subexpr");
         g = passes::simplify_inference(g);
         dump("simplify_inference");
+        g = passes::fold_scale_axis(g);
+        dump("fold_scale_axis");
+        g = passes::fold_constant(g, [&](const Graph& gg, const Node& n) { return detail::evaluate_node(gg, n, opt.target); });
+        dump("fold_constant");
+    }
+    if (opt.opt_level >= 3) {
+        g = passes::alter_layout(g, opt.target);
+        dump("alter_layout");
+        // Packs the convolution weights the layout pass asked for, once.
         g = passes::fold_constant(g, [&](const Graph& gg, const Node& n) { return detail::evaluate_node(gg, n, opt.target); });
         dump("fold_constant");
     }

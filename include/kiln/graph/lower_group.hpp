@@ -8,6 +8,7 @@
 
 #include "kiln/graph/op_registry.hpp"
 #include "kiln/graph/ops/elementwise.hpp"
+#include "kiln/graph/ops/layout.hpp"
 #include "kiln/graph/ops/nn.hpp"
 #include "kiln/graph/ops/reduce.hpp"
 #include "kiln/graph/ops/transform.hpp"
@@ -105,7 +106,7 @@ inline GroupSchedule lower_group(const Graph& g, const Group& grp, const Target&
             detail::fail_node(n, msg);
         }
         for (size_t i = 0; i < n.outputs.size() && i < res.size(); ++i) tensor_of[n.outputs[i]] = res[i];
-        conv |= n.op == "Conv";
+        conv |= n.op == "Conv" || n.op == "kiln.ConvBlocked";
         dense |= n.op == "Gemm" || n.op == "MatMul";
     }
     std::vector<Tensor> outs;

@@ -223,7 +223,8 @@ inline const OpDef& op_def(const Node& n) {
     const OpDef* d = OpRegistry::get().find(n.op);
     if (!d) {
         std::string all;
-        for (auto& x : OpRegistry::get().names()) all += (all.empty() ? "" : ", ") + x;
+        for (auto& x : OpRegistry::get().names())
+            if (x.rfind("kiln.", 0) != 0) all += (all.empty() ? "" : ", ") + x;
         detail::fail_node(n, "operator '", n.op, "' is not supported; kiln supports ", all);
     }
     return *d;

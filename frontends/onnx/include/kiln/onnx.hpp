@@ -208,6 +208,8 @@ inline graph::Graph load_from_bytes(const std::string& bytes, const LoadOptions&
         const std::string who = graph::detail::who(n);
         if (!np.domain().empty() && np.domain() != "ai.onnx")
             kiln::detail::fail(who, ": operator domain '", np.domain(), "' is not supported; kiln implements the default ONNX domain");
+        if (n.op.rfind("kiln.", 0) == 0)
+            kiln::detail::fail(who, ": '", n.op, "' is one of kiln's internal operators, which its passes insert; a model cannot use it");
         n.attrs = convert_attrs(np, who);
         for (const auto& in : np.input()) {
             if (in.empty()) {

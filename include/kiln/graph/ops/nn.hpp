@@ -284,8 +284,11 @@ inline std::vector<Tensor> compute_matmul(const OpCall& c) {
     }, c.name())};
 }
 
-inline std::vector<TensorType> infer_pool(const Graph& g, const Node& n) {
-    const auto& x = g.type_of(n.inputs[0]);
+// A pool's output type. `blocked`: the input is NCHW[x]c, its last dimension a channel block the window
+// does not touch.
+inline TensorType pool_type(const Node& n, TensorType x, bool blocked) {
+    const int64_t block = blocked ? x.shape.back() : 0;
+    if (blocked) x.shape.pop_back();
     if (x.rank() < 3 || x.rank() > 5) fail_node(n, "input has rank ", x.rank(), "; pooling takes [N, C, spatial...] with 1 to 3 spatial dimensions");
     if (!n.attrs.has("kernel_shape")) fail_node(n, "attribute 'kernel_shape' is required");
     if (n.op == "MaxPool" && n.outputs.size() > 1) fail_node(n, "the Indices output is not supported; use only the first output");
@@ -299,14 +302,17 @@ inline std::vector<TensorType> infer_pool(const Graph& g, const Node& n) {
         if (ap == "SAME_UPPER" || ap == "SAME_LOWER") out.push_back((x.shape[d + 2] + w.strides[d] - 1) / w.strides[d]);
         else out.push_back(window_out(n, x.shape[d + 2], w.kernel[d], w.strides[d], w.dilations[d], w.pads[d], w.pads[d + k], ceil_mode));
     }
-    return {{out, x.dtype}};
+    if (blocked) out.push_back(block);
+    return {out, x.dtype};
 }
 
-inline std::vector<Tensor> compute_pool(const OpCall& c, bool is_max) {
+inline std::vector<TensorType> infer_pool(const Graph& g, const Node& n) { return {pool_type(n, g.type_of(n.inputs[0]), false)}; }
+
+inline std::vector<Tensor> compute_pool(const OpCall& c, bool is_max, bool blocked = false) {
     const auto& xs = c.in_type(0).shape;
     const auto out = c.out_type().shape;
-    const size_t k = xs.size() - 2;
-    const Window w = window_of(c.node, spatial(xs), {});
+    const size_t k = xs.size() - 2 - (blocked ? 1 : 0);
+    const Window w = window_of(c.node, std::vector<int64_t>(xs.begin() + 2, xs.begin() + 2 + static_cast<long>(k)), {});
     std::vector<IterVar> rax;
     for (size_t d = 0; d < k; ++d) rax.push_back(reduce_axis(static_cast<int>(w.kernel[d]), "rk" + std::to_string(d)));
     const bool include_pad = c.node.attrs.get_int("count_include_pad", 0) != 0;
@@ -320,6 +326,7 @@ inline std::vector<Tensor> compute_pool(const OpCall& c, bool is_max) {
             ok = ok.defined() ? (ok && in) : in;
             idx.push_back(kiln::max(kiln::min(p, Expr(static_cast<int>(xs[d + 2] - 1))), Expr(0)));
         }
+        if (blocked) idx.push_back(i.back());
         Expr v = c.in[0].access(idx);
         return is_max ? kiln::max(v, rax, ok) : sum(v, rax, ok);
     }, is_max ? c.name() : c.name() + "_sum");

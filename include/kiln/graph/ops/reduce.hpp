@@ -113,20 +113,22 @@ inline void add_reduce(OpRegistry& r, const std::string& name, const Reducer& re
     r.add(std::move(d));
 }
 
-inline void add_global_pool(OpRegistry& r, const std::string& name, bool mean) {
+// `blocked`: the input is NCHW[x]c and its last dimension, a channel block, is not reduced.
+inline void add_global_pool(OpRegistry& r, const std::string& name, bool mean, bool blocked = false) {
     OpDef d;
     d.name = name;
     d.pattern = OpPattern::CommReduce;
-    d.infer = [](const Graph& g, const Node& n) {
+    const size_t kept = blocked ? 1 : 0;
+    d.infer = [kept](const Graph& g, const Node& n) {
         auto t = g.type_of(n.inputs[0]);
-        if (t.rank() < 3) fail_node(n, "input has rank ", t.rank(), "; it must be [N, C, spatial...]");
-        for (size_t d = 2; d < t.rank(); ++d) t.shape[d] = 1;
+        if (t.rank() < 3 + kept) fail_node(n, "input has rank ", t.rank(), "; it must be [N, C, spatial...]");
+        for (size_t d = 2; d + kept < t.rank(); ++d) t.shape[d] = 1;
         return std::vector<TensorType>{t};
     };
-    d.compute = [mean](const OpCall& c) {
+    d.compute = [mean, kept](const OpCall& c) {
         const auto& s = c.in_type(0).shape;
         std::vector<int64_t> axes;
-        for (size_t d = 2; d < s.size(); ++d) axes.push_back(static_cast<int64_t>(d));
+        for (size_t d = 2; d + kept < s.size(); ++d) axes.push_back(static_cast<int64_t>(d));
         return std::vector<Tensor>{reduce_input(c, axes, true, mean ? kiln::detail::sum_reducer() : kiln::detail::max_reducer(), mean)};
     };
     r.add(std::move(d));

@@ -1,7 +1,7 @@
 #pragma once
-// Pass: SimplifyInference. BatchNormalization in inference is a per-channel scale and shift; after a
-// convolution (or a Gemm with transB) with constant weights it folds into the weights and bias, and
-// anywhere else it becomes Mul and Add by constants, which fusion then merges with its neighbours.
+// Pass: SimplifyInference. BatchNormalization in inference is a per-channel scale and shift: it becomes
+// Mul and Add by constants, which fold_scale_axis then folds into a preceding convolution, and fusion
+// merges with their neighbours anywhere else.
 #include <cmath>
 
 #include "kiln/graph/passes/dead_code.hpp"
@@ -28,10 +28,7 @@ inline Buffer buffer_of(const std::vector<float>& v, std::vector<int64_t> shape)
 
 inline Graph simplify_inference(const Graph& g) {
     Graph out = g;
-    const auto uses = g.use_counts();
     std::vector<bool> keep(g.nodes.size(), true);
-    std::vector<bool> is_output(g.values.size(), false);
-    for (int v : g.outputs) is_output[v] = true;
     for (size_t n = 0; n < out.nodes.size(); ++n) {
         Node& bn = out.nodes[n];
         if (bn.op != "BatchNormalization") continue;
@@ -46,34 +43,7 @@ inline Graph simplify_inference(const Graph& g) {
             shift[c] = b[c] - m[c] * scale[c];
         }
         const int x = bn.inputs[0];
-        const int p = out.values[x].producer;
-        if (p >= 0 && out.nodes[p].op == "Conv" && uses[x] == 1 && !is_output[x] && out.constant_input(out.nodes[p], 1) &&
-            (out.nodes[p].inputs.size() < 3 || out.nodes[p].inputs[2] < 0 || out.constant_input(out.nodes[p], 2))) {
-            // conv(x, W) * scale + shift = conv(x, W * scale) + (b * scale + shift)
-            Node& conv = out.nodes[p];
-            const Buffer& W = *out.constant_input(conv, 1);
-            auto w = detail::floats_of(W);
-            const size_t per = w.size() / C;
-            for (size_t c = 0; c < C; ++c)
-                for (size_t k = 0; k < per; ++k) w[c * per + k] *= scale[c];
-            std::vector<float> bias = shift;
-            if (conv.inputs.size() > 2 && conv.inputs[2] >= 0) {
-                auto cb = detail::floats_of(*out.constant_input(conv, 2));
-                for (size_t c = 0; c < C; ++c) bias[c] += cb[c] * scale[c];
-            }
-            const int wv = out.add_constant(out.values[conv.inputs[1]].name + "_bnfold", detail::buffer_of(w, W.shape()));
-            const int bv = out.add_constant(conv.label() + "_bias_bnfold", detail::buffer_of(bias, {static_cast<int64_t>(C)}));
-            conv.inputs.resize(3);
-            conv.inputs[1] = wv;
-            conv.inputs[2] = bv;
-            // The convolution now produces the batch norm's output value.
-            const int y = bn.outputs[0];
-            conv.outputs[0] = y;
-            out.values[y].producer = p;
-            keep[n] = false;
-            continue;
-        }
-        // Elsewhere: x * scale + shift, with scale and shift shaped [C, 1, ...] to broadcast along axis 1.
+        // x * scale + shift, with scale and shift shaped [C, 1, ...] to broadcast along axis 1.
         const size_t r = out.type_of(x).rank();
         std::vector<int64_t> cshape{static_cast<int64_t>(C)};
         for (size_t d = 2; d < r; ++d) cshape.push_back(1);

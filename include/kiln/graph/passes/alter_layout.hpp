@@ -1,0 +1,146 @@
+#pragma once
+// Pass: layout alteration (opt level 3), TVM's AlterOpLayout for x86. A convolution runs on blocked
+// activations NCHW[x]c with its weight packed once at compile time (kiln.PackConvWeight on a constant,
+// which fold_constant then evaluates); elementwise operators and pools that read blocked values stay
+// blocked. So the layout changes only at the edges of a chain of such operators: a kiln.ToBlocked where
+// NCHW data enters it, a kiln.FromBlocked where an operator that needs NCHW (or a graph output) reads it.
+// Without this, every Conv blocks its input, packs its weight and unblocks its output on every call.
+#include <map>
+#include <set>
+
+#include "kiln/graph/ops/layout.hpp"
+#include "kiln/graph/passes/dead_code.hpp"
+
+namespace kiln::graph::passes {
+
+namespace detail {
+
+// Elementwise operators that may run on blocked data. A channel count that does not fill its last block
+// leaves padding channels whose values are some finite number; the operators in the first list keep
+// any finite number finite (so the zero-padded weights of the next convolution still cancel them), the
+// others only run blocked when there is no padding.
+inline bool blocked_elementwise(const std::string& op, bool padded) {
+    static const std::set<std::string> finite = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "Erf", "Gelu", "HardSigmoid", "HardSwish", "Mish",
+                                                 "Neg", "Abs", "Floor", "Ceil", "Identity", "Clip", "Add", "Sub", "Mul", "Max", "Min"};
+    static const std::set<std::string> unpadded = {"Div", "Pow", "Sqrt", "Exp", "Log", "Reciprocal"};
+    return finite.count(op) || (!padded && unpadded.count(op));
+}
+
+struct BlockedForm {
+    int value;  // the blocked value in the new graph
+    int64_t channels;
+    int64_t block;
+};
+
+}  // namespace detail
+
+inline Graph alter_layout(const Graph& g, const Target& target = {}) {
+    Graph out = g;
+    out.nodes.clear();
+    for (auto& v : out.values) v.producer = -1;
+    const int vector_bits = target.simd_bits();
+    // Whether the original (NCHW) value has been computed in the new graph; replaced Conv outputs have not.
+    std::vector<bool> plain(g.values.size(), true);
+    std::map<int, detail::BlockedForm> blocked;       // original value -> its blocked form
+    std::map<std::pair<int, int64_t>, int> to_block;  // (value, block) -> kiln.ToBlocked result
+
+    auto add = [&](Node n, const std::vector<int>& outputs = {}) {
+        const int id = static_cast<int>(out.nodes.size());
+        if (outputs.empty()) {
+            const auto types = infer_types(out, n);
+            n.outputs.clear();
+            for (size_t i = 0; i < types.size(); ++i) n.outputs.push_back(out.add_value(n.label() + ":" + std::to_string(i), types[i]));
+        } else {
+            n.outputs = outputs;
+        }
+        for (int v : n.outputs) out.values[v].producer = id;
+        out.nodes.push_back(std::move(n));
+        return out.nodes.back().outputs[0];
+    };
+    auto need_plain = [&](int v) {
+        if (v < 0 || plain[v]) return;
+        const auto& b = blocked.at(v);
+        Node n{g.value(v).name + ".nchw", "kiln.FromBlocked", {b.value}, {}, {}};
+        n.attrs.set("channels", b.channels);
+        add(std::move(n), {v});
+        plain[v] = true;
+    };
+    auto need_blocked = [&](int v, int64_t block) {
+        auto it = blocked.find(v);
+        if (it != blocked.end() && it->second.block == block) return it->second.value;
+        auto cached = to_block.find({v, block});
+        if (cached != to_block.end()) return cached->second;
+        need_plain(v);
+        Node n{g.value(v).name + ".nchwc", "kiln.ToBlocked", {v}, {}, {}};
+        n.attrs.set("block", block);
+        const int bv = add(std::move(n));
+        to_block[{v, block}] = bv;
+        return bv;
+    };
+
+    for (const Node& n : g.nodes) {
+        const auto& x = n.inputs.empty() || n.inputs[0] < 0 ? TensorType{} : g.type_of(n.inputs[0]);
+        if (n.op == "Conv" && x.rank() == 4 && x.dtype == f32 && g.constant_input(n, 1) && g.type_of(n.inputs[1]).rank() == 4) {
+            const auto& wt = g.type_of(n.inputs[1]).shape;
+            const int64_t group = n.attrs.get_int("group", 1);
+            const nn::Conv2dLayout l = nn::conv2d_layout(x.shape[1], wt[0], static_cast<int>(group), target);
+            const ops::detail::Window w = ops::detail::window_of(n, ops::detail::spatial(x.shape), ops::detail::spatial(wt));
+            Node pack{n.label() + ".weight", "kiln.PackConvWeight", {n.inputs[1]}, {}, {}};
+            pack.attrs.set("channels", x.shape[1]);
+            pack.attrs.set("group", group);
+            pack.attrs.set("vector_bits", int64_t{vector_bits});
+            const int packed = add(std::move(pack));
+            Node conv{n.label(), "kiln.ConvBlocked", {need_blocked(n.inputs[0], l.data_block), packed}, {}, {}};
+            if (n.inputs.size() > 2 && n.inputs[2] >= 0) {
+                need_plain(n.inputs[2]);
+                conv.inputs.push_back(n.inputs[2]);
+            }
+            conv.attrs.set("channels", x.shape[1]);
+            conv.attrs.set("out_channels", wt[0]);
+            conv.attrs.set("group", group);
+            conv.attrs.set("kernel_shape", w.kernel);
+            conv.attrs.set("strides", w.strides);
+            conv.attrs.set("dilations", w.dilations);
+            conv.attrs.set("pads", w.pads);
+            conv.attrs.set("vector_bits", int64_t{vector_bits});
+            blocked[n.outputs[0]] = {add(std::move(conv)), wt[0], l.out_block};
+            plain[n.outputs[0]] = false;
+            continue;
+        }
+        // Operators whose first input is blocked may follow it into the blocked layout.
+        const auto first = n.inputs.empty() || n.inputs[0] < 0 ? blocked.end() : blocked.find(n.inputs[0]);
+        if (first != blocked.end() && n.outputs.size() == 1) {
+            const detail::BlockedForm b = first->second;
+            const bool padded = b.channels % b.block != 0;
+            const TensorType& ot = g.type_of(n.outputs[0]);
+            std::string op;
+            if ((n.op == "MaxPool" || n.op == "AveragePool") && x.rank() == 4) op = "kiln." + n.op + "Blocked";
+            else if ((n.op == "GlobalAveragePool" || n.op == "GlobalMaxPool") && x.rank() == 4) op = "kiln." + n.op + "Blocked";
+            else if (detail::blocked_elementwise(n.op, padded) && ot.shape == x.shape) op = n.op;
+            // Every other input must be blocked the same way, or a scalar constant (a Clip bound, say).
+            bool ok = !op.empty();
+            Node nb{n.name, op, {}, {}, n.attrs};
+            for (size_t i = 0; ok && i < n.inputs.size(); ++i) {
+                const int v = n.inputs[i];
+                auto it = v < 0 ? blocked.end() : blocked.find(v);
+                if (v < 0 || (g.value(v).is_constant() && g.type_of(v).numel() == 1 && i > 0)) nb.inputs.push_back(v);
+                else if (it != blocked.end() && it->second.channels == b.channels && it->second.block == b.block &&
+                         g.type_of(v).shape == x.shape)
+                    nb.inputs.push_back(it->second.value);
+                else ok = false;
+            }
+            if (ok) {
+                nb.attrs.erase("storage_order");
+                blocked[n.outputs[0]] = {add(std::move(nb)), b.channels, b.block};
+                plain[n.outputs[0]] = false;
+                continue;
+            }
+        }
+        for (int v : n.inputs) need_plain(v);
+        add(n, n.outputs);
+    }
+    for (int v : g.outputs) need_plain(v);
+    return dead_code_elimination(out);
+}
+
+}  // namespace kiln::graph::passes

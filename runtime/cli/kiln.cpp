@@ -1,0 +1,224 @@
+// The `kiln` command: compiles an ONNX model and runs or benchmarks it, as TVM's tvmc does.
+//
+//   kiln run   model.onnx [--input NAME=FILE.npy]... [--output-dir DIR] [options]
+//   kiln bench model.onnx [--runs N] [--warmup N] [options]
+//   options: --opt-level N (0-3, default 3)  --threads N (default: all cores)  --shape NAME=1,3,224,224
+//            --profile  --dump-graph FILE.dot  --dump-passes DIR
+#include <kiln/graph.hpp>
+#include <kiln/onnx.hpp>
+#include <kiln/runtime/npy.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <thread>
+
+namespace {
+
+struct Args {
+    std::string command, model;
+    std::map<std::string, std::string> inputs;
+    std::map<std::string, std::vector<int64_t>> shapes;
+    std::string output_dir, dump_graph, dump_passes;
+    int opt_level = 3, threads = 0, runs = 50, warmup = 5;
+    bool profile = false;
+};
+
+[[noreturn]] void usage(const std::string& why) {
+    std::fprintf(stderr,
+                 "kiln: %s\n\n"
+                 "usage: kiln run   MODEL.onnx [--input NAME=FILE.npy]... [--output-dir DIR] [options]\n"
+                 "       kiln bench MODEL.onnx [--runs N] [--warmup N] [options]\n"
+                 "options:\n"
+                 "  --opt-level N        graph optimisation level 0-3 (default 3)\n"
+                 "  --threads N          kernel threads (default: every core)\n"
+                 "  --shape NAME=D,D,..  the shape of an input with symbolic dimensions\n"
+                 "  --profile            print the time of every fused kernel\n"
+                 "  --dump-graph FILE    write the optimised graph, fused kernels as clusters, as Graphviz dot\n"
+                 "  --dump-passes DIR    write the graph after every pass as DIR/NN_pass.txt and .dot\n",
+                 why.c_str());
+    std::exit(2);
+}
+
+int to_int(const std::string& flag, const std::string& s) {
+    try {
+        size_t used = 0;
+        const int v = std::stoi(s, &used);
+        if (used == s.size()) return v;
+    } catch (...) {
+    }
+    usage(flag + " takes a whole number, not '" + s + "'");
+}
+
+std::pair<std::string, std::string> split_eq(const std::string& flag, const std::string& s) {
+    const auto eq = s.find('=');
+    if (eq == std::string::npos || eq == 0) usage(flag + " takes NAME=VALUE, not '" + s + "'");
+    return {s.substr(0, eq), s.substr(eq + 1)};
+}
+
+Args parse(int argc, char** argv) {
+    Args a;
+    if (argc < 3) usage(argc < 2 ? "no command given" : "no model given");
+    a.command = argv[1];
+    if (a.command != "run" && a.command != "bench") usage("unknown command '" + a.command + "'; use run or bench");
+    a.model = argv[2];
+    for (int i = 3; i < argc; ++i) {
+        const std::string f = argv[i];
+        auto value = [&]() -> std::string {
+            if (i + 1 >= argc) usage(f + " needs a value");
+            return argv[++i];
+        };
+        if (f == "--input") a.inputs.insert(split_eq(f, value()));
+        else if (f == "--shape") {
+            auto [name, dims] = split_eq(f, value());
+            std::vector<int64_t> shape;
+            std::stringstream ss(dims);
+            for (std::string d; std::getline(ss, d, ',');) shape.push_back(to_int(f, d));
+            a.shapes[name] = shape;
+        } else if (f == "--output-dir") a.output_dir = value();
+        else if (f == "--opt-level") a.opt_level = to_int(f, value());
+        else if (f == "--threads") a.threads = to_int(f, value());
+        else if (f == "--runs") a.runs = to_int(f, value());
+        else if (f == "--warmup") a.warmup = to_int(f, value());
+        else if (f == "--profile") a.profile = true;
+        else if (f == "--dump-graph") a.dump_graph = value();
+        else if (f == "--dump-passes") a.dump_passes = value();
+        else usage("unknown option '" + f + "'");
+    }
+    if (a.runs < 1) usage("--runs must be at least 1");
+    if (a.warmup < 0) usage("--warmup must be 0 or more");
+    return a;
+}
+
+// Inputs not given on the command line: uniform in [-1, 1) for floats, 0 or 1 for integers (safe as indices).
+kiln::Buffer random_input(const kiln::graph::TensorType& t, std::mt19937& rng) {
+    kiln::Buffer b(t.shape, t.dtype);
+    std::uniform_real_distribution<double> u(-1, 1);
+    const int64_t n = b.size();
+    if (t.dtype == kiln::f32) for (int64_t i = 0; i < n; ++i) static_cast<float*>(b.data())[i] = static_cast<float>(u(rng));
+    else if (t.dtype == kiln::f64) for (int64_t i = 0; i < n; ++i) static_cast<double*>(b.data())[i] = u(rng);
+    else if (t.dtype == kiln::i64) for (int64_t i = 0; i < n; ++i) static_cast<int64_t*>(b.data())[i] = rng() & 1;
+    else if (t.dtype == kiln::i32) for (int64_t i = 0; i < n; ++i) static_cast<int32_t*>(b.data())[i] = rng() & 1;
+    else std::memset(b.data(), 0, static_cast<size_t>(n * t.dtype.bytes()));
+    return b;
+}
+
+std::string summary(const kiln::Buffer& b) {
+    double sum = 0, lo = 1e300, hi = -1e300;
+    const int64_t n = b.size();
+    for (int64_t i = 0; i < n; ++i) {
+        double v = 0;
+        if (b.dtype() == kiln::f32) v = static_cast<const float*>(b.data())[i];
+        else if (b.dtype() == kiln::f64) v = static_cast<const double*>(b.data())[i];
+        else if (b.dtype() == kiln::i64) v = static_cast<double>(static_cast<const int64_t*>(b.data())[i]);
+        else if (b.dtype() == kiln::i32) v = static_cast<const int32_t*>(b.data())[i];
+        else return "";
+        sum += v, lo = std::min(lo, v), hi = std::max(hi, v);
+    }
+    char s[160];
+    std::snprintf(s, sizeof s, "mean %.6g  min %.6g  max %.6g", n ? sum / n : 0.0, lo, hi);
+    return s;
+}
+
+double ms_between(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
+    return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+int main_checked(const Args& a) {
+    using clock = std::chrono::steady_clock;
+    const auto t_import = clock::now();
+    kiln::onnx::LoadOptions lo;
+    lo.shapes = a.shapes;
+    kiln::graph::Graph model = kiln::onnx::load(a.model, lo);
+    const double import_ms = ms_between(t_import, clock::now());
+
+    kiln::graph::CompileOptions co;
+    co.opt_level = a.opt_level;
+    co.threads = a.threads > 0 ? a.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    int pass_no = 0;
+    if (!a.dump_passes.empty()) {
+        std::filesystem::create_directories(a.dump_passes);
+        co.dump = [&](const std::string& pass, const kiln::graph::Graph& g, const std::vector<kiln::graph::Group>* groups) {
+            char stem[512];
+            std::snprintf(stem, sizeof stem, "%s/%02d_%s", a.dump_passes.c_str(), pass_no++, pass.c_str());
+            std::ofstream(std::string(stem) + ".txt") << kiln::graph::to_text(g);
+            std::vector<std::vector<int>> clusters;
+            if (groups) for (auto& grp : *groups) clusters.push_back(grp.nodes);
+            std::ofstream(std::string(stem) + ".dot") << kiln::graph::to_dot(g, clusters);
+        };
+    }
+    kiln::graph::Executable exe = kiln::graph::compile(model, co);
+    const auto& ct = exe.compile_times();
+    std::printf("model       %s\n", a.model.c_str());
+    std::printf("compiled    opt level %d, %d thread(s): %d nodes -> %d kernels (%d distinct), arena %.2f MiB\n", a.opt_level, co.threads,
+                static_cast<int>(exe.graph().nodes.size()), ct.kernels, ct.distinct_kernels, exe.arena_bytes() / 1048576.0);
+    std::printf("compile     %.0f ms = import %.0f + passes %.0f + lowering %.0f + LLVM %.0f (+ memory plan)\n", import_ms + ct.total_ms, import_ms,
+                ct.passes_ms, ct.lower_ms, ct.llvm_ms);
+    if (!a.dump_graph.empty()) {
+        std::vector<std::vector<int>> clusters;
+        for (auto& grp : exe.groups()) clusters.push_back(grp.nodes);
+        std::ofstream(a.dump_graph) << kiln::graph::to_dot(exe.graph(), clusters);
+        std::printf("graph       written to %s\n", a.dump_graph.c_str());
+    }
+    if (!a.dump_passes.empty()) std::printf("passes      written to %s/\n", a.dump_passes.c_str());
+
+    std::mt19937 rng(42);
+    for (int v : exe.graph().inputs) {
+        const auto& val = exe.graph().value(v);
+        auto it = a.inputs.find(val.name);
+        if (it != a.inputs.end()) exe.set_input(val.name, kiln::npy::load(it->second));
+        else exe.set_input(val.name, random_input(val.type, rng));
+        std::printf("input       %s %s%s\n", val.name.c_str(), val.type.str().c_str(), it != a.inputs.end() ? (" from " + it->second).c_str() : " (random)");
+    }
+    for (auto& [name, file] : a.inputs)
+        if (std::none_of(exe.graph().inputs.begin(), exe.graph().inputs.end(), [&](int v) { return exe.graph().value(v).name == name; }))
+            kiln::detail::fail("--input ", name, "=", file, ": the model has no input '", name, "'");
+
+    const int runs = a.command == "bench" ? a.runs : 1;
+    const int warmup = a.command == "bench" ? a.warmup : 0;
+    for (int i = 0; i < warmup; ++i) exe.run();
+    if (a.profile) exe.enable_profile();
+    std::vector<double> t;
+    for (int i = 0; i < runs; ++i) {
+        const auto t0 = clock::now();
+        exe.run();
+        t.push_back(ms_between(t0, clock::now()));
+    }
+    std::sort(t.begin(), t.end());
+    if (a.command == "bench")
+        std::printf("latency     median %.3f ms  min %.3f  max %.3f  over %d runs (%d warm-up)\n", t[t.size() / 2], t.front(), t.back(), runs, warmup);
+    else
+        std::printf("latency     %.3f ms (one cold run; use kiln bench for a median)\n", t[0]);
+    for (size_t i = 0; i < exe.num_outputs(); ++i) {
+        const kiln::Buffer out = exe.output(i);
+        std::printf("output      %s %s  %s\n", exe.output_name(i).c_str(), kiln::graph::TensorType{out.shape(), out.dtype()}.str().c_str(),
+                    summary(out).c_str());
+        if (!a.output_dir.empty()) {
+            std::filesystem::create_directories(a.output_dir);
+            std::string file = exe.output_name(i);
+            std::replace_if(file.begin(), file.end(), [](char c) { return c == '/' || c == '\\' || c == ':'; }, '_');
+            kiln::npy::save(a.output_dir + "/" + file + ".npy", out);
+        }
+    }
+    if (!a.output_dir.empty()) std::printf("outputs     written to %s/\n", a.output_dir.c_str());
+    if (a.profile) std::printf("\n%s", exe.profile_table().c_str());
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const Args a = parse(argc, argv);
+    try {
+        return main_checked(a);
+    } catch (const kiln::Error& e) {
+        std::fprintf(stderr, "kiln: error: %s\n", e.what());
+        return 1;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "kiln: error: %s\n", e.what());
+        return 1;
+    }
+}
