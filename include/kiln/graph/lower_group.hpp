@@ -86,6 +86,11 @@ inline GroupSchedule lower_group(const Graph& g, const Group& grp, const Target&
         std::vector<int> arg_values;
     } out;
     for (size_t k = 0; k < grp.inputs.size(); ++k) {
+        // An empty constant (an empty 'axes' list) only means something to shape inference; no kernel reads it.
+        if (g.type_of(grp.inputs[k]).numel() == 0) {
+            tensor_of[grp.inputs[k]] = Tensor();
+            continue;
+        }
         Tensor t = detail::placeholder_for(g.value(grp.inputs[k]), k);
         tensor_of[grp.inputs[k]] = t;
         out.args.push_back(t);

@@ -47,7 +47,8 @@ inline Buffer tensor_to_buffer(const ::onnx::TensorProto& t, const std::string& 
         if (d > 0 && n > (int64_t{1} << 40) / d) kiln::detail::fail(who, ": tensor '", t.name(), "' is too large");
         n *= d;
     }
-    if (n == 0) kiln::detail::fail(who, ": tensor '", t.name(), "' is empty; empty tensors are not supported");
+    // An empty tensor is allowed here (an empty 'axes' list means something); a node that would compute an
+    // empty result is rejected by shape inference.
     Buffer b(shape, dt);
     const size_t bytes = static_cast<size_t>(n * dt.bytes());
     auto count_error = [&](int64_t have) {
@@ -155,7 +156,8 @@ inline graph::Graph load_from_bytes(const std::string& bytes, const LoadOptions&
     for (const auto& o : model.opset_import())
         if (o.domain().empty() || o.domain() == "ai.onnx") opset = o.version();
     if (opset < 0) fail_model(where, "imports no version of the default operator set (ai.onnx)");
-    if (opset < 11 || opset > 21) fail_model(where, "uses opset ", opset, "; kiln supports opsets 11 to 21 (convert it with onnx.version_converter)");
+    // Opset 22 only widened type constraints (bfloat16) of operators kiln runs in f32.
+    if (opset < 11 || opset > 22) fail_model(where, "uses opset ", opset, "; kiln supports opsets 11 to 22 (convert it with onnx.version_converter)");
     const auto& gp = model.graph();
     Graph g;
     g.opset = static_cast<int>(opset);
@@ -261,6 +263,17 @@ inline graph::Graph load(const std::string& path, const LoadOptions& opt = {}) {
     std::stringstream ss;
     ss << f.rdbuf();
     return load_from_bytes(ss.str(), opt, path);
+}
+
+// One tensor stored as a serialized TensorProto (the .pb files of the ONNX test data sets).
+inline Buffer load_tensor(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) kiln::detail::fail("ONNX tensor '", path, "': cannot open the file");
+    std::stringstream ss;
+    ss << f.rdbuf();
+    ::onnx::TensorProto t;
+    if (!t.ParseFromString(ss.str())) kiln::detail::fail("ONNX tensor '", path, "': not a serialized TensorProto");
+    return detail::tensor_to_buffer(t, "ONNX tensor '" + path + "'");
 }
 
 // The spelling: kiln::onnx::load("model.onnx", {{"input", {1, 3, 224, 224}}}).

@@ -183,24 +183,53 @@ struct ResizeSpec {
 };
 inline ResizeSpec resize_spec(const Graph& g, const Node& n) {
     const auto& s = g.type_of(n.inputs[0]).shape;
+    const size_t rank = s.size();
+    // From opset 18, scales and sizes may cover only the dimensions named by 'axes'; the others keep their size.
+    std::vector<int64_t> axes = n.attrs.get_ints("axes");
+    if (axes.empty())
+        for (size_t d = 0; d < rank; ++d) axes.push_back(static_cast<int64_t>(d));
+    for (auto& a : axes) a = norm_axis(n, a, rank, "axes value");
     ResizeSpec r;
+    r.scales.assign(rank, 1.0);
+    r.out = s;
+    const std::string policy = n.attrs.get_string("keep_aspect_ratio_policy", "stretch");
+    if (policy != "stretch" && policy != "not_larger" && policy != "not_smaller")
+        fail_node(n, "keep_aspect_ratio_policy '", policy, "' is not one of stretch, not_larger, not_smaller");
     if (n.inputs.size() > 3 && n.inputs[3] >= 0 && g.type_of(n.inputs[3]).numel() > 0) {
-        r.out = const_ints(g, n, 3, "sizes");
-        if (r.out.size() != s.size()) fail_node(n, "sizes has ", r.out.size(), " values for an input of rank ", s.size());
-        for (size_t d = 0; d < s.size(); ++d) r.scales.push_back(static_cast<double>(r.out[d]) / static_cast<double>(s[d]));
+        const auto sizes = const_ints(g, n, 3, "sizes");
+        if (sizes.size() != axes.size())
+            fail_node(n, "sizes has ", sizes.size(), " values for ", axes.size(), " axes; give one per axis (of the input's ", rank, ", or of 'axes')");
+        for (auto v : sizes)
+            if (v <= 0) fail_node(n, "sizes must be positive");
+        if (policy == "stretch") {
+            for (size_t k = 0; k < axes.size(); ++k) {
+                r.out[axes[k]] = sizes[k];
+                r.scales[axes[k]] = static_cast<double>(sizes[k]) / static_cast<double>(s[axes[k]]);
+            }
+        } else {
+            // One scale for all the axes, the largest that fits inside (or the smallest that covers) the sizes.
+            double scale = policy == "not_larger" ? 1e300 : 0;
+            for (size_t k = 0; k < axes.size(); ++k) {
+                const double q = static_cast<double>(sizes[k]) / static_cast<double>(s[axes[k]]);
+                scale = policy == "not_larger" ? std::min(scale, q) : std::max(scale, q);
+            }
+            for (auto a : axes) {
+                r.scales[a] = scale;
+                r.out[a] = static_cast<int64_t>(scale * static_cast<double>(s[a]) + 0.5);
+            }
+        }
     } else if (n.inputs.size() > 2 && n.inputs[2] >= 0) {
-        r.scales = const_floats(g, n, 2, "scales");
-        if (r.scales.size() != s.size()) fail_node(n, "scales has ", r.scales.size(), " values for an input of rank ", s.size());
-        for (size_t d = 0; d < s.size(); ++d) {
-            if (r.scales[d] <= 0) fail_node(n, "scales must be positive");
-            r.out.push_back(static_cast<int64_t>(std::floor(static_cast<double>(s[d]) * r.scales[d])));
+        const auto scales = const_floats(g, n, 2, "scales");
+        if (scales.size() != axes.size())
+            fail_node(n, "scales has ", scales.size(), " values for ", axes.size(), " axes; give one per axis (of the input's ", rank, ", or of 'axes')");
+        for (size_t k = 0; k < axes.size(); ++k) {
+            if (scales[k] <= 0) fail_node(n, "scales must be positive");
+            r.scales[axes[k]] = scales[k];
+            r.out[axes[k]] = static_cast<int64_t>(std::floor(static_cast<double>(s[axes[k]]) * scales[k]));
         }
     } else {
         fail_node(n, "give either scales (input 2) or sizes (input 3)");
     }
-    if (n.attrs.has("axes")) fail_node(n, "attribute 'axes' is not supported; give scales or sizes for every axis");
-    if (n.attrs.get_string("keep_aspect_ratio_policy", "stretch") != "stretch")
-        fail_node(n, "keep_aspect_ratio_policy other than 'stretch' is not supported");
     return r;
 }
 
@@ -211,7 +240,9 @@ inline Expr source_coord(const Node& n, const Expr& x, double scale, int64_t in,
     auto f = [](double v) { return make_const(f32, v); };
     if (m == "half_pixel") return (xf + f(0.5)) / f(scale) - f(0.5);
     if (m == "pytorch_half_pixel") return out > 1 ? (xf + f(0.5)) / f(scale) - f(0.5) : f(0);
-    if (m == "align_corners") return out > 1 ? xf * f(static_cast<double>(in - 1) / static_cast<double>(out - 1)) : f(0);
+    // The resized length is scale x in, unrounded, as the ONNX reference computes it.
+    const double len = scale * static_cast<double>(in);
+    if (m == "align_corners") return len > 1 ? xf * f(static_cast<double>(in - 1) / (len - 1)) : f(0);
     if (m == "asymmetric") return xf / f(scale);
     if (m == "half_pixel_symmetric") {
         const double adj = static_cast<double>(out) / (scale * static_cast<double>(in));
@@ -234,7 +265,7 @@ inline std::vector<Tensor> compute_resize(const OpCall& c) {
         return {compute_nd(out, [&](const std::vector<Expr>& i) {
             std::vector<Expr> idx;
             for (size_t d = 0; d < s.size(); ++d) {
-                if (s[d] == out[d]) { idx.push_back(i[d]); continue; }
+                if (s[d] == out[d] && rs.scales[d] == 1.0) { idx.push_back(i[d]); continue; }
                 Expr x = source_coord(c.node, i[d], rs.scales[d], s[d], out[d]);
                 Expr k;
                 if (nm == "floor") k = floor(x);
