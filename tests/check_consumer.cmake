@@ -1,6 +1,6 @@
 file(REMOVE_RECURSE ${WORK})
 execute_process(COMMAND ${CMAKE_COMMAND} -S ${SRC} -B ${WORK}/kiln -G Ninja -DKILN_BUILD_TESTS=OFF -DKILN_BUILD_EXAMPLES=OFF
-                        -DKILN_BUILD_BENCH=OFF -DCMAKE_INSTALL_PREFIX=${WORK}/prefix RESULT_VARIABLE rc)
+                        -DKILN_BUILD_BENCH=OFF -DKILN_BUILD_TOOLS=OFF -DCMAKE_INSTALL_PREFIX=${WORK}/prefix RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "configuring kiln failed")
 endif()

@@ -134,6 +134,12 @@ int main_checked(const Args& a) {
     lo.shapes = a.shapes;
     kiln::graph::Graph model = kiln::onnx::load(a.model, lo);
     const double import_ms = ms_between(t_import, clock::now());
+    for (auto& [name, file] : a.inputs)
+        if (std::none_of(model.inputs.begin(), model.inputs.end(), [&](int v) { return model.value(v).name == name; })) {
+            std::string all;
+            for (int v : model.inputs) all += (all.empty() ? "" : ", ") + model.value(v).name;
+            kiln::detail::fail("--input ", name, "=", file, ": the model has no input '", name, "'; its inputs are ", all);
+        }
 
     kiln::graph::CompileOptions co;
     co.opt_level = a.opt_level;
@@ -173,9 +179,6 @@ int main_checked(const Args& a) {
         else exe.set_input(val.name, random_input(val.type, rng));
         std::printf("input       %s %s%s\n", val.name.c_str(), val.type.str().c_str(), it != a.inputs.end() ? (" from " + it->second).c_str() : " (random)");
     }
-    for (auto& [name, file] : a.inputs)
-        if (std::none_of(exe.graph().inputs.begin(), exe.graph().inputs.end(), [&](int v) { return exe.graph().value(v).name == name; }))
-            kiln::detail::fail("--input ", name, "=", file, ": the model has no input '", name, "'");
 
     const int runs = a.command == "bench" ? a.runs : 1;
     const int warmup = a.command == "bench" ? a.warmup : 0;

@@ -258,7 +258,10 @@ def transform_cases():
                                     ("linear_down", "linear", "align_corners", [1, 1, 0.5, 0.6]), ("nearest_hp", "nearest", "half_pixel", [1, 1, 1.7, 2.3])]:
         c = Case(f"resize_{name}")
         extra = {"nearest_mode": "floor"} if name == "nearest_up" else {}
-        c.output(c.op("Resize", [c.input("x", rand(1, 3, 5, 7)), "", c.const(np.array(scales, np.float32))], mode=mode,
+        # align_corners with scale x length not whole is where ONNX's reference (unrounded length) and ONNX
+        # Runtime (the output length) part; the conformance tests hold kiln to the reference, this case to ORT.
+        shape = (1, 3, 6, 10) if ctm == "align_corners" else (1, 3, 5, 7)
+        c.output(c.op("Resize", [c.input("x", rand(*shape)), "", c.const(np.array(scales, np.float32))], mode=mode,
                       coordinate_transformation_mode=ctm, **extra))
         yield c
     c = Case("expand")
@@ -361,14 +364,22 @@ def transformer_encoder(seq=13, dim=32, heads=4, layers=2):
 
 
 def main():
+    # make_models.py OUT_DIR [--only resnet18]: every case, or one of the whole models (the demo's).
     out_dir = sys.argv[1]
+    only = sys.argv[3] if len(sys.argv) > 3 and sys.argv[2] == "--only" else None
     os.makedirs(out_dir, exist_ok=True)
+    models = {"resnet18": resnet18, "mobilenet_v2_blocks": mobilenet_v2_blocks, "transformer_encoder": transformer_encoder}
+    if only:
+        if only not in models:
+            sys.exit(f"make_models.py: --only takes one of {', '.join(models)}, not '{only}'")
+        print(save(models[only](), out_dir))
+        return
     lines = []
     for gen in (unary_cases, binary_cases, nn_cases, transform_cases):
         for case in gen():
             lines.append(save(case, out_dir))
-    for case in (resnet18(), mobilenet_v2_blocks(), transformer_encoder()):
-        lines.append(save(case, out_dir))
+    for make in models.values():
+        lines.append(save(make(), out_dir))
     with open(os.path.join(out_dir, "cases.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print(f"{len(lines)} cases in {out_dir}")

@@ -171,6 +171,12 @@ TEST_CASE("onnx errors: what the model asks for") {
     }
     {
         auto m = tiny_model();
+        m.mutable_graph()->mutable_node(1)->set_op_type("kiln.ToBlocked");
+        CHECK(error_of(bytes_of(m)) ==
+              "node 'relu1' (kiln.ToBlocked): 'kiln.ToBlocked' is one of kiln's internal operators, which its passes insert; a model cannot use it");
+    }
+    {
+        auto m = tiny_model();
         m.mutable_graph()->mutable_output(0)->set_name("missing");
         CHECK(error_of(bytes_of(m)) == "ONNX model 'm.onnx': output 'missing' is not computed by any node");
     }

@@ -1,0 +1,89 @@
+// The `kiln` command on a model of tests/graph/make_models.py: `kiln run` with an input file writes the
+// output ONNX Runtime gave; `kiln bench` reports compile time and latency; misuse exits with a message.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <kiln/runtime/npy.hpp>
+
+namespace {
+
+struct Result {
+    int code;
+    std::string out;
+};
+
+Result run_cli(const std::string& args) {
+    const char* cli = std::getenv("KILN_CLI");
+    REQUIRE_MESSAGE(cli, "KILN_CLI is not set; run through ctest");
+    const auto log = std::filesystem::temp_directory_path() / ("kiln_cli_test_" + std::to_string(::getpid()) + ".log");
+    const int status = std::system((std::string(cli) + " " + args + " > " + log.string() + " 2>&1").c_str());
+    std::stringstream ss;
+    ss << std::ifstream(log).rdbuf();
+    std::filesystem::remove(log);
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, ss.str()};
+}
+
+std::string model_dir(const std::string& name) {
+    const char* d = std::getenv("KILN_GRAPH_MODELS");
+    REQUIRE_MESSAGE(d, "KILN_GRAPH_MODELS is not set; run through ctest");
+    return std::string(d) + "/" + name;
+}
+
+}  // namespace
+
+TEST_CASE("kiln run: writes the outputs, which match ONNX Runtime's") {
+    const std::string dir = model_dir("model_mobilenetv2_blocks");
+    const auto out = std::filesystem::temp_directory_path() / ("kiln_cli_out_" + std::to_string(::getpid()));
+    const auto r = run_cli("run " + dir + "/model.onnx --input input=" + dir + "/input_0.npy --output-dir " + out.string() + " --threads 2 --profile");
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    CHECK(r.out.find("compile") != std::string::npos);
+    CHECK(r.out.find("ms/run") != std::string::npos);  // the profile table
+    std::vector<std::filesystem::path> files;
+    for (auto& e : std::filesystem::directory_iterator(out)) files.push_back(e.path());
+    REQUIRE(files.size() == 1);
+    const kiln::Buffer got = kiln::npy::load(files[0].string()), want = kiln::npy::load(dir + "/output_0.npy");
+    REQUIRE(got.shape() == want.shape());
+    double worst = 0;
+    for (int64_t i = 0; i < want.size(); ++i) {
+        const double a = static_cast<const float*>(got.data())[i], b = static_cast<const float*>(want.data())[i];
+        worst = std::max(worst, std::abs(a - b) / std::max(1.0, std::abs(b)));
+    }
+    CHECK(worst < 1e-4);
+    std::filesystem::remove_all(out);
+}
+
+TEST_CASE("kiln bench: compile time and a median latency; --dump-graph writes dot") {
+    const std::string dir = model_dir("model_transformer_encoder");
+    const auto dot = std::filesystem::temp_directory_path() / ("kiln_cli_" + std::to_string(::getpid()) + ".dot");
+    const auto r = run_cli("bench " + dir + "/model.onnx --runs 3 --warmup 1 --opt-level 2 --threads 1 --dump-graph " + dot.string());
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    CHECK(r.out.find("latency     median") != std::string::npos);
+    CHECK(r.out.find("input       input f32") != std::string::npos);
+    std::stringstream ss;
+    ss << std::ifstream(dot).rdbuf();
+    CHECK(ss.str().rfind("digraph kiln {", 0) == 0);
+    CHECK(ss.str().find("subgraph cluster_0") != std::string::npos);
+    std::filesystem::remove(dot);
+}
+
+TEST_CASE("kiln errors: misuse exits non-zero with a message") {
+    auto r = run_cli("compile x.onnx");
+    CHECK(r.code == 2);
+    CHECK(r.out.find("kiln: unknown command 'compile'; use run or bench") == 0);
+    r = run_cli("run x.onnx --threads two");
+    CHECK(r.code == 2);
+    CHECK(r.out.find("kiln: --threads takes a whole number, not 'two'") == 0);
+    r = run_cli("run /nonexistent/model.onnx");
+    CHECK(r.code == 1);
+    CHECK(r.out == "kiln: error: ONNX model '/nonexistent/model.onnx': cannot open the file\n");
+    r = run_cli("run " + model_dir("model_resnet18") + "/model.onnx --input image=x.npy --opt-level 0");
+    CHECK(r.code == 1);
+    CHECK(r.out.find("kiln: error: --input image=x.npy: the model has no input 'image'") != std::string::npos);
+}

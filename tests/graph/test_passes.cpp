@@ -1,0 +1,168 @@
+// Each graph pass run alone on a small hand-built graph: what it changes in the graph, and that the
+// compiled result does not change (against the same graph compiled with no passes, whose operators the
+// ONNX Runtime tests check).
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <random>
+
+#include <kiln/graph.hpp>
+
+using namespace kiln;
+using namespace kiln::graph;
+
+namespace {
+
+Buffer random_buffer(std::vector<int64_t> shape, unsigned seed, float lo = -1, float hi = 1) {
+    Buffer b(std::move(shape), f32);
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> u(lo, hi);
+    for (int64_t i = 0; i < b.size(); ++i) static_cast<float*>(b.data())[i] = u(rng);
+    return b;
+}
+
+int node(Graph& g, const std::string& op, std::vector<int> inputs, Attrs attrs = {}) {
+    Node n{op + std::to_string(g.nodes.size()), op, std::move(inputs), {}, std::move(attrs)};
+    const int id = g.add_node(n, infer_types(g, n));
+    return g.nodes[id].outputs[0];
+}
+
+Attrs conv_attrs(int pad, int stride = 1) {
+    Attrs a;
+    a.set("pads", std::vector<int64_t>{pad, pad, pad, pad});
+    a.set("strides", std::vector<int64_t>{stride, stride});
+    return a;
+}
+
+// Runs `g` with no passes at all (each node its own kernel) and `after` (already transformed) with no
+// further passes, on the same inputs; returns the largest relative difference of the outputs.
+double difference(const Graph& g, const Graph& after, unsigned seed = 7) {
+    auto a = compile(g, {.opt_level = 0, .threads = 1});
+    auto b = compile(after, {.opt_level = 0, .threads = 1});
+    for (size_t i = 0; i < g.inputs.size(); ++i) {
+        Buffer in = random_buffer(g.type_of(g.inputs[i]).shape, seed + static_cast<unsigned>(i));
+        a.set_input(i, in);
+        b.set_input(i, in);
+    }
+    a.run();
+    b.run();
+    double worst = 0;
+    for (size_t k = 0; k < a.num_outputs(); ++k) {
+        Buffer x = a.output(k), y = b.output(k);
+        REQUIRE(x.shape() == y.shape());
+        for (int64_t i = 0; i < x.size(); ++i) {
+            const double p = static_cast<const float*>(x.data())[i], q = static_cast<const float*>(y.data())[i];
+            worst = std::max(worst, std::abs(p - q) / std::max(1.0, std::abs(p)));
+        }
+    }
+    return worst;
+}
+
+}  // namespace
+
+TEST_CASE("pass canonicalize: Identity and Dropout go, a transposed constant B of Gemm is transposed once") {
+    Graph g;
+    const int x = g.add_input("x", {{3, 17}, f32});
+    const int id = node(g, "Identity", {x});
+    const int dr = node(g, "Dropout", {id});
+    Attrs t;
+    t.set("transB", int64_t{1});
+    const int y = node(g, "Gemm", {dr, g.add_constant("B", random_buffer({5, 17}, 1)), g.add_constant("C", random_buffer({5}, 2))}, t);
+    g.outputs = {y};
+    Graph c = graph::passes::canonicalize(g);
+    CHECK(count_ops(c) == std::map<std::string, int>{{"Gemm", 1}});
+    CHECK_FALSE(c.nodes[0].attrs.has("transB"));
+    CHECK(c.type_of(c.nodes[0].inputs[1]).shape == std::vector<int64_t>{17, 5});
+    CHECK(difference(g, c) < 1e-6);
+}
+
+TEST_CASE("pass eliminate_common_subexpr: equal nodes and equal constants merge, graph outputs keep their names") {
+    Graph g;
+    const int x = g.add_input("x", {{2, 3, 7}, f32});
+    const Buffer k = random_buffer({7}, 3);
+    const int a = node(g, "Add", {x, g.add_constant("k1", k)});
+    const int b = node(g, "Add", {x, g.add_constant("k2", k)});  // the same constant under another name
+    const int r1 = node(g, "Relu", {a}), r2 = node(g, "Relu", {b});
+    const int s = node(g, "Mul", {r1, r2});
+    const int other = node(g, "Relu", {x});
+    g.outputs = {s, other};
+    Graph c = graph::passes::eliminate_common_subexpr(g);
+    CHECK(count_ops(c) == std::map<std::string, int>{{"Add", 1}, {"Mul", 1}, {"Relu", 2}});
+    CHECK(c.value(c.outputs[0]).name == g.value(s).name);
+    CHECK(difference(g, c) < 1e-6);
+}
+
+TEST_CASE("passes simplify_inference and fold_scale_axis: BatchNormalization after a Conv becomes its weight and bias") {
+    Graph g;
+    const int x = g.add_input("x", {{1, 5, 9, 11}, f32});
+    const int y = node(g, "Conv", {x, g.add_constant("W", random_buffer({7, 5, 3, 3}, 4))}, conv_attrs(1));
+    Attrs eps;
+    eps.set("epsilon", 1e-3);
+    const int bn = node(g, "BatchNormalization",
+                        {y, g.add_constant("s", random_buffer({7}, 5)), g.add_constant("b", random_buffer({7}, 6)), g.add_constant("m", random_buffer({7}, 7)),
+                         g.add_constant("v", random_buffer({7}, 8, 0.5f, 2.f))},
+                        eps);
+    g.outputs = {node(g, "Relu", {bn})};
+    Graph s = graph::passes::simplify_inference(g);
+    CHECK(count_ops(s) == std::map<std::string, int>{{"Add", 1}, {"Conv", 1}, {"Mul", 1}, {"Relu", 1}});
+    CHECK(difference(g, s) < 1e-5);
+    Graph f = graph::passes::fold_scale_axis(s);
+    CHECK(count_ops(f) == std::map<std::string, int>{{"Conv", 1}, {"Relu", 1}});
+    CHECK(f.nodes[0].inputs.size() == 3);
+    CHECK(difference(g, f) < 1e-5);
+}
+
+TEST_CASE("pass fold_scale_axis: leaves a scale that varies along a spatial axis, or a Conv read twice") {
+    Graph g;
+    const int x = g.add_input("x", {{1, 4, 6, 6}, f32});
+    const int y = node(g, "Conv", {x, g.add_constant("W", random_buffer({4, 4, 1, 1}, 9))}, conv_attrs(0));
+    const int m = node(g, "Mul", {y, g.add_constant("row_scale", random_buffer({6, 1}, 10))});
+    const int z = node(g, "Conv", {m, g.add_constant("W2", random_buffer({4, 4, 1, 1}, 11))}, conv_attrs(0));
+    const int a = node(g, "Add", {z, g.add_constant("shift", random_buffer({4, 1, 1}, 12))});
+    g.outputs = {a, node(g, "Relu", {z})};  // z is read twice: its Add cannot fold
+    Graph f = graph::passes::fold_scale_axis(g);
+    CHECK(count_ops(f) == count_ops(g));
+    CHECK(difference(g, f) < 1e-6);
+}
+
+TEST_CASE("pass alter_layout: blocked from the first Conv to the last reader, one transform at each edge") {
+    Graph g;
+    // 20 channels: the second block is partly padding, which Sigmoid may run on but Log may not.
+    const int x = g.add_input("x", {{1, 3, 15, 13}, f32});
+    const int c1 = node(g, "Conv", {x, g.add_constant("W1", random_buffer({20, 3, 3, 3}, 13)), g.add_constant("B1", random_buffer({20}, 14))},
+                        conv_attrs(1));
+    const int r = node(g, "Relu", {c1});
+    Attrs pool;
+    pool.set("kernel_shape", std::vector<int64_t>{3, 3});
+    pool.set("strides", std::vector<int64_t>{2, 2});
+    pool.set("pads", std::vector<int64_t>{1, 1, 1, 1});
+    const int p = node(g, "MaxPool", {r}, pool);
+    const int c2 = node(g, "Conv", {p, g.add_constant("W2", random_buffer({20, 20, 3, 3}, 15))}, conv_attrs(1));
+    const int sum = node(g, "Add", {c2, p});  // a residual: both operands blocked alike
+    const int sg = node(g, "Sigmoid", {sum});
+    const int gap = node(g, "GlobalAveragePool", {sg});
+    const int lg = node(g, "Log", {sg});
+    g.outputs = {gap, lg};
+    Graph b = graph::passes::alter_layout(g);
+    const auto ops = count_ops(b);
+    CHECK(ops.at("kiln.ConvBlocked") == 2);
+    CHECK(ops.at("kiln.PackConvWeight") == 2);
+    CHECK(ops.at("kiln.MaxPoolBlocked") == 1);
+    CHECK(ops.at("kiln.GlobalAveragePoolBlocked") == 1);
+    CHECK(ops.at("kiln.ToBlocked") == 1);    // the image, once
+    CHECK(ops.at("kiln.FromBlocked") == 2);  // before Log (padded channels) and after the global pool
+    CHECK(ops.count("Log") == 1);
+    CHECK(difference(g, b) < 1e-5);
+    // Folding then packs the weights once: no PackConvWeight is left to run.
+    auto exe = compile(g, {.opt_level = 3, .threads = 2});
+    CHECK(count_ops(exe.graph()).count("kiln.PackConvWeight") == 0);
+}
+
+TEST_CASE("pass alter_layout: a Conv whose weight is computed stays NCHW") {
+    Graph g;
+    const int x = g.add_input("x", {{1, 4, 5, 5}, f32});
+    const int w = g.add_input("w", {{8, 4, 3, 3}, f32});
+    g.outputs = {node(g, "Conv", {x, w}, conv_attrs(1))};
+    Graph b = graph::passes::alter_layout(g);
+    CHECK(count_ops(b) == std::map<std::string, int>{{"Conv", 1}});
+}
