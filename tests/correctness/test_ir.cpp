@@ -32,6 +32,10 @@ TEST_CASE("simplifier uses loop bounds") {
     CHECK(to_string(arith::simplify((Expr(i) * 8 + j) / 8, scope)) == "i");
     CHECK(to_string(arith::simplify((Expr(i) * 8 + j) % 8, scope)) == "j");
     CHECK(to_string(arith::simplify(min(Expr(i) + 4, Expr(i) + 2), scope)) == "(i + 2)");
+    // A fused index taken apart and put back together.
+    CHECK(to_string(arith::simplify((Expr(i) * 8 + j) / 3 * 3 + (Expr(i) * 8 + j) % 3 + 1, scope)) == "(((i*8) + j) + 1)");
+    CHECK(to_string(arith::simplify(Expr(i) / 5 * 10 + Expr(i) % 5 * 2, scope)) == "(i*2)");
+    CHECK(to_string(arith::simplify(Expr(i) / 5 * 10 + Expr(i) % 5, scope)) != "(i*2)");
 }
 
 TEST_CASE("lower prints readable loop IR after every pass") {
@@ -58,6 +62,30 @@ TEST_CASE("loop partitioning leaves the vectorized main body without guards") {
     CHECK(text.find("for (i.outer, 0, 6)") != std::string::npos);
     CHECK(text.find("B[ramp((i.outer*16), 1, 16)] = (A[ramp((i.outer*16), 1, 16)]*x16(2.0))") != std::string::npos);
     CHECK(text.find(" if ") != std::string::npos);  // the tail is predicated
+}
+
+TEST_CASE("loop partitioning splits under a clipped bound and leaves parallel loops whole") {
+    // A column block of 128 clipped at the end of 1000 columns: min(128, 1000 - j.outer*128).
+    auto A = placeholder({1000}, f32, "A");
+    auto B = compute({1000}, [&](Expr i) { return A(i) * 2.0f; }, "B");
+    auto C = compute({1000}, [&](Expr i) { return B(i) + 1.0f; }, "C");
+    Schedule s(C);
+    auto [jo, ji] = s[C].split(C.axis(0), 128);
+    s[C].parallel(jo);
+    s[B].compute_at(s[C], jo);
+    auto [bo, bi] = s[B].split(B.axis(0), 16);
+    s[B].vectorize(bi);
+    std::string text = to_string(lower(s, {A, C}));
+    CAPTURE(text);
+    CHECK(text.find("parallel (i.outer, 0, 8)") != std::string::npos);  // one parallel loop, not a main and a tail
+    CHECK(text.find("parallel (i.outer, 7") == std::string::npos);
+    // B's vector loop has a main part without a guard; only its tail keeps one.
+    CHECK(text.find("B[ramp((i.outer*16), 1, 16)] = (A[ramp(((i.outer*128) + (i.outer*16)), 1, 16)]*x16(2.0))\n") != std::string::npos);
+    auto f = build(s, {A, C});
+    std::vector<float> a(1000), c(1000);
+    for (int i = 0; i < 1000; ++i) a[i] = static_cast<float>(i);
+    f(a.data(), c.data());
+    for (int i = 0; i < 1000; ++i) REQUIRE(c[i] == 2.0f * i + 1.0f);
 }
 
 TEST_CASE("annotations reach the loop IR and survive every pass") {

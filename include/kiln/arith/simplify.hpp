@@ -180,6 +180,23 @@ private:
     Expr canonical(const Expr& x) {
         LinearForm f = to_linear(x);
         if (!f.ok) return x;
+        // k*c*(a / c) + k*(a % c) == k*a: an index split by a fuse and put back together (the division and
+        // remainder round the same way, so this holds for negative a too).
+        for (size_t i = 0; i < f.terms.size(); ++i) {
+            auto* d = f.terms[i].first.as<Div>();
+            auto* c = d ? d->b.as<IntImm>() : nullptr;
+            if (!c || c->value == 0 || f.terms[i].second % c->value != 0) continue;
+            const int64_t k = f.terms[i].second / c->value;
+            for (size_t j = 0; j < f.terms.size(); ++j) {
+                auto* m = f.terms[j].first.as<Mod>();
+                if (!m || f.terms[j].second != k || !equal(m->a, d->a) || !equal(m->b, d->b)) continue;
+                LinearForm g = f;
+                g.terms.erase(g.terms.begin() + static_cast<long>(std::max(i, j)));
+                g.terms.erase(g.terms.begin() + static_cast<long>(std::min(i, j)));
+                g.add(to_linear(d->a), k);
+                if (g.ok) return mutate(from_linear(g, x.type()));
+            }
+        }
         // min(a, b) + rest == min(a + rest, b + rest): lets (min(M, x*32 + 32) - x*32) become min(M - x*32, 32).
         for (size_t i = 0; i < f.terms.size(); ++i) {
             auto [t, k] = f.terms[i];

@@ -246,7 +246,7 @@ inline Executable compile(const Graph& model, const CompileOptions& opt = {}) {
     if (opt.threads < 0) kiln::detail::fail("graph::compile: threads is ", opt.threads, "; use 0 (keep) or a positive count");
     Executable ex;
     ex.threads_ = opt.threads;
-    // Some schedules split work by the thread count (a matrix-vector product's column blocks).
+    // Constant folding runs its kernels on the threads the executable will use.
     if (opt.threads > 0 && kiln::num_threads() != opt.threads) kiln::set_num_threads(opt.threads);
     ex.graph_ = optimize(model, opt);
     const Graph& g = ex.graph_;

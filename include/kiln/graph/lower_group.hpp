@@ -37,21 +37,71 @@ inline Tensor placeholder_for(const Value& v, size_t k) {
     return placeholder(kiln_shape(v.type.shape), v.type.dtype, "in" + std::to_string(k));
 }
 
+// Whether every read of the body that depends on `v` has v itself as its last index: then the lanes of
+// v are one contiguous vector load from each input. (A reduction along the rows of a row-major input
+// would gather instead, slower than its scalar loop.)
+inline bool reads_contiguously_along(const Expr& body, const VarNode* v) {
+    bool ok = true;
+    post_order_visit(body, [&](const Expr& e) {
+        auto* c = e.as<Call>();
+        if (!c || c->op != Intrinsic::TensorAccess || c->args.empty() || c->args.back().get() == v) return;
+        for (auto& a : c->args) ok &= !uses_var(a, v);
+    });
+    return ok;
+}
+
+// Parallel over the fewest leading axes that give at least 64 iterations (each a long run of work: a
+// parallel iteration is a call through the thread pool), vectorised along the innermost axis, fused
+// with its neighbours when it is shorter than a vector (the 3 colours of an image's pixel). A reduction
+// along contiguous vectors (a pooling window over a channel block) accumulates one vector in registers
+// across its whole window before storing it.
 inline void parallelize(Schedule& s, const OpPtr& op, int lanes) {
-    Stage st = s[op];
+    constexpr int64_t kParallelIterations = 64;
     const auto& ax = op->axis;
     const bool reduction = !op->reduce_axis.empty();
-    if (ax.size() >= 2) {
+    auto extent = [](const IterVar& iv) { auto* e = as_const_int(iv.dom().extent); return e ? *e : int64_t(-1); };
+    // The vector axis: the innermost, fused outwards while shorter than a vector.
+    size_t first_inner = ax.size() - 1;
+    int64_t inner = extent(ax.back());
+    if (!reduction)
+        while (inner > 0 && inner < lanes && first_inner > 1 && extent(ax[first_inner - 1]) > 0)
+            inner *= extent(ax[--first_inner]);
+    const bool vectorized = inner >= lanes && (!reduction || reads_contiguously_along(op->body, ax.back().var().get()));
+    Tensor acc;
+    if (reduction && vectorized) acc = s.cache_write(Tensor(op), "local");
+
+    Stage st = s[op];
+    size_t prefix = 0;
+    int64_t par = 1;
+    while (prefix < first_inner && par < kParallelIterations) {
+        const int64_t e = extent(ax[prefix]);
+        if (e < 0) break;
+        par *= e;
+        ++prefix;
+    }
+    if (prefix > 0) {
         IterVar outer = ax[0];
-        for (size_t d = 1; d + 1 < ax.size(); ++d) outer = st.fuse(outer, ax[d]);
-        st.parallel(outer);
+        for (size_t d = 1; d < prefix; ++d) outer = st.fuse(outer, ax[d]);
+        if (par > 1) st.parallel(outer);
     }
-    const auto* last = as_const_int(ax.back().dom().extent);
-    if (!reduction && last && *last >= lanes) {
-        auto [xo, xi] = st.split(ax.back(), lanes);
-        st.vectorize(xi);
-        if (ax.size() == 1 && *last >= 64 * lanes) st.parallel(xo);
-    }
+    if (!vectorized) return;
+    IterVar v = ax[first_inner];
+    for (size_t d = first_inner + 1; d < ax.size(); ++d) v = st.fuse(v, ax[d]);
+    auto [xo, xi] = st.split(v, lanes);
+    st.vectorize(xi);
+    // A long vector with nothing outside it to share out: its vector blocks go to the threads.
+    if (par <= 1 && inner >= 64 * lanes) st.parallel(xo);
+    if (!acc.defined()) return;
+    Stage cs = s[acc];
+    cs.compute_at(st, xo);
+    const auto& cax = acc.op()->axis;
+    auto [co, ci] = cs.split(cax.back(), lanes);
+    std::vector<IterVar> order(cax.begin(), cax.end() - 1);
+    order.push_back(co);
+    for (auto& r : acc.op()->reduce_axis) order.push_back(r);
+    order.push_back(ci);
+    cs.reorder(order);
+    cs.vectorize(ci);
 }
 
 // The default schedule for groups without a kiln::nn kernel: every intermediate that is not a reduction is

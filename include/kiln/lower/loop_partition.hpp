@@ -1,8 +1,11 @@
 #pragma once
 // Pass: loop partitioning. A loop whose body holds a guard `likely(a*v + rest < bound)` on its own
 // variable v is cut in two: a main loop over the iterations where the guard provably holds (the
-// guard removed) and a tail loop that keeps it. Vectorized loops are left whole: their guards
-// become predicated lanes instead.
+// guard removed) and a tail loop that keeps it. A bound `min(a, b)` (a tile clipped at the edge of
+// its tensor) splits where the first of the two may fail. Vectorized loops are left whole: their
+// guards become predicated lanes instead. Parallel loops are left whole too: halves of a parallel
+// loop run one after the other, so a tail of one iteration would run alone on one thread; the loops
+// inside split instead, at a point computed from the parallel variable.
 #include <set>
 
 #include "kiln/arith/interval.hpp"
@@ -50,12 +53,12 @@ public:
 
 protected:
     Stmt mutate_for(const For* n, const Stmt& s) override {
-        if (n->for_kind != ForKind::Vectorized) {
+        if (n->for_kind != ForKind::Vectorized && n->for_kind != ForKind::Parallel) {
             std::vector<Expr> guards;
             collect_likely(n->body, guards);
             for (const Expr& g : guards) {
                 if (done_.count({g.get(), n->var.get()})) continue;
-                Expr split = split_point(n, g.as<Call>()->args[0]);
+                Expr split = split_point(n, g.as<Call>()->args[0], inner_loop_ranges(n->body));
                 if (!split.defined()) continue;
                 Expr lo = n->min, hi = n->min + n->extent;
                 split = arith::simplify(kiln::max(lo, kiln::min(split, hi)));
@@ -75,9 +78,13 @@ private:
     std::set<std::pair<const ExprNode*, const VarNode*>> done_;
 
     // The first iteration of n at which `cond` may fail; undefined if cond is not of a usable form.
-    Expr split_point(const For* n, const Expr& cond) {
+    Expr split_point(const For* n, const Expr& cond, const arith::RelaxMap& inner) {
         const BinaryNode* cmp = cond.as<LT>() ? static_cast<const BinaryNode*>(cond.as<LT>()) : nullptr;
         if (!cmp || !cond.type().is_scalar() || !cmp->a.type().is_integer()) return Expr();
+        if (auto* m = cmp->b.as<Min>()) {
+            Expr x = split_point(n, cmp->a < m->a, inner), y = split_point(n, cmp->a < m->b, inner);
+            return x.defined() && y.defined() ? arith::simplify(kiln::min(x, y)) : Expr();
+        }
         const VarNode* v = n->var.get();
         arith::LinearForm f = arith::to_linear(cmp->a - cmp->b);
         if (!f.ok) return Expr();
@@ -91,7 +98,6 @@ private:
         }
         if (a <= 0) return Expr();
         // a*v + rest < 0 for every inner value  <=>  v < ceil(-max(rest) / a)  <=>  v <= floor((-max(rest) - 1) / a)
-        auto inner = inner_loop_ranges(n->body);
         auto r = arith::eval_interval(arith::from_linear(rest, cmp->a.type()), inner);
         if (!r.max.defined()) return Expr();
         Expr hi = arith::simplify(r.max);

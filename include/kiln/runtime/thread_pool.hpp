@@ -57,17 +57,20 @@ private:
         return flag;
     }
 
-    // Threads take consecutive chunks of iterations from a shared counter, several chunks per thread,
-    // so a thread that the OS delays (a noisy neighbour, an interrupt) leaves its share to the others
-    // instead of holding up the whole loop.
+    // Guided chunks: each take is a contiguous run of half a thread's share of what is left, so the
+    // first takes are long (neighbouring iterations share weights and input rows, and each thread
+    // keeps its own in its L2) and the last ones short, so a thread that the OS delays (a noisy
+    // neighbour, an interrupt) leaves its share to the others instead of holding up the whole loop.
     void run_chunks() {
-        const int32_t grain = std::max<int32_t>(1, n_ / (threads_ * 8));
+        const int32_t parts = 2 * threads_;
         in_parallel() = true;
-        for (;;) {
-            const int32_t lo = next_.fetch_add(grain, std::memory_order_relaxed);
+        for (int32_t lo = next_.load(std::memory_order_relaxed);;) {
             if (lo >= n_) break;
-            const int32_t hi = std::min<int32_t>(n_, lo + grain);
+            const int32_t take = std::max<int32_t>(1, (n_ - lo) / parts);
+            if (!next_.compare_exchange_weak(lo, lo + take, std::memory_order_relaxed)) continue;
+            const int32_t hi = std::min<int32_t>(n_, lo + take);
             for (int32_t i = lo; i < hi; ++i) fn_(i, closure_);
+            lo = next_.load(std::memory_order_relaxed);
         }
         in_parallel() = false;
     }

@@ -170,15 +170,13 @@ private:
             case ExprKind::Mul: return fp ? b_.CreateFMul(a, b) : b_.CreateMul(a, b);
             case ExprKind::Div:
                 if (fp) return b_.CreateFDiv(a, b);
-                if (!sgn) return b_.CreateUDiv(a, b);
-                return floor_div_mod(a, b, true, n->b);
+                return floor_div_mod(a, b, true, n->b, sgn);
             case ExprKind::Mod:
                 if (fp) {
                     llvm::Value* q = b_.CreateUnaryIntrinsic(llvm::Intrinsic::floor, b_.CreateFDiv(a, b));
                     return b_.CreateFSub(a, b_.CreateFMul(q, b));
                 }
-                if (!sgn) return b_.CreateURem(a, b);
-                return floor_div_mod(a, b, false, n->b);
+                return floor_div_mod(a, b, false, n->b, sgn);
             case ExprKind::Min:
                 return b_.CreateSelect(fp ? b_.CreateFCmpOLT(a, b) : sgn ? b_.CreateICmpSLT(a, b) : b_.CreateICmpULT(a, b), a, b);
             case ExprKind::Max:
@@ -195,19 +193,37 @@ private:
         }
     }
 
-    // Signed division rounding towards negative infinity, and the matching modulo.
-    llvm::Value* floor_div_mod(llvm::Value* a, llvm::Value* b, bool div, const Expr& b_expr) {
-        if (auto* c = as_const_int(b_expr); c && *c > 0 && (*c & (*c - 1)) == 0) {
+    // Integer division rounding towards negative infinity (signed) and the matching modulo. The CPU traps
+    // on a zero divisor, and on INT_MIN / -1, in any lane, including the masked-off lanes of a vector
+    // tail (their loads read zeros); so a divisor that is not a constant is made safe first, and x / 0 and
+    // x % 0 are 0, where C and ONNX leave the result undefined.
+    llvm::Value* floor_div_mod(llvm::Value* a, llvm::Value* b, bool div, const Expr& b_expr, bool sgn) {
+        auto* c = as_const_int(b_expr);
+        if (c && *c > 0 && (*c & (*c - 1)) == 0) {
             int shift = 0;
             while ((int64_t{1} << shift) < *c) ++shift;
-            if (div) return b_.CreateAShr(a, llvm::ConstantInt::get(a->getType(), shift));
+            if (div) return sgn ? b_.CreateAShr(a, llvm::ConstantInt::get(a->getType(), shift)) : b_.CreateLShr(a, llvm::ConstantInt::get(a->getType(), shift));
             return b_.CreateAnd(a, llvm::ConstantInt::get(a->getType(), *c - 1));
         }
-        llvm::Value* q = b_.CreateSDiv(a, b);
-        llvm::Value* r = b_.CreateSRem(a, b);
         llvm::Value* zero = llvm::Constant::getNullValue(a->getType());
+        llvm::Value* one = llvm::ConstantInt::get(a->getType(), 1);
+        const bool safe_constant = c && *c != 0 && (!sgn || *c != -1);
+        llvm::Value* by_zero = safe_constant ? nullptr : b_.CreateICmpEQ(b, zero);
+        llvm::Value* by_minus_one = safe_constant || !sgn ? nullptr : b_.CreateICmpEQ(b, llvm::Constant::getAllOnesValue(a->getType()));
+        llvm::Value* bs = b;
+        if (by_zero) bs = b_.CreateSelect(by_minus_one ? b_.CreateOr(by_zero, by_minus_one) : by_zero, one, b);
+        if (!sgn) {
+            llvm::Value* r = div ? b_.CreateUDiv(a, bs) : b_.CreateURem(a, bs);
+            return by_zero ? b_.CreateSelect(by_zero, zero, r) : r;
+        }
+        llvm::Value* q = b_.CreateSDiv(a, bs);
+        llvm::Value* r = b_.CreateSRem(a, bs);
+        if (by_minus_one) q = b_.CreateSelect(by_minus_one, b_.CreateNeg(a), q);
         llvm::Value* fix = b_.CreateAnd(b_.CreateICmpNE(r, zero), b_.CreateICmpSLT(b_.CreateXor(r, b), zero));
-        if (div) return b_.CreateSub(q, b_.CreateZExt(fix, a->getType()));
+        if (div) {
+            q = b_.CreateSub(q, b_.CreateZExt(fix, a->getType()));
+            return by_zero ? b_.CreateSelect(by_zero, zero, q) : q;
+        }
         return b_.CreateAdd(r, b_.CreateSelect(fix, b, zero));
     }
 
