@@ -1,8 +1,9 @@
 #pragma once
-// Pass: loop partitioning. A loop whose body holds a guard `likely(a*v + rest < bound)` on its own
-// variable v is cut in two: a main loop over the iterations where the guard provably holds (the
-// guard removed) and a tail loop that keeps it. A bound `min(a, b)` (a tile clipped at the edge of
-// its tensor) splits where the first of the two may fail. Vectorized loops are left whole: their
+// Pass: loop partitioning. A loop whose body holds a guard `likely(...)` whose conjuncts bound its own
+// variable v (`a*v + rest < bound` for the tail of a split, `y - pad >= 0 && y - pad < H` for zero
+// padding) is cut in three: a middle loop over the iterations where those conjuncts provably hold
+// (the guard reduced to the others) and the loops before and after it, which keep the guard. A bound
+// `min(a, b)` (a tile clipped at the edge of its tensor) counts as two conjuncts. Vectorized loops are left whole: their
 // guards become predicated lanes instead. Parallel loops are left whole too: halves of a parallel
 // loop run one after the other, so a tail of one iteration would run alone on one thread; the loops
 // inside split instead, at a point computed from the parallel variable.
@@ -47,6 +48,19 @@ private:
     Expr with_;
 };
 
+// A guard's conjuncts, with `a < min(x, y)` (a tile clipped at the edge of its tensor) taken as two.
+inline void conjuncts(const Expr& c, std::vector<Expr>& out) {
+    if (auto* a = c.as<And>()) {
+        conjuncts(a->a, out);
+        conjuncts(a->b, out);
+    } else if (auto* lt = c.as<LT>(); lt && lt->b.as<Min>()) {
+        conjuncts(lt->a < lt->b.as<Min>()->a, out);
+        conjuncts(lt->a < lt->b.as<Min>()->b, out);
+    } else {
+        out.push_back(c);
+    }
+}
+
 class LoopPartitioner : public IRMutator {
 public:
     using IRMutator::mutate;
@@ -56,19 +70,39 @@ protected:
         if (n->for_kind != ForKind::Vectorized && n->for_kind != ForKind::Parallel) {
             std::vector<Expr> guards;
             collect_likely(n->body, guards);
+            const arith::RelaxMap inner = inner_loop_ranges(n->body);
             for (const Expr& g : guards) {
                 if (done_.count({g.get(), n->var.get()})) continue;
-                Expr split = split_point(n, g.as<Call>()->args[0], inner_loop_ranges(n->body));
-                if (!split.defined()) continue;
+                std::vector<Expr> parts, rest;
+                conjuncts(g.as<Call>()->args[0], parts);
+                // [first, last): where every conjunct on this loop's variable holds. An end no conjunct
+                // bounds stays the loop's own, unclamped: nested clamps grow with every split.
                 Expr lo = n->min, hi = n->min + n->extent;
-                split = arith::simplify(kiln::max(lo, kiln::min(split, hi)));
-                Stmt main_body = ReplaceExpr(g.get(), make_int(boolean, 1)).mutate(n->body);
-                // The tail keeps the guard; loops inside it may still split on it, this loop may not.
-                Stmt tail_body = n->body;
+                Expr from, to;
+                for (const Expr& c : parts) {
+                    auto [f, t] = holds_within(n, c, inner);
+                    if (!f.defined() && !t.defined()) rest.push_back(c);
+                    if (f.defined()) from = from.defined() ? kiln::max(from, f) : f;
+                    if (t.defined()) to = to.defined() ? kiln::min(to, t) : t;
+                }
+                if (!from.defined() && !to.defined()) continue;
+                Expr first = from.defined() ? arith::simplify(kiln::max(lo, kiln::min(from, hi))) : lo;
+                Expr last = to.defined() ? arith::simplify(kiln::max(first, kiln::min(to, hi))) : hi;
+                Expr kept;
+                for (auto& c : rest) kept = kept.defined() ? (kept && c) : c;
+                Stmt middle_body = ReplaceExpr(g.get(), kept.defined() ? likely(kept) : make_int(boolean, 1)).mutate(n->body);
+                // The edges keep the guard; loops inside them may still split on it, this loop may not.
                 done_.insert({g.get(), n->var.get()});
-                Stmt main = make_stmt<For>(n->var, lo, arith::simplify(split - lo), n->for_kind, main_body, n->annotations);
-                Stmt tail = make_stmt<For>(n->var, split, arith::simplify(hi - split), n->for_kind, tail_body, n->annotations);
-                return make_block({mutate(main), mutate(tail)});
+                auto loop = [&](Expr from, Expr to, Stmt body) {
+                    Expr extent = arith::simplify(to - from);
+                    if (auto* e = as_const_int(extent); e && *e <= 0) return make_stmt<Evaluate>(Expr(0));
+                    return mutate(make_stmt<For>(n->var, from, extent, n->for_kind, std::move(body), n->annotations));
+                };
+                std::vector<Stmt> loops;
+                if (from.defined()) loops.push_back(loop(lo, first, n->body));
+                loops.push_back(loop(first, last, middle_body));
+                if (to.defined()) loops.push_back(loop(last, hi, n->body));
+                return make_block(loops);
             }
         }
         return IRMutator::mutate_for(n, s);
@@ -77,34 +111,39 @@ protected:
 private:
     std::set<std::pair<const ExprNode*, const VarNode*>> done_;
 
-    // The first iteration of n at which `cond` may fail; undefined if cond is not of a usable form.
-    Expr split_point(const For* n, const Expr& cond, const arith::RelaxMap& inner) {
-        const BinaryNode* cmp = cond.as<LT>() ? static_cast<const BinaryNode*>(cond.as<LT>()) : nullptr;
-        if (!cmp || !cond.type().is_scalar() || !cmp->a.type().is_integer()) return Expr();
-        if (auto* m = cmp->b.as<Min>()) {
-            Expr x = split_point(n, cmp->a < m->a, inner), y = split_point(n, cmp->a < m->b, inner);
-            return x.defined() && y.defined() ? arith::simplify(kiln::min(x, y)) : Expr();
-        }
+    // The iterations [from, to) of n where `cond` provably holds for every value of the loops inside n;
+    // either end is undefined where the condition does not bound it, both where cond is not a linear
+    // comparison on n's variable.
+    std::pair<Expr, Expr> holds_within(const For* n, const Expr& cond, const arith::RelaxMap& inner) {
+        const BinaryNode* cmp = nullptr;
+        Expr f;  // cond is f < 0
+        if (auto* x = cond.as<LT>()) cmp = x, f = x->a - x->b;
+        else if (auto* x = cond.as<LE>()) cmp = x, f = x->a - x->b - 1;
+        else if (auto* x = cond.as<GT>()) cmp = x, f = x->b - x->a;
+        else if (auto* x = cond.as<GE>()) cmp = x, f = x->b - x->a - 1;
+        if (!cmp || !cond.type().is_scalar() || !cmp->a.type().is_integer()) return {};
         const VarNode* v = n->var.get();
-        arith::LinearForm f = arith::to_linear(cmp->a - cmp->b);
-        if (!f.ok) return Expr();
-        int64_t a = 0;
+        arith::LinearForm lf = arith::to_linear(f);
+        if (!lf.ok) return {};
+        int64_t k = 0;
         arith::LinearForm rest;
-        rest.constant = f.constant;
-        for (auto& [t, k] : f.terms) {
-            if (t.get() == v) a = k;
-            else if (uses_var(t, v)) return Expr();
-            else rest.add_term(t, k);
+        rest.constant = lf.constant;
+        for (auto& [t, c] : lf.terms) {
+            if (t.get() == v) k = c;
+            else if (uses_var(t, v)) return {};
+            else rest.add_term(t, c);
         }
-        if (a <= 0) return Expr();
-        // a*v + rest < 0 for every inner value  <=>  v < ceil(-max(rest) / a)  <=>  v <= floor((-max(rest) - 1) / a)
+        if (k == 0) return {};
         auto r = arith::eval_interval(arith::from_linear(rest, cmp->a.type()), inner);
-        if (!r.max.defined()) return Expr();
-        Expr hi = arith::simplify(r.max);
+        if (!r.max.defined()) return {};
+        Expr m = arith::simplify(r.max);
         bool inner_free = true;
-        post_order_visit(hi, [&](const Expr& x) { if (auto* vn = x.as<VarNode>(); vn && (inner.count(vn) || vn == v)) inner_free = false; });
-        if (!inner_free) return Expr();
-        return arith::simplify((make_int(hi.type(), 0) - hi - 1) / make_int(hi.type(), a) + 1);
+        post_order_visit(m, [&](const Expr& x) { if (auto* vn = x.as<VarNode>(); vn && (inner.count(vn) || vn == v)) inner_free = false; });
+        if (!inner_free) return {};
+        const Type t = m.type();
+        // k*v + max(rest) < 0:  k > 0: v <= floor((-max - 1) / k);  k < 0: v >= floor(max / -k) + 1 (floor division).
+        if (k > 0) return {Expr(), arith::simplify((make_int(t, 0) - m - 1) / make_int(t, k) + 1)};
+        return {arith::simplify(m / make_int(t, -k) + 1), Expr()};
     }
 };
 

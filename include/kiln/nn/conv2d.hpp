@@ -271,7 +271,8 @@ inline Tensor pad_blocked(const Tensor& data, const Conv2dOptions& o) {
         {data.shape()[0], data.shape()[1], H + (p[0] + p[2]), W + (p[1] + p[3]), data.shape()[4]},
         [&](Expr n, Expr c, Expr y, Expr x, Expr ci) {
             Expr yy = y - p[0], xx = x - p[1];
-            return if_then_else(yy >= 0 && yy < H && xx >= 0 && xx < W, data(n, c, max(min(yy, H - 1), Expr(0)), max(min(xx, W - 1), Expr(0)), ci),
+            // likely: loop partitioning copies the interior without the test.
+            return if_then_else(likely(yy >= 0 && yy < H && xx >= 0 && xx < W), data(n, c, max(min(yy, H - 1), Expr(0)), max(min(xx, W - 1), Expr(0)), ci),
                                 zero_of(data));
         },
         o.name + ".pad");
@@ -351,7 +352,7 @@ inline Tensor conv2d(const Tensor& data, const Tensor& weight, const Conv2dOptio
         {data.shape()[0], detail::i32(detail::ceil_div(s.C, cb)), H + (p[0] + p[2]), W + (p[1] + p[3]), Expr(cb)},
         [&](Expr n, Expr c, Expr y, Expr x, Expr ci) {
             Expr ch = c * cb + ci, yy = y - p[0], xx = x - p[1];
-            return if_then_else(ch < detail::i32(s.C) && yy >= 0 && yy < H && xx >= 0 && xx < W,
+            return if_then_else(likely(ch < detail::i32(s.C) && yy >= 0 && yy < H && xx >= 0 && xx < W),
                                 data(n, min(ch, detail::i32(s.C - 1)), max(min(yy, H - 1), Expr(0)), max(min(xx, W - 1), Expr(0))),
                                 detail::zero_of(data));
         },
@@ -378,25 +379,29 @@ struct ConvTile {
 };
 
 // `block_weight_bytes` is the packed weight of one output block; the blocks of one tile are read again
-// for every tile along the image, so together they should stay in L2 (1 MiB on Zen 5; 512x512 3x3
-// weights in blocks of four, 1.2 MiB, ran at two thirds of the speed of blocks of two).
+// for every tile along the image, so together they should stay in L2. Two threads may share that L2
+// (on this machine's two vCPUs, one thread reaches half the FMA peak and two reach all of it, as two
+// threads of one core do): 256->512 channel weights in blocks of four, 590 KiB a thread, ran 30% slower
+// on two threads than blocks of two, and no slower on one. Two blocks are the floor all the same: with
+// one, every broadcast feeds a single FMA and the tile runs at half speed whatever the weights cost.
 inline ConvTile conv_tile(int64_t OCo, int64_t OH, int64_t OW, int64_t block_weight_bytes = 0, int accumulators = 28) {
-    constexpr int64_t kWeightBudget = 640 << 10;
-    // A small cost model over all tiles that fit. One step of the reduction costs the larger of its
-    // FMAs (two per cycle) and its loads (rows x cols broadcasts from L1 and oc_blocks weight vectors,
-    // which stream from L2 and count double), at least 6 cycles (below about 12 chains the FMA latency
-    // shows), plus a cycle of loop overhead; partial tiles at the edges cost as much as whole ones.
-    // The cheapest total wins; among equals, the fewest output blocks (fewer weight streams).
+    constexpr int64_t kWeightBudget = 320 << 10;
+    // A small cost model over all tiles that fit. One step of the reduction costs the largest of its
+    // FMAs (two per cycle), its broadcasts (rows x cols, one per cycle) and its loads through the two load
+    // ports (the broadcasts and oc_blocks weight vectors, which stream from L2 and count double), at
+    // least 6 cycles (below about 12 chains the FMA latency shows), plus a cycle of loop overhead;
+    // partial tiles at the edges cost as much as whole ones. The cheapest total wins; among equals, the
+    // fewest output blocks (fewer weight streams).
     ConvTile best{1, 1, 1};
     double best_cost = 1e300;
     for (int ob = 1; ob <= std::min<int64_t>(OCo, 4); ++ob) {
-        if (ob > 1 && ob * block_weight_bytes > kWeightBudget) break;
+        if (ob > 2 && ob * block_weight_bytes > kWeightBudget) break;
         for (int rows = 1; rows <= std::min<int64_t>(OH, accumulators); ++rows)
             for (int cols = 1; cols <= std::min<int64_t>(OW, accumulators); ++cols) {
                 const int acc = ob * rows * cols;
                 if (acc > accumulators) break;
                 if (rows > 1 && cols < OW) continue;  // rows stack only under whole-width tiles
-                const double step = std::max({acc / 2.0, (2.0 * ob + rows * cols) / 2.0, 6.0}) + 1.0;
+                const double step = std::max({acc / 2.0, double(rows * cols), (2.0 * ob + rows * cols) / 2.0, 6.0}) + 1.0;
                 const double tiles = double(ceil_div(OCo, ob)) * double(ceil_div(OH, rows)) * double(ceil_div(OW, cols));
                 const double cost = tiles * step;
                 if (cost < best_cost * (1 - 1e-9)) best_cost = cost, best = {ob, rows, cols};

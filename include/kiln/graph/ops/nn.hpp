@@ -328,19 +328,22 @@ inline std::vector<Tensor> compute_pool(const OpCall& c, bool is_max, bool block
         }
         if (blocked) idx.push_back(i.back());
         Expr v = c.in[0].access(idx);
-        return is_max ? kiln::max(v, rax, ok) : sum(v, rax, ok);
+        // likely: loop partitioning runs the windows inside the image without the test.
+        return is_max ? kiln::max(v, rax, likely(ok)) : sum(v, rax, likely(ok));
     }, is_max ? c.name() : c.name() + "_sum");
     if (is_max) return {red};
     return {compute_nd(out, [&](const std::vector<Expr>& i) {
         Expr count;
         for (size_t d = 0; d < k; ++d) {
             const int s = static_cast<int>(w.strides[d]), dil = static_cast<int>(w.dilations[d]), K = static_cast<int>(w.kernel[d]);
-            const int H = static_cast<int>(xs[d + 2]), pb = static_cast<int>(w.pads[d]), pe = static_cast<int>(w.pads[d + k]);
+            const int H = static_cast<int>(xs[d + 2]), pb = static_cast<int>(w.pads[d]);
             Expr st = i[d + 2] * s - pb;  // first tap, in input coordinates
             Expr n;
             if (include_pad) {
-                // Taps inside the padded input (a ceil_mode window may run past its end).
-                n = kiln::min(Expr(K - 1), floordiv(Expr(H + pe - 1) - st, Expr(dil))) + 1;
+                // Every tap counts. A ceil_mode window that runs past the padded end counts its overhang
+                // as padding too: ONNX's reference pads the input out to the last window, and ONNX
+                // Runtime divides by the whole window.
+                n = Expr(K);
             } else {
                 Expr lo = kiln::max(Expr(0), -floordiv(st, Expr(dil)));
                 Expr hi = kiln::min(Expr(K - 1), floordiv(Expr(H - 1) - st, Expr(dil)));

@@ -566,7 +566,8 @@ inline void register_transform(OpRegistry& r) {
                 }
                 Expr v = read(c.in[0], s, idx);
                 if (mode != "constant") return v;
-                return select(inside, v, make_const(v.type(), value));
+                // likely: loop partitioning copies the interior without the test.
+                return select(likely(inside), v, make_const(v.type(), value));
             }, c.name())};
         };
         r.add(std::move(d));
