@@ -2,11 +2,11 @@
 // Pass: loop partitioning. A loop whose body holds a guard `likely(...)` whose conjuncts bound its own
 // variable v (`a*v + rest < bound` for the tail of a split, `y - pad >= 0 && y - pad < H` for zero
 // padding) is cut in three: a middle loop over the iterations where those conjuncts provably hold
-// (the guard reduced to the others) and the loops before and after it, which keep the guard. A bound
-// `min(a, b)` (a tile clipped at the edge of its tensor) counts as two conjuncts. Vectorized loops are left whole: their
-// guards become predicated lanes instead. Parallel loops are left whole too: halves of a parallel
-// loop run one after the other, so a tail of one iteration would run alone on one thread; the loops
-// inside split instead, at a point computed from the parallel variable.
+// (the guard reduced to the others) and the loops before and after it, which keep the guard.
+// Vectorized loops are left whole: their guards become predicated lanes instead. Parallel loops are
+// left whole too: halves of a parallel loop run one after the other, so a tail of one iteration would
+// run alone on one thread; the loops inside split instead, at a point computed from the parallel
+// variable.
 #include <set>
 
 #include "kiln/arith/interval.hpp"
@@ -93,10 +93,10 @@ protected:
                 Stmt middle_body = ReplaceExpr(g.get(), kept.defined() ? likely(kept) : make_int(boolean, 1)).mutate(n->body);
                 // The edges keep the guard; loops inside them may still split on it, this loop may not.
                 done_.insert({g.get(), n->var.get()});
-                auto loop = [&](Expr from, Expr to, Stmt body) {
-                    Expr extent = arith::simplify(to - from);
+                auto loop = [&](Expr begin, Expr end, Stmt body) {
+                    Expr extent = arith::simplify(end - begin);
                     if (auto* e = as_const_int(extent); e && *e <= 0) return make_stmt<Evaluate>(Expr(0));
-                    return mutate(make_stmt<For>(n->var, from, extent, n->for_kind, std::move(body), n->annotations));
+                    return mutate(make_stmt<For>(n->var, begin, extent, n->for_kind, std::move(body), n->annotations));
                 };
                 std::vector<Stmt> loops;
                 if (from.defined()) loops.push_back(loop(lo, first, n->body));
