@@ -88,6 +88,30 @@ TEST_CASE("loop partitioning splits under a clipped bound and leaves parallel lo
     for (int i = 0; i < 1000; ++i) REQUIRE(c[i] == 2.0f * i + 1.0f);
 }
 
+TEST_CASE("loop partitioning clips a window at zero padding instead of testing it") {
+    // A 3-tap window over 10 values padded by one on each side, the padding a condition on the reduction.
+    auto A = placeholder({10}, f32, "A");
+    auto k = reduce_axis(0, 3, "k");
+    auto B = compute({10}, [&](Expr x) { Expr at = x + k.var() - 1; return sum(A(at), {k}, likely(at >= 0 && at < 10)); }, "B");
+    Schedule s(B);
+    std::string text = to_string(lower(s, {A, B}));
+    CAPTURE(text);
+    CHECK(text.find(" if ") == std::string::npos);
+    // The interior runs the whole window; the first and last outputs run a window clipped to the data.
+    CHECK(text.find("for (i, 1, 8)") != std::string::npos);
+    CHECK(text.find("for (k, 1, 2)") != std::string::npos);
+    CHECK(text.find("for (k, 0, 2)") != std::string::npos);
+    auto f = build(s, {A, B});
+    std::vector<float> a(10), b(10);
+    for (int i = 0; i < 10; ++i) a[i] = static_cast<float>(i * i + 1);
+    f(a.data(), b.data());
+    for (int x = 0; x < 10; ++x) {
+        float want = 0;
+        for (int t = x - 1; t <= x + 1; ++t) want += t >= 0 && t < 10 ? a[t] : 0.0f;
+        REQUIRE(b[x] == want);
+    }
+}
+
 TEST_CASE("annotations reach the loop IR and survive every pass") {
     auto A = placeholder({96}, f32, "A");
     auto B = compute({96}, [&](Expr i) { return A(i) * 2.0f; }, "B");

@@ -31,6 +31,12 @@ inline arith::RelaxMap inner_loop_ranges(const Stmt& s) {
     return out;
 }
 
+inline bool uses_any(const Expr& e, const arith::RelaxMap& vars) {
+    bool found = false;
+    post_order_visit(e, [&](const Expr& x) { if (auto* v = x.as<VarNode>(); v && vars.count(v)) found = true; });
+    return found;
+}
+
 inline void collect_likely(const Stmt& s, std::vector<Expr>& out) {
     post_order_visit(s, [&](const Expr& e) {
         if (auto* c = e.as<Call>(); c && c->op == Intrinsic::Likely) out.push_back(e);
@@ -67,41 +73,54 @@ public:
 
 protected:
     Stmt mutate_for(const For* n, const Stmt& s) override {
-        if (n->for_kind != ForKind::Vectorized && n->for_kind != ForKind::Parallel) {
+        if (n->for_kind != ForKind::Vectorized && n->for_kind != ForKind::Parallel && cuts_[n->var.get()] < max_cuts) {
             std::vector<Expr> guards;
             collect_likely(n->body, guards);
             const arith::RelaxMap inner = inner_loop_ranges(n->body);
             for (const Expr& g : guards) {
-                if (done_.count({g.get(), n->var.get()})) continue;
                 std::vector<Expr> parts, rest;
                 conjuncts(g.as<Call>()->args[0], parts);
                 // [first, last): where every conjunct on this loop's variable holds. An end no conjunct
                 // bounds stays the loop's own, unclamped: nested clamps grow with every split.
                 Expr lo = n->min, hi = n->min + n->extent;
                 Expr from, to;
+                // An end set only by conjuncts that no inner loop moves is exact: beyond it the guard
+                // fails on every iteration, so that edge computes nothing (the rows of zero padding a
+                // convolution window hangs over, which then cost no loop at all).
+                bool from_exact = true, to_exact = true;
                 for (const Expr& c : parts) {
                     auto [f, t] = holds_within(n, c, inner);
                     if (!f.defined() && !t.defined()) rest.push_back(c);
-                    if (f.defined()) from = from.defined() ? kiln::max(from, f) : f;
-                    if (t.defined()) to = to.defined() ? kiln::min(to, t) : t;
+                    const bool inner_free = !uses_any(c, inner);
+                    if (f.defined()) from = from.defined() ? kiln::max(from, f) : f, from_exact &= inner_free;
+                    if (t.defined()) to = to.defined() ? kiln::min(to, t) : t, to_exact &= inner_free;
                 }
                 if (!from.defined() && !to.defined()) continue;
+                // A split that leaves guarded edges happens once per guard and variable: the edges'
+                // own loops (and the copies of this loop in a sibling's edges) would split again, and
+                // the copies multiply. Clipping to exact ends leaves no edges, so it always may.
+                const bool clips = (!from.defined() || from_exact) && (!to.defined() || to_exact);
+                if (!clips && done_.count({g.get(), n->var.get()})) continue;
                 Expr first = from.defined() ? arith::simplify(kiln::max(lo, kiln::min(from, hi))) : lo;
                 Expr last = to.defined() ? arith::simplify(kiln::max(first, kiln::min(to, hi))) : hi;
                 Expr kept;
                 for (auto& c : rest) kept = kept.defined() ? (kept && c) : c;
                 Stmt middle_body = ReplaceExpr(g.get(), kept.defined() ? likely(kept) : make_int(boolean, 1)).mutate(n->body);
                 // The edges keep the guard; loops inside them may still split on it, this loop may not.
-                done_.insert({g.get(), n->var.get()});
+                if (!clips) done_.insert({g.get(), n->var.get()});
                 auto loop = [&](Expr begin, Expr end, Stmt body) {
                     Expr extent = arith::simplify(end - begin);
                     if (auto* e = as_const_int(extent); e && *e <= 0) return make_stmt<Evaluate>(Expr(0));
-                    return mutate(make_stmt<For>(n->var, begin, extent, n->for_kind, std::move(body), n->annotations));
+                    ++cuts_[n->var.get()];
+                    Stmt piece = mutate(make_stmt<For>(n->var, begin, extent, n->for_kind, std::move(body), n->annotations));
+                    --cuts_[n->var.get()];
+                    return piece;
                 };
+                const Stmt never = ReplaceExpr(g.get(), make_int(boolean, 0)).mutate(n->body);
                 std::vector<Stmt> loops;
-                if (from.defined()) loops.push_back(loop(lo, first, n->body));
+                if (from.defined()) loops.push_back(loop(lo, first, from_exact ? never : n->body));
                 loops.push_back(loop(first, last, middle_body));
-                if (to.defined()) loops.push_back(loop(last, hi, n->body));
+                if (to.defined()) loops.push_back(loop(last, hi, to_exact ? never : n->body));
                 return make_block(loops);
             }
         }
@@ -110,6 +129,11 @@ protected:
 
 private:
     std::set<std::pair<const ExprNode*, const VarNode*>> done_;
+    // How often the pieces of one loop have been cut again on the way here. Every cut nests the piece's
+    // bounds one min/max deeper, and simplifying those grows exponentially with the depth; two cuts
+    // already clip a convolution's window on both sides.
+    std::unordered_map<const VarNode*, int> cuts_;
+    static constexpr int max_cuts = 2;
 
     // The iterations [from, to) of n where `cond` provably holds for every value of the loops inside n;
     // either end is undefined where the condition does not bound it, both where cond is not a linear

@@ -135,14 +135,31 @@ inline ConvShape conv_shape(int64_t N, int64_t C, int64_t H, int64_t W, const Te
 inline Expr zero_of(const Tensor& t) { return make_const(t.dtype(), 0); }
 inline Expr i32(int64_t v) { return Expr(static_cast<int>(v)); }
 
-// The convolution proper over padded blocked data, with weights packed for `l`.
-inline Tensor conv2d_blocked(const Tensor& data, const Tensor& packed, const ConvShape& s, const Conv2dLayout& l, const Conv2dOptions& o) {
+// The convolution proper over blocked data, with weights packed for `l`. `pad` is the padding still to
+// apply (top, left): the window reads the data only where it lies inside, a condition on the reduction
+// that loop partitioning turns into clipped window loops and guard-free tiles, so no padded copy of the
+// data is ever made.
+inline Tensor conv2d_blocked(const Tensor& data, const Tensor& packed, const ConvShape& s, const Conv2dLayout& l, const Conv2dOptions& o,
+                             std::array<int, 2> pad) {
     const int cb = l.data_block, ob = l.out_block;
     const int64_t OCo = ceil_div(s.OC, ob), icg = s.C / o.groups, ocg = s.OC / o.groups;
     const int sh = o.stride[0], sw = o.stride[1], dh = o.dilation[0], dw = o.dilation[1];
+    const int64_t H = *as_const_int(data.shape()[2]), W = *as_const_int(data.shape()[3]);
     auto kh = reduce_axis(0, i32(s.KH), "kh");
     auto kw = reduce_axis(0, i32(s.KW), "kw");
     std::vector<Expr> shape = {i32(s.N), i32(OCo), i32(s.OH), i32(s.OW), Expr(ob)};
+    // Where the window lies inside the data; each end is tested only where some window crosses it.
+    auto inside = [&](Expr y, Expr x) {
+        Expr yy = y * sh + kh.var() * dh - pad[0], xx = x * sw + kw.var() * dw - pad[1];
+        std::vector<Expr> c;
+        if (pad[0] > 0) c.push_back(yy >= 0);
+        if ((s.OH - 1) * sh + (s.KH - 1) * dh - pad[0] >= H) c.push_back(yy < i32(H));
+        if (pad[1] > 0) c.push_back(xx >= 0);
+        if ((s.OW - 1) * sw + (s.KW - 1) * dw - pad[1] >= W) c.push_back(xx < i32(W));
+        Expr all;
+        for (auto& e : c) all = all.defined() ? (all && e) : e;
+        return std::pair<Expr, std::pair<Expr, Expr>>{all.defined() ? likely(all) : Expr(), {yy, xx}};
+    };
     Tensor out;
     switch (l.kind) {
         case Conv2dLayout::Kind::Dense: {
@@ -154,9 +171,9 @@ inline Tensor conv2d_blocked(const Tensor& data, const Tensor& packed, const Con
                 shape,
                 [&](Expr n, Expr oc, Expr y, Expr x, Expr oi) {
                     Expr cblk = o.groups == 1 ? Expr(rco.var()) : oc / i32(blocks_per_group) * i32(icg / cb) + rco.var();
-                    return sum(data(n, cblk, y * sh + kh.var() * dh, x * sw + kw.var() * dw, rci.var()) *
-                                   packed(oc, rco.var(), kh.var(), kw.var(), rci.var(), oi),
-                               {rco, kh, kw, rci});
+                    auto [where, at] = inside(y, x);
+                    return sum(data(n, cblk, at.first, at.second, rci.var()) * packed(oc, rco.var(), kh.var(), kw.var(), rci.var(), oi),
+                               {rco, kh, kw, rci}, where);
                 },
                 o.name);
             break;
@@ -165,8 +182,8 @@ inline Tensor conv2d_blocked(const Tensor& data, const Tensor& packed, const Con
             out = compute(
                 shape,
                 [&](Expr n, Expr oc, Expr y, Expr x, Expr oi) {
-                    return sum(data(n, oc, y * sh + kh.var() * dh, x * sw + kw.var() * dw, oi) * packed(oc, Expr(0), kh.var(), kw.var(), Expr(0), oi),
-                               {kh, kw});
+                    auto [where, at] = inside(y, x);
+                    return sum(data(n, oc, at.first, at.second, oi) * packed(oc, Expr(0), kh.var(), kw.var(), Expr(0), oi), {kh, kw}, where);
                 },
                 o.name);
             break;
@@ -177,9 +194,9 @@ inline Tensor conv2d_blocked(const Tensor& data, const Tensor& packed, const Con
                 [&](Expr n, Expr oc, Expr y, Expr x, Expr oi) {
                     // Padding output channels (past OC) read a real group's data; their weights are zero.
                     Expr channel = min(oc * ob + oi, i32(s.OC - 1)) / i32(ocg) * i32(icg) + rc.var();
-                    return sum(data(n, channel / cb, y * sh + kh.var() * dh, x * sw + kw.var() * dw, channel % cb) *
-                                   packed(oc, rc.var(), kh.var(), kw.var(), Expr(0), oi),
-                               {rc, kh, kw});
+                    auto [where, at] = inside(y, x);
+                    return sum(data(n, channel / cb, at.first, at.second, channel % cb) * packed(oc, rc.var(), kh.var(), kw.var(), Expr(0), oi),
+                               {rc, kh, kw}, where);
                 },
                 o.name);
             break;
@@ -259,28 +276,6 @@ inline Tensor nchwc_to_nchw(const Tensor& t, int64_t channels, const std::string
         [&](Expr n, Expr c, Expr y, Expr x) { return t(n, c / cb, y, x, c % cb); }, name);
 }
 
-namespace detail {
-
-// Zero padding of blocked data, as a stage of its own: the convolution's inner loop then reads without
-// bounds checks. Tagged so that schedule_conv2d finds it.
-inline Tensor pad_blocked(const Tensor& data, const Conv2dOptions& o) {
-    const auto& p = o.padding;
-    if (p[0] == 0 && p[1] == 0 && p[2] == 0 && p[3] == 0) return data;
-    const Expr H = data.shape()[2], W = data.shape()[3];
-    auto padded = compute(
-        {data.shape()[0], data.shape()[1], H + (p[0] + p[2]), W + (p[1] + p[3]), data.shape()[4]},
-        [&](Expr n, Expr c, Expr y, Expr x, Expr ci) {
-            Expr yy = y - p[0], xx = x - p[1];
-            // likely: loop partitioning copies the interior without the test.
-            return if_then_else(likely(yy >= 0 && yy < H && xx >= 0 && xx < W), data(n, c, max(min(yy, H - 1), Expr(0)), max(min(xx, W - 1), Expr(0)), ci),
-                                zero_of(data));
-        },
-        o.name + ".pad");
-    return with_tag(padded, "conv2d_data");
-}
-
-}  // namespace detail
-
 // Convolution of blocked data [N, C/cb, H, W, cb] holding `channels` logical channels. `weight` is either
 // [OC, IC/groups, KH, KW], packed by a stage of this pipeline, or already packed by pack_conv2d_weight
 // (then say how many output channels it holds in .out_channels). The result is blocked
@@ -326,7 +321,7 @@ inline Tensor conv2d_nchwc(const Tensor& data, const Tensor& weight, int64_t cha
     } else {
         packed = pack_conv2d_weight(weight, channels, opt);
     }
-    Tensor conv = detail::conv2d_blocked(detail::pad_blocked(data, opt), packed, s, l, opt);
+    Tensor conv = detail::conv2d_blocked(data, packed, s, l, opt, {opt.padding[0], opt.padding[1]});
     return detail::add_bias_blocked(conv, s, opt);
 }
 
@@ -358,7 +353,7 @@ inline Tensor conv2d(const Tensor& data, const Tensor& weight, const Conv2dOptio
         },
         opt.name + ".data");
     blocked = with_tag(blocked, "conv2d_data");
-    Tensor conv = detail::conv2d_blocked(blocked, pack_conv2d_weight(weight, s.C, opt), s, l, opt);
+    Tensor conv = detail::conv2d_blocked(blocked, pack_conv2d_weight(weight, s.C, opt), s, l, opt, {0, 0});
     const int ob = l.out_block;
     return compute(
         {data.shape()[0], detail::i32(s.OC), detail::i32(s.OH), detail::i32(s.OW)},
