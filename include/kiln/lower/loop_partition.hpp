@@ -2,7 +2,9 @@
 // Pass: loop partitioning. A loop whose body holds a guard `likely(...)` whose conjuncts bound its own
 // variable v (`a*v + rest < bound` for the tail of a split, `y - pad >= 0 && y - pad < H` for zero
 // padding) is cut in three: a middle loop over the iterations where those conjuncts provably hold
-// (the guard reduced to the others) and the loops before and after it, which keep the guard.
+// (the guard reduced to the others) and the loops before and after it, which keep the guard; where the
+// bound depends on no loop inside, the guard fails on every iteration there, so it becomes false and
+// what it guarded disappears from those loops.
 // Vectorized loops are left whole: their guards become predicated lanes instead. Parallel loops are
 // left whole too: halves of a parallel loop run one after the other, so a tail of one iteration would
 // run alone on one thread; the loops inside split instead, at a point computed from the parallel
@@ -161,9 +163,7 @@ private:
         auto r = arith::eval_interval(arith::from_linear(rest, cmp->a.type()), inner);
         if (!r.max.defined()) return {};
         Expr m = arith::simplify(r.max);
-        bool inner_free = true;
-        post_order_visit(m, [&](const Expr& x) { if (auto* vn = x.as<VarNode>(); vn && (inner.count(vn) || vn == v)) inner_free = false; });
-        if (!inner_free) return {};
+        if (uses_any(m, inner) || uses_var(m, v)) return {};
         const Type t = m.type();
         // k*v + max(rest) < 0:  k > 0: v <= floor((-max - 1) / k);  k < 0: v >= floor(max / -k) + 1 (floor division).
         if (k > 0) return {Expr(), arith::simplify((make_int(t, 0) - m - 1) / make_int(t, k) + 1)};
