@@ -1,7 +1,7 @@
 // The `kiln` command: compiles an ONNX model and runs or benchmarks it, as TVM's tvmc does.
 //
 //   kiln run   model.onnx [--input NAME=FILE.npy]... [--output-dir DIR] [options]
-//   kiln bench model.onnx [--runs N] [--warmup N] [options]
+//   kiln bench model.onnx [--runs N] [--warmup N] [--rounds-on-stdin] [options]
 //   options: --opt-level N (0-3, default 3)  --threads N (default: all cores)  --shape NAME=1,3,224,224
 //            --profile  --dump-graph FILE.dot  --dump-passes DIR
 #include <kiln/graph.hpp>
@@ -14,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <random>
 #include <sstream>
@@ -27,14 +28,18 @@ struct Args {
     std::map<std::string, std::vector<int64_t>> shapes;
     std::string output_dir, dump_graph, dump_passes;
     int opt_level = 3, threads = 0, runs = 50, warmup = 5;
-    bool profile = false;
+    bool profile = false, rounds_on_stdin = false;
 };
 
 [[noreturn]] void usage(const std::string& why) {
     std::fprintf(stderr,
                  "kiln: %s\n\n"
                  "usage: kiln run   MODEL.onnx [--input NAME=FILE.npy]... [--output-dir DIR] [options]\n"
-                 "       kiln bench MODEL.onnx [--runs N] [--warmup N] [options]\n"
+                 "       kiln bench MODEL.onnx [--runs N] [--warmup N] [--rounds-on-stdin] [options]\n"
+                 "bench:\n"
+                 "  --rounds-on-stdin    time one round of --runs runs per line read from standard input and print\n"
+                 "                       its median, until end of input: a script can interleave kiln's rounds with\n"
+                 "                       another runtime's, so both see the same machine (scripts/compare_ort.py)\n"
                  "options:\n"
                  "  --opt-level N        graph optimisation level 0-3 (default 3)\n"
                  "  --threads N          kernel threads (default: every core)\n"
@@ -87,12 +92,14 @@ Args parse(int argc, char** argv) {
         else if (f == "--runs") a.runs = to_int(f, value());
         else if (f == "--warmup") a.warmup = to_int(f, value());
         else if (f == "--profile") a.profile = true;
+        else if (f == "--rounds-on-stdin") a.rounds_on_stdin = true;
         else if (f == "--dump-graph") a.dump_graph = value();
         else if (f == "--dump-passes") a.dump_passes = value();
         else usage("unknown option '" + f + "'");
     }
     if (a.runs < 1) usage("--runs must be at least 1");
     if (a.warmup < 0) usage("--warmup must be 0 or more");
+    if (a.rounds_on_stdin && a.command != "bench") usage("--rounds-on-stdin belongs to kiln bench");
     return a;
 }
 
@@ -187,15 +194,34 @@ int main_checked(const Args& a) {
     const int warmup = a.command == "bench" ? a.warmup : 0;
     for (int i = 0; i < warmup; ++i) exe.run();
     if (a.profile) exe.enable_profile();
+    auto time_runs = [&] {
+        std::vector<double> r;
+        for (int i = 0; i < runs; ++i) {
+            const auto t0 = clock::now();
+            exe.run();
+            r.push_back(ms_between(t0, clock::now()));
+        }
+        std::sort(r.begin(), r.end());
+        return r;
+    };
     std::vector<double> t;
-    for (int i = 0; i < runs; ++i) {
-        const auto t0 = clock::now();
-        exe.run();
-        t.push_back(ms_between(t0, clock::now()));
+    if (a.rounds_on_stdin) {
+        std::printf("rounds      one per line on standard input\n");
+        std::fflush(stdout);
+        for (std::string line; std::getline(std::cin, line);) {
+            const auto r = time_runs();
+            std::printf("round       median %.3f ms\n", r[r.size() / 2]);
+            std::fflush(stdout);
+            t.insert(t.end(), r.begin(), r.end());
+        }
+        if (t.empty()) kiln::detail::fail("kiln bench --rounds-on-stdin: standard input ended before the first round; send one line per round");
+        std::sort(t.begin(), t.end());
+    } else {
+        t = time_runs();
     }
-    std::sort(t.begin(), t.end());
     if (a.command == "bench")
-        std::printf("latency     median %.3f ms  min %.3f  max %.3f  over %d runs (%d warm-up)\n", t[t.size() / 2], t.front(), t.back(), runs, warmup);
+        std::printf("latency     median %.3f ms  min %.3f  max %.3f  over %d runs (%d warm-up)\n", t[t.size() / 2], t.front(), t.back(),
+                    static_cast<int>(t.size()), warmup);
     else
         std::printf("latency     %.3f ms (one cold run; use kiln bench for a median)\n", t[0]);
     for (size_t i = 0; i < exe.num_outputs(); ++i) {

@@ -73,6 +73,20 @@ TEST_CASE("kiln bench: compile time and a median latency; --dump-graph writes do
     std::filesystem::remove(dot);
 }
 
+TEST_CASE("kiln bench --rounds-on-stdin: one round per line read, then the median of them all") {
+    const std::string dir = model_dir("model_transformer_encoder");
+    const auto lines = std::filesystem::temp_directory_path() / ("kiln_cli_rounds_" + std::to_string(::getpid()));
+    std::ofstream(lines) << "\n\n\n";
+    const auto r = run_cli("bench " + dir + "/model.onnx --runs 2 --warmup 1 --threads 1 --rounds-on-stdin < " + lines.string());
+    std::filesystem::remove(lines);
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    size_t rounds = 0;
+    for (size_t at = r.out.find("round       median "); at != std::string::npos; at = r.out.find("round       median ", at + 1)) ++rounds;
+    CHECK(rounds == 3);
+    CHECK(r.out.find("over 6 runs (1 warm-up)") != std::string::npos);
+}
+
 TEST_CASE("kiln errors: misuse exits non-zero with a message") {
     auto r = run_cli("compile x.onnx");
     CHECK(r.code == 2);
@@ -80,6 +94,13 @@ TEST_CASE("kiln errors: misuse exits non-zero with a message") {
     r = run_cli("run x.onnx --threads two");
     CHECK(r.code == 2);
     CHECK(r.out.find("kiln: --threads takes a whole number, not 'two'") == 0);
+    r = run_cli("run x.onnx --rounds-on-stdin");
+    CHECK(r.code == 2);
+    CHECK(r.out.find("kiln: --rounds-on-stdin belongs to kiln bench") == 0);
+    r = run_cli("bench " + model_dir("model_transformer_encoder") + "/model.onnx --runs 1 --rounds-on-stdin < /dev/null");
+    CHECK(r.code == 1);
+    CHECK(r.out.find("kiln: error: kiln bench --rounds-on-stdin: standard input ended before the first round; send one line per round") !=
+          std::string::npos);
     r = run_cli("run /nonexistent/model.onnx");
     CHECK(r.code == 1);
     CHECK(r.out == "kiln: error: ONNX model '/nonexistent/model.onnx': cannot open the file\n");
