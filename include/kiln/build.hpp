@@ -33,7 +33,8 @@ inline Kernel build(const LoweredFunc& f, const BuildOptions& opt = {}) {
                               ? host
                               : jit::resolve(opt.target);
     const std::string loop_ir = to_string(f);
-    const std::string key = target.str() + "\n" + loop_ir + (opt.keep_llvm_ir ? "+ir" : "") + (opt.keep_assembly ? "+asm" : "");
+    const std::string key = target.str() + "\n" + loop_ir + (opt.keep_llvm_ir ? "+ir" : "") + (opt.keep_assembly ? "+asm" : "") +
+                            (opt.keep_object ? "+obj" : "");
     auto& cache = detail::KernelCache::get();
     if (opt.use_cache) {
         std::lock_guard<std::mutex> lk(cache.m);
@@ -47,12 +48,12 @@ inline Kernel build(const LoweredFunc& f, const BuildOptions& opt = {}) {
         std::lock_guard<std::mutex> lk(cache.m);
         symbol = "kiln_" + f.name + "_" + std::to_string(cache.counter++);
     }
-    auto ctx = std::make_unique<llvm::LLVMContext>();
-    auto mod = std::make_unique<llvm::Module>(symbol, *ctx);
+    llvm::LLVMContext ctx;
+    auto mod = std::make_unique<llvm::Module>(symbol, ctx);
     auto tm = jit::target_machine(target);
     mod->setDataLayout(tm->createDataLayout());
     mod->setTargetTriple(target.triple);
-    codegen::CodeGenLLVM(*ctx, *mod, target).compile(f, symbol);
+    codegen::CodeGenLLVM(ctx, *mod, target).compile(f, symbol);
     jit::optimize(*mod, *tm);
     if (opt.keep_llvm_ir) {
         llvm::raw_string_ostream os(compiled->llvm_ir);
@@ -62,7 +63,13 @@ inline Kernel build(const LoweredFunc& f, const BuildOptions& opt = {}) {
         auto clone = llvm::CloneModule(*mod);
         compiled->assembly = jit::emit_assembly(*clone, *tm);
     }
-    void* addr = jit::JIT::instance().add(llvm::orc::ThreadSafeModule(std::move(mod), std::move(ctx)), symbol);
+    // Code generation runs here, on the caller's thread, with the build's own TargetMachine; only
+    // linking into the JIT is serialised.
+    std::string object = jit::emit_object(*mod, *tm);
+    void* addr = jit::JIT::instance().add_object(object, symbol, false);
+    compiled->target = target.str();
+    compiled->symbol = symbol;
+    if (opt.keep_object) compiled->object = std::move(object);
     compiled->fn = reinterpret_cast<void (*)(void**, int64_t*)>(addr);
     for (auto& a : f.args) {
         bool out = a.op->kind == OpKind::Compute;

@@ -3,7 +3,8 @@
 //   kiln run   model.onnx [--input NAME=FILE.npy]... [--output-dir DIR] [options]
 //   kiln bench model.onnx [--runs N] [--warmup N] [--rounds-on-stdin] [options]
 //   options: --opt-level N (0-3, default 3)  --threads N (default: all cores)  --shape NAME=1,3,224,224
-//            --profile  --dump-graph FILE.dot  --dump-passes DIR
+//            --profile  --dump-graph FILE.dot  --dump-passes DIR  --save FILE.kiln
+// In place of model.onnx, a file written by --save (graph::save) runs without compiling.
 #include <kiln/graph.hpp>
 #include <kiln/onnx.hpp>
 #include <kiln/runtime/npy.hpp>
@@ -26,9 +27,10 @@ struct Args {
     std::string command, model;
     std::map<std::string, std::string> inputs;
     std::map<std::string, std::vector<int64_t>> shapes;
-    std::string output_dir, dump_graph, dump_passes;
+    std::string output_dir, dump_graph, dump_passes, save;
     int opt_level = 3, threads = 0, runs = 50, warmup = 5;
     bool profile = false, rounds_on_stdin = false;
+    std::vector<std::string> compile_flags;  // those given, which a saved executable cannot honour
 };
 
 [[noreturn]] void usage(const std::string& why) {
@@ -46,7 +48,8 @@ struct Args {
                  "  --shape NAME=D,D,..  the shape of an input with symbolic dimensions\n"
                  "  --profile            print the time of every fused kernel\n"
                  "  --dump-graph FILE    write the optimised graph, fused kernels as clusters, as Graphviz dot\n"
-                 "  --dump-passes DIR    write the graph after every pass as DIR/NN_pass.txt and .dot\n",
+                 "  --dump-passes DIR    write the graph after every pass as DIR/NN_pass.txt and .dot\n"
+                 "  --save FILE          save the compiled executable; `kiln run FILE` then runs it without compiling\n",
                  why.c_str());
     std::exit(2);
 }
@@ -86,15 +89,17 @@ Args parse(int argc, char** argv) {
             std::stringstream ss(dims);
             for (std::string d; std::getline(ss, d, ',');) shape.push_back(to_int(f, d));
             a.shapes[name] = shape;
+            a.compile_flags.push_back(f);
         } else if (f == "--output-dir") a.output_dir = value();
-        else if (f == "--opt-level") a.opt_level = to_int(f, value());
+        else if (f == "--opt-level") a.opt_level = to_int(f, value()), a.compile_flags.push_back(f);
         else if (f == "--threads") a.threads = to_int(f, value());
         else if (f == "--runs") a.runs = to_int(f, value());
         else if (f == "--warmup") a.warmup = to_int(f, value());
         else if (f == "--profile") a.profile = true;
         else if (f == "--rounds-on-stdin") a.rounds_on_stdin = true;
-        else if (f == "--dump-graph") a.dump_graph = value();
-        else if (f == "--dump-passes") a.dump_passes = value();
+        else if (f == "--dump-graph") a.dump_graph = value(), a.compile_flags.push_back(f);
+        else if (f == "--dump-passes") a.dump_passes = value(), a.compile_flags.push_back(f);
+        else if (f == "--save") a.save = value();
         else usage("unknown option '" + f + "'");
     }
     if (a.runs < 1) usage("--runs must be at least 1");
@@ -137,19 +142,42 @@ double ms_between(std::chrono::steady_clock::time_point a, std::chrono::steady_c
     return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
-int main_checked(const Args& a) {
-    using clock = std::chrono::steady_clock;
-    const auto t_import = clock::now();
-    kiln::onnx::LoadOptions lo;
-    lo.shapes = a.shapes;
-    kiln::graph::Graph model = kiln::onnx::load(a.model, lo);
-    const double import_ms = ms_between(t_import, clock::now());
+bool is_saved_executable(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    char magic[sizeof kiln::graph::detail::exe_magic] = {};
+    f.read(magic, sizeof magic);
+    return f.gcount() == sizeof magic && std::memcmp(magic, kiln::graph::detail::exe_magic, sizeof magic) == 0;
+}
+
+void check_inputs(const Args& a, const kiln::graph::Graph& model) {
     for (auto& [name, file] : a.inputs)
         if (std::none_of(model.inputs.begin(), model.inputs.end(), [&](int v) { return model.value(v).name == name; })) {
             std::string all;
             for (int v : model.inputs) all += (all.empty() ? "" : ", ") + model.value(v).name;
             kiln::detail::fail("--input ", name, "=", file, ": the model has no input '", name, "'; its inputs are ", all);
         }
+}
+
+kiln::graph::Executable load_saved(const Args& a) {
+    if (!a.compile_flags.empty())
+        usage(a.compile_flags.front() + " does not apply to " + a.model + ": it is a saved executable, compiled already; give the ONNX model instead");
+    kiln::graph::Executable exe = kiln::graph::load_executable(a.model, a.threads);
+    const auto& ct = exe.compile_times();
+    std::printf("executable  %s\n", a.model.c_str());
+    std::printf("loaded      %d kernels (%d distinct), arena %.2f MiB, in %.0f ms (linked, not compiled)\n", ct.kernels, ct.distinct_kernels,
+                exe.arena_bytes() / 1048576.0, ct.total_ms);
+    check_inputs(a, exe.graph());
+    return exe;
+}
+
+kiln::graph::Executable compile_model(const Args& a) {
+    using clock = std::chrono::steady_clock;
+    const auto t_import = clock::now();
+    kiln::onnx::LoadOptions lo;
+    lo.shapes = a.shapes;
+    kiln::graph::Graph model = kiln::onnx::load(a.model, lo);
+    const double import_ms = ms_between(t_import, clock::now());
+    check_inputs(a, model);
 
     kiln::graph::CompileOptions co;
     co.opt_level = a.opt_level;
@@ -180,6 +208,16 @@ int main_checked(const Args& a) {
         std::printf("graph       written to %s\n", a.dump_graph.c_str());
     }
     if (!a.dump_passes.empty()) std::printf("passes      written to %s/\n", a.dump_passes.c_str());
+    return exe;
+}
+
+int main_checked(const Args& a) {
+    using clock = std::chrono::steady_clock;
+    kiln::graph::Executable exe = is_saved_executable(a.model) ? load_saved(a) : compile_model(a);
+    if (!a.save.empty()) {
+        kiln::graph::save(exe, a.save);
+        std::printf("saved       %s (%.1f MiB)\n", a.save.c_str(), std::filesystem::file_size(a.save) / 1048576.0);
+    }
 
     std::mt19937 rng(42);
     for (int v : exe.graph().inputs) {

@@ -34,16 +34,8 @@ std::string model_dir(const std::string& name) {
     return std::string(d) + "/" + name;
 }
 
-}  // namespace
-
-TEST_CASE("kiln run: writes the outputs, which match ONNX Runtime's") {
-    const std::string dir = model_dir("model_mobilenetv2_blocks");
-    const auto out = std::filesystem::temp_directory_path() / ("kiln_cli_out_" + std::to_string(::getpid()));
-    const auto r = run_cli("run " + dir + "/model.onnx --input input=" + dir + "/input_0.npy --output-dir " + out.string() + " --threads 2 --profile");
-    INFO(r.out);
-    REQUIRE(r.code == 0);
-    CHECK(r.out.find("compile") != std::string::npos);
-    CHECK(r.out.find("ms/run") != std::string::npos);  // the profile table
+// `--output-dir out` of a model with one output: the file written there against ONNX Runtime's output.
+void check_single_output(const std::filesystem::path& out, const std::string& dir) {
     std::vector<std::filesystem::path> files;
     for (auto& e : std::filesystem::directory_iterator(out)) files.push_back(e.path());
     REQUIRE(files.size() == 1);
@@ -55,6 +47,19 @@ TEST_CASE("kiln run: writes the outputs, which match ONNX Runtime's") {
         worst = std::max(worst, std::abs(a - b) / std::max(1.0, std::abs(b)));
     }
     CHECK(worst < 1e-4);
+}
+
+}  // namespace
+
+TEST_CASE("kiln run: writes the outputs, which match ONNX Runtime's") {
+    const std::string dir = model_dir("model_mobilenetv2_blocks");
+    const auto out = std::filesystem::temp_directory_path() / ("kiln_cli_out_" + std::to_string(::getpid()));
+    const auto r = run_cli("run " + dir + "/model.onnx --input input=" + dir + "/input_0.npy --output-dir " + out.string() + " --threads 2 --profile");
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    CHECK(r.out.find("compile") != std::string::npos);
+    CHECK(r.out.find("ms/run") != std::string::npos);  // the profile table
+    check_single_output(out, dir);
     std::filesystem::remove_all(out);
 }
 
@@ -71,6 +76,27 @@ TEST_CASE("kiln bench: compile time and a median latency; --dump-graph writes do
     CHECK(ss.str().rfind("digraph kiln {", 0) == 0);
     CHECK(ss.str().find("subgraph cluster_0") != std::string::npos);
     std::filesystem::remove(dot);
+}
+
+TEST_CASE("kiln run --save, then kiln run on the saved file: no compilation, the same output") {
+    const std::string dir = model_dir("model_mobilenetv2_blocks");
+    const auto saved = std::filesystem::temp_directory_path() / ("kiln_cli_saved_" + std::to_string(::getpid()) + ".kiln");
+    const auto out = std::filesystem::temp_directory_path() / ("kiln_cli_saved_out_" + std::to_string(::getpid()));
+    auto r = run_cli("run " + dir + "/model.onnx --threads 1 --save " + saved.string());
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    CHECK(r.out.find("saved       " + saved.string()) != std::string::npos);
+    r = run_cli("run " + saved.string() + " --input input=" + dir + "/input_0.npy --output-dir " + out.string());
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    CHECK(r.out.find("(linked, not compiled)") != std::string::npos);
+    CHECK(r.out.find("compile     ") == std::string::npos);
+    check_single_output(out, dir);
+    r = run_cli("bench " + saved.string() + " --shape input=1,2,3");
+    CHECK(r.code == 2);
+    CHECK(r.out.find("kiln: --shape does not apply to " + saved.string() + ": it is a saved executable, compiled already; give the ONNX model instead") == 0);
+    std::filesystem::remove(saved);
+    std::filesystem::remove_all(out);
 }
 
 TEST_CASE("kiln bench --rounds-on-stdin: one round per line read, then the median of them all") {

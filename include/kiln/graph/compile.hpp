@@ -115,9 +115,12 @@ public:
 
 private:
     friend Executable compile(const Graph&, const CompileOptions&);
+    friend void save(const Executable&, const std::string&);
+    friend Executable load_executable(const std::string&, int);
     struct Step {
         Kernel kernel;
         std::vector<kiln::detail::ArgValue> args;
+        std::vector<int> values;  // the value id of each argument
         std::string name;
     };
 
@@ -274,6 +277,7 @@ inline Executable compile(const Graph& model, const CompileOptions& opt = {}) {
     std::vector<Kernel> kernels(funcs.size());
     BuildOptions bo;
     bo.target = opt.target;
+    bo.keep_object = true;  // graph::save stores it
     {
         const unsigned workers = std::max(1u, std::min<unsigned>(std::thread::hardware_concurrency(), static_cast<unsigned>(distinct.size())));
         std::atomic<size_t> next{0};
@@ -336,6 +340,7 @@ inline Executable compile(const Graph& model, const CompileOptions& opt = {}) {
             const Buffer& b = ex.storage_.at(v);
             const auto shape = detail::kernel_shape(g.type_of(v));
             st.args.push_back({b.data(), b.dtype(), true, shape, Buffer::row_major(shape)});
+            st.values.push_back(v);
         }
         ex.steps_.push_back(std::move(st));
     }

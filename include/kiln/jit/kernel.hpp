@@ -86,6 +86,7 @@ struct BuildOptions {
     bool keep_llvm_ir = false;  // keep the optimised LLVM IR (Kernel::llvm_ir)
     bool keep_assembly = false; // keep the assembly (Kernel::assembly)
     bool use_cache = true;      // reuse a kernel already compiled from the same lowered program
+    bool keep_object = false;   // keep the object code (Kernel::object), e.g. to save it with an executable
 };
 
 class Kernel {
@@ -101,6 +102,7 @@ public:
         std::vector<Param> params;
         std::vector<Var> size_vars;
         std::string llvm_ir, assembly, loop_ir;
+        std::string target, symbol, object;  // what it was compiled for, its entry point, its object code if kept
         double compile_ms = 0;
     };
 
@@ -203,6 +205,11 @@ public:
     const std::string& loop_ir() const { return c_->loop_ir; }
     double compile_ms() const { return c_->compile_ms; }
     bool defined() const { return c_ != nullptr; }
+    // Its parameters, target, entry point and (with BuildOptions::keep_object) object code.
+    const Compiled& compiled() const {
+        if (!c_) detail::fail("kernel: an empty kiln::Kernel has nothing compiled; build one with kiln::build");
+        return *c_;
+    }
 
 private:
     static void copy_strided(const detail::ArgValue& a, const Buffer& dense, bool to_dense) {

@@ -81,14 +81,26 @@ inline void optimize(llvm::Module& m, llvm::TargetMachine& tm) {
     pb.buildPerModuleDefaultPipeline(llvm::OptimizationLevel::O3).run(m, mam);
 }
 
-inline std::string emit_assembly(llvm::Module& m, llvm::TargetMachine& tm) {
-    llvm::SmallString<0> out;
+inline llvm::SmallVector<char, 0> emit(llvm::Module& m, llvm::TargetMachine& tm, llvm::CodeGenFileType type) {
+    llvm::SmallVector<char, 0> out;
     llvm::raw_svector_ostream os(out);
     llvm::legacy::PassManager pm;
-    if (tm.addPassesToEmitFile(pm, os, nullptr, llvm::CodeGenFileType::AssemblyFile))
-        kiln::detail::fail("build: this target cannot emit assembly");
+    if (tm.addPassesToEmitFile(pm, os, nullptr, type))
+        kiln::detail::fail("build: target '", tm.getTargetTriple().str(), "' cannot emit ",
+                           type == llvm::CodeGenFileType::AssemblyFile ? "assembly" : "object files");
     pm.run(m);
-    return std::string(out.str());
+    return out;
+}
+
+inline std::string emit_assembly(llvm::Module& m, llvm::TargetMachine& tm) {
+    auto text = emit(m, tm, llvm::CodeGenFileType::AssemblyFile);
+    return std::string(text.data(), text.size());
+}
+
+// The kernel as a relocatable object: what the JIT links, and what a saved executable stores.
+inline std::string emit_object(llvm::Module& m, llvm::TargetMachine& tm) {
+    auto bytes = emit(m, tm, llvm::CodeGenFileType::ObjectFile);
+    return std::string(bytes.data(), bytes.size());
 }
 
 // One LLJIT for the process; kernels stay loaded for its lifetime.
@@ -99,11 +111,21 @@ public:
         return jit;
     }
 
-    // Adds a module and returns the address of `symbol`.
-    void* add(llvm::orc::ThreadSafeModule tsm, const std::string& symbol) {
+    // Links an object file and returns the address of `symbol`. Objects built in this process share
+    // one library (their symbols are numbered apart); each object loaded from a saved executable gets
+    // its own, since its symbols were numbered by the process that saved it.
+    void* add_object(const std::string& object, const std::string& symbol, bool own_library) {
         std::lock_guard<std::mutex> lk(m_);
-        if (auto err = jit_->addIRModule(std::move(tsm))) kiln::detail::fail("build: the JIT rejected the module: ", llvm::toString(std::move(err)));
-        auto sym = jit_->lookup(symbol);
+        llvm::orc::JITDylib* jd = &jit_->getMainJITDylib();
+        if (own_library) {
+            auto lib = jit_->createJITDylib("kiln_loaded_" + std::to_string(libraries_++));
+            if (!lib) kiln::detail::fail("build: cannot create a JIT library: ", llvm::toString(lib.takeError()));
+            lib->addToLinkOrder(jit_->getMainJITDylib());
+            jd = &*lib;
+        }
+        auto buffer = llvm::MemoryBuffer::getMemBufferCopy(object, symbol);
+        if (auto err = jit_->addObjectFile(*jd, std::move(buffer))) kiln::detail::fail("build: the JIT rejected the object of '", symbol, "': ", llvm::toString(std::move(err)));
+        auto sym = jit_->lookup(*jd, symbol);
         if (!sym) kiln::detail::fail("build: the JIT could not find '", symbol, "': ", llvm::toString(sym.takeError()));
         return sym->toPtr<void*>();
     }
@@ -137,6 +159,7 @@ private:
 
     std::unique_ptr<llvm::orc::LLJIT> jit_;
     std::mutex m_;
+    int libraries_ = 0;
 };
 
 }  // namespace kiln::jit
