@@ -1,6 +1,7 @@
 // The end-to-end path: a ResNet-18 ONNX model (tests/graph/make_models.py --only resnet18 builds one with
 // random weights, and ONNX Runtime's output for its input) imported, optimised at level 3, compiled and
-// run on one and two threads; checked against ONNX Runtime's output and timed next to it.
+// run on one and two threads; checked against ONNX Runtime's output and timed next to it; then saved
+// (MODEL_DIR/resnet18.kiln) and loaded back, as a program that starts often would.
 //
 //   resnet18 MODEL_DIR [ORT_LATENCY_FILE]
 // MODEL_DIR holds model.onnx, input_0.npy and output_0.npy; ORT_LATENCY_FILE, from scripts/ort_latency.py,
@@ -13,6 +14,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <map>
 
@@ -64,6 +66,21 @@ int main(int argc, char** argv) {
         }
         std::printf("\ncompile = import + graph passes + lowering + LLVM: cold for the first row, the second reuses the kernels\n"
                     "already compiled in this process; latency = median of 30 runs.\n");
+
+        auto exe = kiln::graph::compile(model, {.opt_level = 3, .threads = 2});
+        exe.set_input("input", image);
+        exe.run();
+        const std::string saved = dir + "/resnet18.kiln";
+        kiln::graph::save(exe, saved);
+        const auto t_load = clock::now();
+        auto loaded = kiln::graph::load_executable(saved);
+        const double load_ms = std::chrono::duration<double, std::milli>(clock::now() - t_load).count();
+        loaded.set_input("input", image);
+        loaded.run();
+        const bool same = std::memcmp(loaded.output(0).data(), exe.output(0).data(), static_cast<size_t>(want.size()) * sizeof(float)) == 0;
+        std::printf("\nsaved to %s; loaded back in %.0f ms (linked, not compiled); output %s\n", saved.c_str(), load_ms,
+                    same ? "identical" : "DIFFERS");
+        if (!same) return 1;
         if (ort_ms.empty()) std::printf("(ONNX Runtime's latency was not given; scripts/demo.sh measures it)\n");
     } catch (const kiln::Error& e) {
         std::fprintf(stderr, "error: %s\n", e.what());

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds and runs the main demo: the lesson's matmul (loop IR, check against Eigen, GFLOP/s), the
 # conv2d + bias + ReLU pipeline, then a ResNet-18 ONNX model compiled by kiln, checked against ONNX
-# Runtime and timed next to it in the same run.
+# Runtime and timed next to it in the same run, saved and loaded back.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
