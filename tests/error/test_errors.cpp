@@ -129,6 +129,14 @@ TEST_CASE("nn operator errors") {
     CHECK(error_of([&] { nn::schedule_matmul(s3, outp); }) ==
           "nn::schedule_matmul: stage 'rowsum' between 'matmul' and the output 'normalized' is a reduction; only elementwise "
           "stages can be fused as an epilogue, so schedule it separately");
+
+    // An epilogue of another rank must keep the product's columns last and its rows, in order, before them.
+    auto C4 = nn::matmul(A, B2);
+    auto columns_first = compute({9, 2, 4}, [&](Expr j, Expr a, Expr b) { return C4(a * 4 + b, j); }, "columns_first");
+    Schedule s4(columns_first);
+    CHECK(error_of([&] { nn::schedule_matmul(s4, columns_first); }) ==
+          "nn::schedule_matmul: output 'columns_first' (rank 3) does not lay out the rows and columns of 'matmul' (rank 2); its last "
+          "axis must be the product's columns and the others its rows, in order");
 }
 
 TEST_CASE("nn::conv2d errors") {

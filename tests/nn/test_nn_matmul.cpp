@@ -87,3 +87,37 @@ TEST_CASE("nn::batch_matmul against Eigen per batch") {
         }
     }
 }
+
+TEST_CASE("nn::schedule_matmul: an epilogue that reads the rows back as [b, s, N] (ONNX MatMul of a rank-3 activation)") {
+    // Rows that the register tile (8) divides and rows it does not, a matrix-vector case, and columns past the panel.
+    for (auto [Bn, S, N, K] : {std::tuple{2, 16, 70, 24}, std::tuple{3, 5, 33, 17}, std::tuple{1, 2, 300, 64}}) {
+        CAPTURE(Bn); CAPTURE(S); CAPTURE(N); CAPTURE(K);
+        auto A = placeholder({Bn * S, K}, f32, "A");
+        auto W = placeholder({K, N}, f32, "W");
+        auto mm = nn::matmul(A, W);
+        auto out = compute({Bn, S, N}, [&](Expr b, Expr s, Expr n) { return max(mm(b * S + s, n), 0.0f); }, "relu");
+        Schedule s(out);
+        nn::schedule_matmul(s, out);
+        auto f = build(s, {A, W, out});
+        Buffer a = test::random_buffer({Bn * S, K}, 6), w = test::random_buffer({K, N}, 7), o({Bn, S, N});
+        f(a, w, o);
+        Eigen::Map<RowMat> ea(a.data_as<float>(), Bn * S, K), ew(w.data_as<float>(), K, N);
+        RowMat ref = RowMat(ea * ew).cwiseMax(0.0f);
+        CHECK(test::max_rel_err(o.data_as<float>(), ref.data(), int64_t(Bn) * S * N) < 1e-4);
+    }
+}
+
+TEST_CASE("nn::schedule_matmul: full column tiles of a parallel panel loop run without guards") {
+    // 1000 columns in panels of 32: the last panel is partial. The panel loop stays one parallel loop and
+    // each iteration tests once whether it is a full panel.
+    auto A = placeholder({64, 8}, f32, "A");
+    auto B = placeholder({8, 1000}, f32, "B");
+    auto C = nn::matmul(A, B);
+    Schedule s(C);
+    nn::schedule_matmul(s, C);
+    const std::string text = to_string(lower(s, {A, B, C}));
+    CAPTURE(text);
+    CHECK(text.find("parallel (j.outer, 0, 32) {\n    if (likely((j.outer < 31))) {") != std::string::npos);
+    // The accumulator tile of a full panel is stored without a lane predicate.
+    CHECK(text.find("matmul.local[ramp(0, 1, 32)] = x32(0.0)\n") != std::string::npos);
+}

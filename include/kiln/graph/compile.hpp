@@ -124,6 +124,15 @@ private:
         std::string name;
     };
 
+    // The arena every intermediate lives in, `bytes` from the memory plan.
+    void allocate_arena(int64_t bytes, const char* who) {
+        const size_t size = static_cast<size_t>(std::max<int64_t>((bytes + 63) / 64 * 64, 64));
+        void* arena = std::aligned_alloc(64, size);
+        if (!arena) kiln::detail::fail(who, ": could not allocate the ", bytes, "-byte arena");
+        arena_ = std::shared_ptr<void>(arena, [](void* p) { std::free(p); });
+        arena_bytes_ = bytes;
+    }
+
     static void copy_into(const Buffer& src, const Buffer& dst) {
         if (src.is_contiguous()) {
             std::memcpy(dst.data(), src.data(), static_cast<size_t>(src.size() * src.dtype().bytes()));
@@ -148,6 +157,11 @@ namespace detail {
 
 inline std::vector<int64_t> kernel_shape(const TensorType& t) { return t.shape.empty() ? std::vector<int64_t>{1} : t.shape; }
 
+// A kernel argument over contiguous memory of the given shape.
+inline kiln::detail::ArgValue dense_arg(void* data, Type dtype, const std::vector<int64_t>& shape) {
+    return {data, dtype, true, shape, Buffer::row_major(shape)};
+}
+
 // Runs one node as a kernel on its constant inputs: the evaluator of constant folding.
 inline std::vector<Buffer> evaluate_node(const Graph& g, const Node& n, const Target& target) {
     Group grp;
@@ -167,10 +181,10 @@ inline std::vector<Buffer> evaluate_node(const Graph& g, const Node& n, const Ta
         const TensorType& t = g.type_of(v);
         if (g.value(v).is_constant()) {
             const Buffer& b = *g.value(v).data;
-            args.push_back({b.data(), b.dtype(), true, kernel_shape(t), Buffer::row_major(kernel_shape(t))});
+            args.push_back(dense_arg(b.data(), b.dtype(), kernel_shape(t)));
         } else {
             outs.emplace_back(kernel_shape(t), t.dtype);
-            args.push_back({outs.back().data(), t.dtype, true, kernel_shape(t), Buffer::row_major(kernel_shape(t))});
+            args.push_back(dense_arg(outs.back().data(), t.dtype, kernel_shape(t)));
         }
     }
     k.call(args);
@@ -320,10 +334,8 @@ inline Executable compile(const Graph& model, const CompileOptions& opt = {}) {
     }
     std::vector<detail::Interval> iv;
     for (auto& [v, i] : live) iv.push_back(i);
-    ex.arena_bytes_ = detail::plan_arena(iv);
-    void* arena = std::aligned_alloc(64, static_cast<size_t>(std::max<int64_t>(ex.arena_bytes_, 64)));
-    if (!arena) kiln::detail::fail("graph::compile: could not allocate the ", ex.arena_bytes_, "-byte arena");
-    ex.arena_ = std::shared_ptr<void>(arena, [](void* p) { std::free(p); });
+    ex.allocate_arena(detail::plan_arena(iv), "graph::compile");
+    void* arena = ex.arena_.get();
     for (auto& i : iv)
         ex.storage_[i.value] = Buffer(static_cast<char*>(arena) + i.offset, g.type_of(i.value).shape, g.type_of(i.value).dtype);
     for (size_t v = 0; v < g.values.size(); ++v) {
@@ -338,8 +350,7 @@ inline Executable compile(const Graph& model, const CompileOptions& opt = {}) {
         st.name = ex.groups_[k].name;
         for (int v : scheds[k].arg_values) {
             const Buffer& b = ex.storage_.at(v);
-            const auto shape = detail::kernel_shape(g.type_of(v));
-            st.args.push_back({b.data(), b.dtype(), true, shape, Buffer::row_major(shape)});
+            st.args.push_back(detail::dense_arg(b.data(), b.dtype(), detail::kernel_shape(g.type_of(v))));
             st.values.push_back(v);
         }
         ex.steps_.push_back(std::move(st));

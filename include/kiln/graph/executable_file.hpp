@@ -261,10 +261,8 @@ inline Executable load_executable(const std::string& path, int threads = 0) {
     if (threads > 0) ex.threads_ = threads;
     const uint64_t arena_bytes = in.pod<uint64_t>("the arena size");
     if (arena_bytes > (uint64_t{1} << 40)) in.fail("asks for an arena of ", arena_bytes, " bytes");
-    ex.arena_bytes_ = static_cast<int64_t>(arena_bytes);
-    void* arena = std::aligned_alloc(64, static_cast<size_t>(std::max<uint64_t>((arena_bytes + 63) / 64 * 64, 64)));
-    if (!arena) kiln::detail::fail("load_executable: could not allocate the ", arena_bytes, "-byte arena");
-    ex.arena_ = std::shared_ptr<void>(arena, [](void* p) { std::free(p); });
+    ex.allocate_arena(static_cast<int64_t>(arena_bytes), "load_executable");
+    void* arena = ex.arena_.get();
 
     std::unordered_map<int32_t, int> new_id;  // saved id -> id in ex.graph_
     const uint32_t nvalues = in.count("values", 1u << 24);
@@ -351,7 +349,7 @@ inline Executable load_executable(const std::string& path, int threads = 0) {
             int64_t n = 1;
             for (auto d : shape) n *= d;
             if (n != b.size() || b.dtype() != params[i].dtype) in.fail("has step '", st.name, "' whose argument ", i, " does not fit its value");
-            st.args.push_back({b.data(), b.dtype(), true, shape, Buffer::row_major(shape)});
+            st.args.push_back(detail::dense_arg(b.data(), b.dtype(), shape));
             st.values.push_back(it->second);
         }
         ex.steps_.push_back(std::move(st));

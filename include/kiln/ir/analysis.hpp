@@ -55,8 +55,9 @@ bool uses_var(const Node& n, const VarNode* var) {
     post_order_visit(n, [&](const Expr& e) { found |= e.get() == var; });
     return found;
 }
-template <typename Node>
-bool uses_any_var(const Node& n, const std::unordered_set<const VarNode*>& vars) {
+// `vars`: any container of `const VarNode*` keys with count(), a set or a map from the variables.
+template <typename Node, typename Vars>
+bool uses_any_var(const Node& n, const Vars& vars) {
     bool found = false;
     post_order_visit(n, [&](const Expr& e) { found |= e.kind() == ExprKind::Var && vars.count(static_cast<const VarNode*>(e.get())); });
     return found;

@@ -180,6 +180,7 @@ struct OperationNode;  // a tensor-expression operation (te/operation.hpp)
 enum class Intrinsic : std::uint8_t {
     // math
     Exp, Log, Sqrt, Rsqrt, Tanh, Sigmoid, Erf, Pow, Abs, Floor, Ceil, Round, Fma,
+    Reinterpret,  // the same bits read as the call's type (of equal width): how math lowering reaches exponents
     // control
     IfThenElse,  // lazily evaluated select
     Likely,      // marks a guard that loop partitioning should try to remove
@@ -211,6 +212,7 @@ inline const char* intrinsic_name(Intrinsic op) {
         case Intrinsic::Ceil: return "ceil";
         case Intrinsic::Round: return "round";
         case Intrinsic::Fma: return "fma";
+        case Intrinsic::Reinterpret: return "reinterpret";
         case Intrinsic::IfThenElse: return "if_then_else";
         case Intrinsic::Likely: return "likely";
         case Intrinsic::TensorAccess: return "tensor";

@@ -313,6 +313,13 @@ inline Expr ceil(const Expr& x) { return call_intrinsic(Intrinsic::Ceil, {x}); }
 inline Expr round(const Expr& x) { return call_intrinsic(Intrinsic::Round, {x}); }
 inline Expr fma(const Expr& a, const Expr& b, const Expr& c) { return call_intrinsic(Intrinsic::Fma, {a, b, c}); }
 // Evaluates only the arm that is chosen, so an arm may read out of bounds where cond is false.
+// The bits of `x` read as `t`, which has as many bits per lane.
+inline Expr reinterpret(Type t, const Expr& x) {
+    t = t.with_lanes(x.type().lanes);
+    if (t.bits != x.type().bits) detail::fail("reinterpret of ", x.type().str(), " as ", t.str(), ": the widths differ");
+    if (t == x.type()) return x;
+    return make_expr<Call>(t, Intrinsic::Reinterpret, std::vector<Expr>{x});
+}
 inline Expr if_then_else(const Expr& c, const Expr& t, const Expr& f) { return call_intrinsic(Intrinsic::IfThenElse, {c, t, f}); }
 inline Expr likely(const Expr& c) { return is_const(c) ? c : call_intrinsic(Intrinsic::Likely, {c}); }
 

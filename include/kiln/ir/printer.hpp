@@ -64,7 +64,9 @@ public:
             }
             case ExprKind::Call: {
                 auto* n = e.as<Call>();
-                os_ << (n->op == Intrinsic::TensorAccess ? n->producer->name : intrinsic_name(n->op)) << "(";
+                os_ << (n->op == Intrinsic::TensorAccess ? n->producer->name : intrinsic_name(n->op));
+                if (n->op == Intrinsic::Reinterpret) os_ << "<" << n->type.element_of().str() << ">";
+                os_ << "(";
                 for (size_t i = 0; i < n->args.size(); ++i) { if (i) os_ << ", "; print(n->args[i]); }
                 os_ << ")";
                 return;

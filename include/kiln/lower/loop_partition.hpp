@@ -7,8 +7,10 @@
 // what it guarded disappears from those loops.
 // Vectorized loops are left whole: their guards become predicated lanes instead. Parallel loops are
 // left whole too: halves of a parallel loop run one after the other, so a tail of one iteration would
-// run alone on one thread; the loops inside split instead, at a point computed from the parallel
-// variable.
+// run alone on one thread. Their bodies are unswitched instead: each iteration tests once whether it
+// lies where every guard bounding the parallel variable holds, and runs a copy of the body without those
+// guards if so (the full tiles of a product whose columns do not divide by the tile), the guarded body if
+// not. The loops inside the guarded copy still split, at a point computed from the parallel variable.
 #include <set>
 
 #include "kiln/arith/interval.hpp"
@@ -31,12 +33,6 @@ inline arith::RelaxMap inner_loop_ranges(const Stmt& s) {
     } v(out);
     v.visit(s);
     return out;
-}
-
-inline bool uses_any(const Expr& e, const arith::RelaxMap& vars) {
-    bool found = false;
-    post_order_visit(e, [&](const Expr& x) { if (auto* v = x.as<VarNode>(); v && vars.count(v)) found = true; });
-    return found;
 }
 
 inline void collect_likely(const Stmt& s, std::vector<Expr>& out) {
@@ -75,7 +71,8 @@ public:
 
 protected:
     Stmt mutate_for(const For* n, const Stmt& s) override {
-        if (n->for_kind != ForKind::Vectorized && n->for_kind != ForKind::Parallel && cuts_[n->var.get()] < max_cuts) {
+        if (n->for_kind == ForKind::Parallel) return unswitch(n, s);
+        if (n->for_kind != ForKind::Vectorized && cuts_[n->var.get()] < max_cuts) {
             std::vector<Expr> guards;
             collect_likely(n->body, guards);
             const arith::RelaxMap inner = inner_loop_ranges(n->body);
@@ -93,7 +90,7 @@ protected:
                 for (const Expr& c : parts) {
                     auto [f, t] = holds_within(n, c, inner);
                     if (!f.defined() && !t.defined()) rest.push_back(c);
-                    const bool inner_free = !uses_any(c, inner);
+                    const bool inner_free = !uses_any_var(c, inner);
                     if (f.defined()) from = from.defined() ? kiln::max(from, f) : f, from_exact &= inner_free;
                     if (t.defined()) to = to.defined() ? kiln::min(to, t) : t, to_exact &= inner_free;
                 }
@@ -130,6 +127,43 @@ protected:
     }
 
 private:
+    // A parallel loop over `if (in range) {body without the guards that bound its variable} else {body}`.
+    Stmt unswitch(const For* n, const Stmt& s) {
+        std::vector<Expr> guards;
+        collect_likely(n->body, guards);
+        const arith::RelaxMap inner = inner_loop_ranges(n->body);
+        std::vector<Expr> tests;
+        Stmt fast = n->body;
+        std::set<const ExprNode*> seen;
+        for (const Expr& g : guards) {
+            if (!seen.insert(g.get()).second) continue;
+            std::vector<Expr> parts, rest;
+            conjuncts(g.as<Call>()->args[0], parts);
+            Expr from, to;
+            for (const Expr& c : parts) {
+                auto [f, t] = holds_within(n, c, inner);
+                if (!f.defined() && !t.defined()) rest.push_back(c);
+                if (f.defined()) from = from.defined() ? kiln::max(from, f) : f;
+                if (t.defined()) to = to.defined() ? kiln::min(to, t) : t;
+            }
+            if (!from.defined() && !to.defined()) continue;
+            for (Expr c : {from.defined() ? Expr(n->var) >= from : Expr(), to.defined() ? Expr(n->var) < to : Expr()})
+                if (c.defined() && std::none_of(tests.begin(), tests.end(), [&](const Expr& t) { return equal(t, c); })) tests.push_back(c);
+            Expr kept;
+            for (auto& c : rest) kept = kept.defined() ? (kept && c) : c;
+            fast = ReplaceExpr(g.get(), kept.defined() ? likely(kept) : make_int(boolean, 1)).mutate(fast);
+        }
+        if (tests.empty()) return IRMutator::mutate_for(n, s);
+        Expr in_range;
+        for (auto& t : tests) in_range = in_range.defined() ? (in_range && t) : t;
+        arith::BoundScope scope;
+        if (auto *mn = as_const_int(n->min), *ext = as_const_int(n->extent); mn && ext) scope[n->var.get()] = {*mn, *mn + *ext - 1};
+        in_range = arith::simplify(in_range, scope);
+        if (auto* k = as_const_int(in_range); k && *k == 0) return IRMutator::mutate_for(n, s);
+        Stmt body = is_one(in_range) ? mutate(fast) : make_stmt<IfThenElse>(likely(in_range), mutate(fast), mutate(n->body));
+        return make_stmt<For>(n->var, n->min, n->extent, n->for_kind, body, n->annotations);
+    }
+
     std::set<std::pair<const ExprNode*, const VarNode*>> done_;
     // How often the pieces of one loop have been cut again on the way here. Every cut nests the piece's
     // bounds one min/max deeper, and simplifying those grows exponentially with the depth; two cuts
@@ -163,7 +197,7 @@ private:
         auto r = arith::eval_interval(arith::from_linear(rest, cmp->a.type()), inner);
         if (!r.max.defined()) return {};
         Expr m = arith::simplify(r.max);
-        if (uses_any(m, inner) || uses_var(m, v)) return {};
+        if (uses_any_var(m, inner) || uses_var(m, v)) return {};
         const Type t = m.type();
         // k*v + max(rest) < 0:  k > 0: v <= floor((-max - 1) / k);  k < 0: v >= floor(max / -k) + 1 (floor division).
         if (k > 0) return {Expr(), arith::simplify((make_int(t, 0) - m - 1) / make_int(t, k) + 1)};

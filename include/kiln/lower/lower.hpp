@@ -7,6 +7,7 @@
 #include "kiln/lower/infer_bound.hpp"
 #include "kiln/lower/inline_compute.hpp"
 #include "kiln/lower/loop_partition.hpp"
+#include "kiln/lower/lower_math.hpp"
 #include "kiln/lower/schedule_ops.hpp"
 #include "kiln/lower/simplify.hpp"
 #include "kiln/lower/storage_flatten.hpp"
@@ -50,7 +51,7 @@ struct LowerOptions {
 
 inline const std::vector<std::string>& lower_pass_names() {
     static const std::vector<std::string> names = {"schedule_ops", "storage_flatten", "simplify", "loop_partition",
-                                                   "vectorize", "unroll", "storage_reuse", "final_simplify"};
+                                                   "lower_math", "vectorize", "unroll", "storage_reuse", "final_simplify"};
     return names;
 }
 
@@ -136,6 +137,7 @@ inline LoweredFunc lower_func(const Schedule& sched, const std::vector<Tensor>& 
         {"storage_flatten", [&](const Stmt& s) { return storage_flatten(s, f.args, orders); }},
         {"simplify", [](const Stmt& s) { return simplify(s); }},
         {"loop_partition", [](const Stmt& s) { return simplify(loop_partition(s)); }},
+        {"lower_math", [](const Stmt& s) { return lower_math(s); }},
         {"vectorize", [](const Stmt& s) { return vectorize(s); }},
         {"unroll", [](const Stmt& s) { return unroll(s); }},
         {"storage_reuse", [](const Stmt& s) { return storage_reuse(s); }},

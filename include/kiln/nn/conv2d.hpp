@@ -148,8 +148,12 @@ inline Tensor conv2d_blocked(const Tensor& data, const Tensor& packed, const Con
     auto kh = reduce_axis(0, i32(s.KH), "kh");
     auto kw = reduce_axis(0, i32(s.KW), "kw");
     std::vector<Expr> shape = {i32(s.N), i32(OCo), i32(s.OH), i32(s.OW), Expr(ob)};
-    // Where the window lies inside the data; each end is tested only where some window crosses it.
-    auto inside = [&](Expr y, Expr x) {
+    // The data row and column a window tap reads, and where that lies inside the data; each end is
+    // tested only where some window crosses it.
+    struct Tap {
+        Expr y, x, inside;
+    };
+    auto tap = [&](Expr y, Expr x) {
         Expr yy = y * sh + kh.var() * dh - pad[0], xx = x * sw + kw.var() * dw - pad[1];
         std::vector<Expr> c;
         if (pad[0] > 0) c.push_back(yy >= 0);
@@ -158,7 +162,7 @@ inline Tensor conv2d_blocked(const Tensor& data, const Tensor& packed, const Con
         if ((s.OW - 1) * sw + (s.KW - 1) * dw - pad[1] >= W) c.push_back(xx < i32(W));
         Expr all;
         for (auto& e : c) all = all.defined() ? (all && e) : e;
-        return std::pair<Expr, std::pair<Expr, Expr>>{all.defined() ? likely(all) : Expr(), {yy, xx}};
+        return Tap{yy, xx, all.defined() ? likely(all) : Expr()};
     };
     Tensor out;
     switch (l.kind) {
@@ -171,9 +175,9 @@ inline Tensor conv2d_blocked(const Tensor& data, const Tensor& packed, const Con
                 shape,
                 [&](Expr n, Expr oc, Expr y, Expr x, Expr oi) {
                     Expr cblk = o.groups == 1 ? Expr(rco.var()) : oc / i32(blocks_per_group) * i32(icg / cb) + rco.var();
-                    auto [where, at] = inside(y, x);
-                    return sum(data(n, cblk, at.first, at.second, rci.var()) * packed(oc, rco.var(), kh.var(), kw.var(), rci.var(), oi),
-                               {rco, kh, kw, rci}, where);
+                    const Tap t = tap(y, x);
+                    return sum(data(n, cblk, t.y, t.x, rci.var()) * packed(oc, rco.var(), kh.var(), kw.var(), rci.var(), oi), {rco, kh, kw, rci},
+                               t.inside);
                 },
                 o.name);
             break;
@@ -182,8 +186,8 @@ inline Tensor conv2d_blocked(const Tensor& data, const Tensor& packed, const Con
             out = compute(
                 shape,
                 [&](Expr n, Expr oc, Expr y, Expr x, Expr oi) {
-                    auto [where, at] = inside(y, x);
-                    return sum(data(n, oc, at.first, at.second, oi) * packed(oc, Expr(0), kh.var(), kw.var(), Expr(0), oi), {kh, kw}, where);
+                    const Tap t = tap(y, x);
+                    return sum(data(n, oc, t.y, t.x, oi) * packed(oc, Expr(0), kh.var(), kw.var(), Expr(0), oi), {kh, kw}, t.inside);
                 },
                 o.name);
             break;
@@ -194,9 +198,9 @@ inline Tensor conv2d_blocked(const Tensor& data, const Tensor& packed, const Con
                 [&](Expr n, Expr oc, Expr y, Expr x, Expr oi) {
                     // Padding output channels (past OC) read a real group's data; their weights are zero.
                     Expr channel = min(oc * ob + oi, i32(s.OC - 1)) / i32(ocg) * i32(icg) + rc.var();
-                    auto [where, at] = inside(y, x);
-                    return sum(data(n, channel / cb, at.first, at.second, channel % cb) * packed(oc, rc.var(), kh.var(), kw.var(), Expr(0), oi),
-                               {rc, kh, kw}, where);
+                    const Tap t = tap(y, x);
+                    return sum(data(n, channel / cb, t.y, t.x, channel % cb) * packed(oc, rc.var(), kh.var(), kw.var(), Expr(0), oi), {rc, kh, kw},
+                               t.inside);
                 },
                 o.name);
             break;

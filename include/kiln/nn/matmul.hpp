@@ -122,10 +122,27 @@ inline Tensor batch_matmul(const Tensor& A, const Tensor& B, MatmulOptions opt =
 
 namespace detail {
 
+// The row and column loops of `out`, the product or its epilogue. An epilogue may give the rows of a
+// product another shape (ONNX MatMul of [b, s, K] by [K, N] is one product of b*s rows, read back as
+// [b, s, N]); its leading axes then fuse into one row loop.
+inline std::pair<IterVar, IterVar> row_and_column_loops(Stage& st, const Tensor& out, const OpPtr& mm, const char* who) {
+    const size_t rank = mm->shape.size(), r = rank - 2;
+    if (out.ndim() == rank) return {out.axis(r), out.axis(r + 1)};
+    int64_t rows = 1;
+    for (size_t d = 0; d + 1 < out.ndim(); ++d) rows *= const_dim(out.shape()[d], out.name(), d, who);
+    if (rank != 2 || out.ndim() < 2 || rows != const_dim(mm->shape[0], mm->name, 0, who) ||
+        const_dim(out.shape().back(), out.name(), out.ndim() - 1, who) != const_dim(mm->shape[1], mm->name, 1, who))
+        kiln::detail::fail(who, ": output '", out.name(), "' (rank ", out.ndim(), ") does not lay out the rows and columns of '", mm->name,
+                           "' (rank ", rank, "); its last axis must be the product's columns and the others its rows, in order");
+    IterVar row = out.axis(0);
+    for (size_t d = 1; d + 1 < out.ndim(); ++d) row = st.fuse(row, out.axis(d));
+    return {row, out.axis(out.ndim() - 1)};
+}
+
 // A few rows times a matrix is bound by reading B once. Register tiles would walk B down its columns, a
 // short run per row; instead each thread takes a wide block of columns and streams B row by row, with
 // the block of C (a few KiB) accumulating in L1.
-inline void schedule_matrix_vector(Schedule& s, const Tensor& out, const OpPtr& mm, int64_t N, int64_t K, const Target& target) {
+inline void schedule_matrix_vector(Schedule& s, const Tensor& out, const OpPtr& mm, int64_t N, int64_t K, const Target& target, const char* who) {
     const size_t r = mm->shape.size() - 2;
     const int lanes = f32_lanes(target);
     const bool batched = mm->shape.size() == 3;
@@ -140,12 +157,13 @@ inline void schedule_matrix_vector(Schedule& s, const Tensor& out, const OpPtr& 
     if (out.op().get() != mm.get()) {
         // The epilogue reads a finished row of a column block; the product is computed just before it.
         Stage st = s[out];
-        auto [jo, ji] = st.split(out.axis(r + 1), block);
+        auto [row, col] = row_and_column_loops(st, out, mm, who);
+        auto [jo, ji] = st.split(col, block);
         auto [jvo, jvi] = st.split(ji, lanes);
-        st.reorder(jo, out.axis(r), jvo, jvi);
+        st.reorder(jo, row, jvo, jvi);
         st.vectorize(jvi);
         st.parallel(batched ? st.fuse(out.axis(0), jo) : jo);
-        s[CC].compute_at(st, out.axis(r));
+        s[CC].compute_at(st, row);
     }
     Stage cs = s[CC];
     auto [cjo, cji] = cs.split(cs.axis(r + 1), block);
@@ -180,12 +198,13 @@ inline void schedule_matmul(Schedule& s, const Tensor& out, const Target& target
     detail::MatmulTile tile = detail::matmul_tile(M, N, false, target);
     if (pack) tile.nr = static_cast<int>(*as_const_int(pack->shape.back()));
 
-    if (!pack && M < 4) return detail::schedule_matrix_vector(s, out, mm, N, K, target);
+    if (!pack && M < 4) return detail::schedule_matrix_vector(s, out, mm, N, K, target, who);
 
     Tensor T = out, CC = Tensor(mm);
     if (out.op().get() == mm.get()) CC = s.cache_write(out, "local");
     Stage st = s[T];
-    auto [io, jo, ii, ji] = st.tile(T.axis(r), T.axis(r + 1), tile.mr, tile.nr);
+    auto [rows, cols] = detail::row_and_column_loops(st, T, mm, who);
+    auto [io, jo, ii, ji] = st.tile(rows, cols, tile.mr, tile.nr);
     const int64_t row_tiles = (M + tile.mr - 1) / tile.mr, col_tiles = (N + tile.nr - 1) / tile.nr;
     // The outer loop runs the panels of B (each reused by every row tile) unless there are too few of
     // them to share out among threads.

@@ -327,6 +327,7 @@ private:
                 llvm::Value* a = emit(n->args[0]);
                 return b_.CreateIntrinsic(llvm::Intrinsic::fma, {a->getType()}, {a, emit(n->args[1]), emit(n->args[2])});
             }
+            case Intrinsic::Reinterpret: return b_.CreateBitCast(emit(n->args[0]), llvm_type(n->type));
             case Intrinsic::Likely: return emit(n->args[0]);
             case Intrinsic::IfThenElse: {
                 llvm::Value* c = emit(n->args[0]);

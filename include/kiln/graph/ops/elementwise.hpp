@@ -199,15 +199,14 @@ inline void register_elementwise(OpRegistry& r) {
         d.compute = [](const OpCall& cl) {
             const auto &sa = cl.in_type(0).shape, &sb = cl.in_type(1).shape;
             const Buffer* e = cl.graph.constant_input(cl.node, 1);
-            // x^2 and x^0.5 are common in normalisations; a multiply and a sqrt are exact and fast.
+            // A constant exponent enters the expression as a number, so math lowering can turn x^2 (common in
+            // normalisations) into a product.
             double k = 0;
             bool scalar_exp = e && e->size() == 1 && (e->dtype() == f32 || e->dtype() == f64);
             if (scalar_exp) k = e->dtype() == f32 ? *static_cast<const float*>(e->data()) : *static_cast<const double*>(e->data());
             return std::vector<Tensor>{compute_nd(cl.out_type().shape, [&](const std::vector<Expr>& i) {
                 Expr x = read_broadcast(cl.in[0], sa, i);
-                if (scalar_exp && k == 2) return x * x;
-                if (scalar_exp && k == 1) return x;
-                if (scalar_exp && k == 0.5) return sqrt(x);
+                if (scalar_exp) return kiln::pow(x, make_const(x.type(), k));
                 Expr y = read_broadcast(cl.in[1], sb, i);
                 if (y.type() != x.type()) y = cast(x.type(), y);
                 return kiln::pow(x, y);
