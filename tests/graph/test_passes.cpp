@@ -166,3 +166,35 @@ TEST_CASE("pass alter_layout: a Conv whose weight is computed stays NCHW") {
     Graph b = graph::passes::alter_layout(g);
     CHECK(count_ops(b) == std::map<std::string, int>{{"Conv", 1}});
 }
+
+TEST_CASE("pass fuse_ops: diamonds that close inside a group fuse (SiLU and GELU after a product), open ones do not") {
+    Graph g;
+    const int x = g.add_input("x", {{1, 6, 7, 9}, f32});
+    const int c = node(g, "Conv", {x, g.add_constant("W", random_buffer({10, 6, 3, 3}, 16))}, conv_attrs(1));
+    const int silu = node(g, "Mul", {c, node(g, "Sigmoid", {c})});  // x * sigmoid(x): c has two readers
+    const int flat = node(g, "Flatten", {node(g, "GlobalAveragePool", {silu})});
+    const int mm = node(g, "MatMul", {flat, g.add_constant("W2", random_buffer({10, 12}, 17))});
+    // GELU: m * 0.5 * (1 + erf(m / sqrt 2)); m has two readers whose chains meet in the last Mul.
+    const int half = node(g, "Mul", {mm, g.add_constant("half", random_buffer({1}, 18, 0.5f, 0.5f))});
+    const int er = node(g, "Erf", {node(g, "Div", {mm, g.add_constant("sqrt2", random_buffer({1}, 19, 1.41421356f, 1.41421356f))})});
+    const int gelu = node(g, "Mul", {half, node(g, "Add", {er, g.add_constant("one", random_buffer({1}, 20, 1.f, 1.f))})});
+    // A value read by a Relu and by the graph: the diamond stays open, so the Relu is its own kernel.
+    const int open = node(g, "Relu", {gelu});
+    g.outputs = {open, gelu};
+    const auto groups = graph::passes::fuse_ops(g);
+    std::vector<std::string> names;
+    for (auto& grp : groups) names.push_back(grp.name);
+    CHECK(names == std::vector<std::string>{"Conv_Sigmoid_Mul", "GlobalAveragePool", "Flatten", "MatMul_Mul_Div_Erf_Add_Mul", "Relu"});
+    auto fused = compile(g, {.opt_level = 1, .threads = 2});
+    auto plain = compile(g, {.opt_level = 0, .threads = 1});
+    Buffer in = random_buffer({1, 6, 7, 9}, 21);
+    fused.set_input(0, in);
+    plain.set_input(0, in);
+    fused.run();
+    plain.run();
+    for (size_t k = 0; k < 2; ++k) {
+        Buffer a = fused.output(k), b = plain.output(k);
+        for (int64_t i = 0; i < a.size(); ++i)
+            CHECK(static_cast<const float*>(a.data())[i] == doctest::Approx(static_cast<const float*>(b.data())[i]).epsilon(1e-5));
+    }
+}

@@ -6,7 +6,10 @@
 //   - it is injective and that group is injective;
 //   - it is a reduction and that group is injective (a reduction with its injective inputs);
 // and the value between them has no other reader and is not a graph output, so every group computes
-// its nodes once and writes only what others read.
+// its nodes once and writes only what others read. A value with several readers joins them too when they
+// form a diamond that closes inside the group: chains of elementwise nodes from every reader meeting in
+// one node (SiLU's x * sigmoid(x), GELU's x * (1 + erf(x / sqrt 2)) / 2), as TVM's post-dominator
+// rule fuses them.
 #include "kiln/graph/lower_group.hpp"
 
 namespace kiln::graph::passes {
@@ -117,10 +120,49 @@ inline std::vector<Group> fuse_ops(const Graph& g) {
     for (size_t n = 0; n < g.nodes.size(); ++n)
         for (int v : g.nodes[n].inputs)
             if (v >= 0) readers[v].push_back(static_cast<int>(n));
-    auto reads_outside = [&](int v, int gp) {
+    // Nodes that joined a group on the promise that the rest of their diamond joins it too: their reads
+    // of the group's values are not reads from outside.
+    std::vector<int> promised_to(g.nodes.size(), -1);
+    auto reads_outside = [&](int v, int gp, size_t joining) {
         for (int r : readers[v])
-            if (group_of[r] != gp) return true;
+            if (group_of[r] != gp && static_cast<size_t>(r) != joining && promised_to[r] != gp) return true;
         return false;
+    };
+    // The elementwise chains from every reader of v, each value on them read once, meeting in one node:
+    // every node of them, or nothing when they do not close within a few steps.
+    constexpr size_t kMaxChain = 8;
+    auto diamond = [&](int v) -> std::vector<int> {
+        std::vector<std::vector<int>> chains;
+        for (int r : readers[v]) {
+            if (!chains.empty() && chains.back().front() == r) continue;  // a node reading v twice
+            std::vector<int> chain{r};
+            for (int cur = r; chain.size() < kMaxChain;) {
+                const Node& c = g.nodes[cur];
+                if (op_def(c).pattern > OpPattern::Broadcast || c.outputs.size() != 1) break;
+                const int o = c.outputs[0];
+                if (is_output[o] || readers[o].size() != 1) break;
+                cur = readers[o][0];
+                chain.push_back(cur);
+            }
+            chains.push_back(std::move(chain));
+        }
+        if (chains.size() < 2) return {};
+        for (size_t i = 0; i < chains[0].size(); ++i) {
+            const int sink = chains[0][i];
+            std::vector<int> nodes;
+            bool everywhere = true;
+            for (auto& ch : chains) {
+                auto at = std::find(ch.begin(), ch.end(), sink);
+                if (at == ch.end()) { everywhere = false; break; }
+                nodes.insert(nodes.end(), ch.begin(), at);
+            }
+            if (!everywhere) continue;
+            nodes.push_back(sink);
+            for (int m : nodes)
+                if (op_def(g.nodes[m]).pattern > OpPattern::Broadcast || g.nodes[m].outputs.size() != 1) return {};
+            return nodes;
+        }
+        return {};
     };
     for (size_t n = 0; n < g.nodes.size(); ++n) {
         const Node& nd = g.nodes[n];
@@ -129,19 +171,29 @@ inline std::vector<Group> fuse_ops(const Graph& g) {
         // A reduction takes in its injective producers, which may be several groups: it joins the first and
         // then absorbs the others' single-reader chains below.
         for (int v : nd.inputs) {
-            if (v < 0 || g.values[v].producer < 0 || uses[v] != 1 || is_output[v]) continue;
+            if (v < 0 || g.values[v].producer < 0 || is_output[v]) continue;
             const int gp = group_of[g.values[v].producer];
             const bool same_shape = g.type_of(v).shape == g.type_of(nd.outputs[0]).shape;
             if (g.values[v].is_constant() || !detail::can_join(p, pattern[gp], same_shape)) continue;
+            std::vector<int> closes;  // the rest of this node's diamond, when v has other readers
+            if (uses[v] != 1 && promised_to[n] != gp) {
+                closes = diamond(v);
+                bool fits = std::find(closes.begin(), closes.end(), static_cast<int>(n)) != closes.end();
+                for (int m : closes)
+                    fits &= detail::can_join(op_def(g.nodes[m]).pattern, pattern[gp], g.type_of(g.nodes[m].outputs[0]).shape == g.type_of(v).shape);
+                if (!fits) continue;
+            }
             // Join only a group whose only output is this value: other groups may depend on the rest.
             bool sole = true;
             for (int m : members[gp])
                 for (int o : g.nodes[m].outputs)
-                    if (o != v && (is_output[o] || reads_outside(o, gp))) sole = false;
+                    if (o != v && (is_output[o] || reads_outside(o, gp, n))) sole = false;
             if (!sole) continue;
+            for (int m : closes) promised_to[m] = gp;
             join = gp;
-            // An anchored group (a convolution, a product) is the better home for an epilogue.
-            if (pattern[gp] == OpPattern::OutEWiseFusable) break;
+            // The group this node's diamond was promised to closes it; an anchored group (a convolution, a
+            // product) is the better home for an epilogue.
+            if (promised_to[n] == gp || pattern[gp] == OpPattern::OutEWiseFusable) break;
         }
         if (join < 0) {
             members.push_back({static_cast<int>(n)});
