@@ -160,7 +160,12 @@ private:
         if (auto *mn = as_const_int(n->min), *ext = as_const_int(n->extent); mn && ext) scope[n->var.get()] = {*mn, *mn + *ext - 1};
         in_range = arith::simplify(in_range, scope);
         if (auto* k = as_const_int(in_range); k && *k == 0) return IRMutator::mutate_for(n, s);
-        Stmt body = is_one(in_range) ? mutate(fast) : make_stmt<IfThenElse>(likely(in_range), mutate(fast), mutate(n->body));
+        if (is_one(in_range)) return make_stmt<For>(n->var, n->min, n->extent, n->for_kind, mutate(fast), n->annotations);
+        // Both copies keep some guards as the same nodes; each splits on them as if it were the only copy.
+        const auto done = done_;
+        Stmt fast_body = mutate(fast);
+        done_ = done;
+        Stmt body = make_stmt<IfThenElse>(likely(in_range), fast_body, mutate(n->body));
         return make_stmt<For>(n->var, n->min, n->extent, n->for_kind, body, n->annotations);
     }
 
