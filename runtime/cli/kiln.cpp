@@ -41,7 +41,7 @@ struct Args {
                  "bench:\n"
                  "  --rounds-on-stdin    time one round of --runs runs per line read from standard input and print\n"
                  "                       its median, until end of input: a script can interleave kiln's rounds with\n"
-                 "                       another runtime's, so both see the same machine (scripts/compare_ort.py)\n"
+                 "                       another runtime's, so both see the same machine (scripts/bench_zoo.py)\n"
                  "options:\n"
                  "  --opt-level N        graph optimisation level 0-3 (default 3)\n"
                  "  --threads N          kernel threads (default: every core)\n"

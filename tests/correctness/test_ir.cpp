@@ -88,6 +88,30 @@ TEST_CASE("loop partitioning splits under a clipped bound and leaves parallel lo
     for (int i = 0; i < 1000; ++i) REQUIRE(c[i] == 2.0f * i + 1.0f);
 }
 
+TEST_CASE("loop partitioning unswitches a parallel body whose unrolled tile a fused variable clips") {
+    // Row blocks of 4 over 10 rows fused with the 13 columns: the last block's tile is clipped by
+    // `i.inner < 10 - (v/13)*4`, which is not linear in the parallel variable v.
+    auto A = placeholder({10, 13}, f32, "A");
+    auto B = compute({10, 13}, [&](Expr i, Expr j) { return A(i, j) * 2.0f; }, "B");
+    Schedule s(B);
+    auto [io, ii] = s[B].split(B.axis(0), 4);
+    s[B].reorder({io, B.axis(1), ii});
+    IterVar v = s[B].fuse(io, B.axis(1));
+    s[B].parallel(v);
+    s[B].unroll(ii);
+    std::string text = to_string(lower(s, {A, B}));
+    CAPTURE(text);
+    // Each iteration tests once whether its whole tile is in range; the copy for full tiles is unrolled.
+    CHECK(text.find("if (likely(") != std::string::npos);
+    CHECK(text.find("B[(((i.outer.j.fused/13)*52) + (i.outer.j.fused % 13))] = ") != std::string::npos);
+    CHECK(text.find("B[((((i.outer.j.fused/13)*52) + (i.outer.j.fused % 13)) + 39)] = ") != std::string::npos);
+    auto f = build(s, {A, B});
+    std::vector<float> a(130), b(130, -1.0f);
+    for (int i = 0; i < 130; ++i) a[i] = static_cast<float>(i);
+    f(a.data(), b.data());
+    for (int i = 0; i < 130; ++i) REQUIRE(b[i] == 2.0f * i);
+}
+
 TEST_CASE("loop partitioning clips a window at zero padding instead of testing it") {
     // A 3-tap window over 10 values padded by one on each side, the padding a condition on the reduction.
     auto A = placeholder({10}, f32, "A");

@@ -179,6 +179,7 @@ TEST_CASE("nn::conv2d_nchwc: the ResNet-18 layers with a prepacked weight, bias 
     for (const Conv& c : layers) check_blocked(c, 1 + i++ % 2);
     check_blocked({2, 17, 13, 11, 5, 3, 3, 1, 1}, 2);
     check_blocked({1, 5, 7, 7, 33, 3, 3, 2, 1}, 1);
+    check_blocked({1, 64, 13, 13, 1000, 1, 1, 1, 0}, 2);  // SqueezeNet's classifier: the last tile of blocks is short
     check_blocked({1, 32, 9, 9, 32, 3, 3, 1, 1, 1, 32}, 2);  // depthwise
     set_num_threads(2);
 }

@@ -11,6 +11,8 @@
 // lies where every guard bounding the parallel variable holds, and runs a copy of the body without those
 // guards if so (the full tiles of a product whose columns do not divide by the tile), the guarded body if
 // not. The loops inside the guarded copy still split, at a point computed from the parallel variable.
+// A guard on an unrolled loop that is not linear in the parallel variable (fused axes: `v/13`) is
+// tested at its worst case over the inner loops, so full tiles stay unrolled.
 #include <set>
 
 #include "kiln/arith/interval.hpp"
@@ -33,6 +35,20 @@ inline arith::RelaxMap inner_loop_ranges(const Stmt& s) {
     } v(out);
     v.visit(s);
     return out;
+}
+
+// The variables of the loops inside a statement that the schedule unrolls or vectorises.
+inline std::set<const VarNode*> unrolled_loop_vars(const Stmt& s) {
+    struct V : IRVisitor {
+        std::set<const VarNode*> out;
+        using IRVisitor::visit;
+        void visit_for(const For* n) override {
+            if (n->for_kind == ForKind::Unrolled || n->for_kind == ForKind::Vectorized) out.insert(n->var.get());
+            IRVisitor::visit_for(n);
+        }
+    } v;
+    v.visit(s);
+    return v.out;
 }
 
 inline void collect_likely(const Stmt& s, std::vector<Expr>& out) {
@@ -132,6 +148,7 @@ private:
         std::vector<Expr> guards;
         collect_likely(n->body, guards);
         const arith::RelaxMap inner = inner_loop_ranges(n->body);
+        const std::set<const VarNode*> unrolled = unrolled_loop_vars(n->body);
         std::vector<Expr> tests;
         Stmt fast = n->body;
         std::set<const ExprNode*> seen;
@@ -140,15 +157,26 @@ private:
             std::vector<Expr> parts, rest;
             conjuncts(g.as<Call>()->args[0], parts);
             Expr from, to;
+            std::vector<Expr> found;
             for (const Expr& c : parts) {
                 auto [f, t] = holds_within(n, c, inner);
-                if (!f.defined() && !t.defined()) rest.push_back(c);
                 if (f.defined()) from = from.defined() ? kiln::max(from, f) : f;
                 if (t.defined()) to = to.defined() ? kiln::min(to, t) : t;
+                if (f.defined() || t.defined()) continue;
+                // A bound on an unrolled loop that is not linear in the parallel variable (the last
+                // tile of channel blocks where the variable fuses blocks with rows: `c < 63 - (v/13)*2`)
+                // is tested as it is, at the worst values of the inner loops: split inside, the unrolled
+                // loop would get an extent that is not constant and stay a loop. A serial loop splits
+                // inside at no such cost, and a second copy of its body costs code.
+                Expr w = uses_any_var(c, unrolled) ? holds_everywhere(n, c, inner) : Expr();
+                if (w.defined()) found.push_back(w);
+                else rest.push_back(c);
             }
-            if (!from.defined() && !to.defined()) continue;
-            for (Expr c : {from.defined() ? Expr(n->var) >= from : Expr(), to.defined() ? Expr(n->var) < to : Expr()})
-                if (c.defined() && std::none_of(tests.begin(), tests.end(), [&](const Expr& t) { return equal(t, c); })) tests.push_back(c);
+            if (!from.defined() && !to.defined() && found.empty()) continue;
+            if (from.defined()) found.push_back(Expr(n->var) >= from);
+            if (to.defined()) found.push_back(Expr(n->var) < to);
+            for (const Expr& c : found)
+                if (std::none_of(tests.begin(), tests.end(), [&](const Expr& t) { return equal(t, c); })) tests.push_back(c);
             Expr kept;
             for (auto& c : rest) kept = kept.defined() ? (kept && c) : c;
             fast = ReplaceExpr(g.get(), kept.defined() ? likely(kept) : make_int(boolean, 1)).mutate(fast);
@@ -176,17 +204,36 @@ private:
     std::unordered_map<const VarNode*, int> cuts_;
     static constexpr int max_cuts = 2;
 
+    // The integer comparison `cond` as f < 0; undefined for any other condition.
+    static Expr negative_form(const Expr& cond) {
+        if (!cond.type().is_scalar()) return {};
+        auto integer = [](const BinaryNode* x) { return x->a.type().is_integer(); };
+        if (auto* x = cond.as<LT>(); x && integer(x)) return x->a - x->b;
+        if (auto* x = cond.as<LE>(); x && integer(x)) return x->a - x->b - 1;
+        if (auto* x = cond.as<GT>(); x && integer(x)) return x->b - x->a;
+        if (auto* x = cond.as<GE>(); x && integer(x)) return x->b - x->a - 1;
+        return {};
+    }
+
+    // A test of n's variable alone that implies `cond` for every value of the loops inside n: its
+    // worst case over them; undefined where cond does not depend on n's variable or the worst case
+    // is not known.
+    static Expr holds_everywhere(const For* n, const Expr& cond, const arith::RelaxMap& inner) {
+        const Expr f = negative_form(cond);
+        if (!f.defined() || !uses_var(f, n->var.get())) return {};
+        auto r = arith::eval_interval(f, inner);
+        if (!r.max.defined()) return {};
+        Expr m = arith::simplify(r.max);
+        if (uses_any_var(m, inner)) return {};
+        return m < make_int(m.type(), 0);
+    }
+
     // The iterations [from, to) of n where `cond` provably holds for every value of the loops inside n;
     // either end is undefined where the condition does not bound it, both where cond is not a linear
     // comparison on n's variable.
     std::pair<Expr, Expr> holds_within(const For* n, const Expr& cond, const arith::RelaxMap& inner) {
-        const BinaryNode* cmp = nullptr;
-        Expr f;  // cond is f < 0
-        if (auto* x = cond.as<LT>()) cmp = x, f = x->a - x->b;
-        else if (auto* x = cond.as<LE>()) cmp = x, f = x->a - x->b - 1;
-        else if (auto* x = cond.as<GT>()) cmp = x, f = x->b - x->a;
-        else if (auto* x = cond.as<GE>()) cmp = x, f = x->b - x->a - 1;
-        if (!cmp || !cond.type().is_scalar() || !cmp->a.type().is_integer()) return {};
+        const Expr f = negative_form(cond);
+        if (!f.defined()) return {};
         const VarNode* v = n->var.get();
         arith::LinearForm lf = arith::to_linear(f);
         if (!lf.ok) return {};
@@ -199,7 +246,7 @@ private:
             else rest.add_term(t, c);
         }
         if (k == 0) return {};
-        auto r = arith::eval_interval(arith::from_linear(rest, cmp->a.type()), inner);
+        auto r = arith::eval_interval(arith::from_linear(rest, f.type()), inner);
         if (!r.max.defined()) return {};
         Expr m = arith::simplify(r.max);
         if (uses_any_var(m, inner) || uses_var(m, v)) return {};
