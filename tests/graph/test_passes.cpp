@@ -158,6 +158,52 @@ TEST_CASE("pass alter_layout: blocked from the first Conv to the last reader, on
     CHECK(count_ops(exe.graph()).count("kiln.PackConvWeight") == 0);
 }
 
+TEST_CASE("pass alter_layout: a Concat of channels, a per-channel scale and a batch norm stay blocked") {
+    Graph g;
+    // Fire module: two convolutions concatenated along the channels (16 and 20: the first fills its
+    // block, the second ends in padding), then a squeeze-and-excitation scale [1, C, 1, 1].
+    const int x = g.add_input("x", {{1, 5, 9, 11}, f32});
+    const int a = node(g, "Conv", {x, g.add_constant("Wa", random_buffer({16, 5, 1, 1}, 21))}, conv_attrs(0));
+    const int b = node(g, "Conv", {x, g.add_constant("Wb", random_buffer({20, 5, 3, 3}, 22))}, conv_attrs(1));
+    Attrs axis;
+    axis.set("axis", int64_t{-3});
+    const int cat = node(g, "Concat", {a, b}, axis);
+    const int squeeze = node(g, "GlobalAveragePool", {cat});
+    const int excite = node(g, "Sigmoid", {node(g, "Conv", {squeeze, g.add_constant("Ws", random_buffer({36, 36, 1, 1}, 23))}, conv_attrs(0))});
+    const int scaled = node(g, "Mul", {excite, cat});  // the per-channel operand first: the result takes the other's shape
+    // A BatchNormalization after the Concat, as simplify_inference leaves it: constants per channel.
+    const int norm = node(g, "Add", {node(g, "Mul", {scaled, g.add_constant("S", random_buffer({36, 1, 1}, 28))}),
+                                     g.add_constant("H", random_buffer({1, 36, 1, 1}, 29))});
+    // A transition as torch exports it: Pad (here only the bottom and right pixels) before an AveragePool.
+    Buffer pads({8}, i64);
+    const int64_t pad_values[8] = {0, 0, 0, 0, 0, 0, 1, 1};
+    std::copy_n(pad_values, 8, pads.data_as<int64_t>());
+    Attrs avg;
+    avg.set("kernel_shape", std::vector<int64_t>{2, 2});
+    avg.set("strides", std::vector<int64_t>{2, 2});
+    const int pooled = node(g, "AveragePool", {node(g, "Pad", {norm, g.add_constant("pads", pads)})}, avg);
+    g.outputs = {node(g, "Conv", {pooled, g.add_constant("Wc", random_buffer({7, 36, 3, 3}, 24))}, conv_attrs(1))};
+    Graph blocked = graph::passes::alter_layout(g);
+    const auto ops = count_ops(blocked);
+    CHECK(ops.at("kiln.ToBlocked") == 1);    // the image
+    CHECK(ops.at("kiln.FromBlocked") == 1);  // the output
+    CHECK(ops.at("Concat") == 1);
+    CHECK(ops.at("Pad") == 1);
+    CHECK(ops.at("kiln.AveragePoolBlocked") == 1);
+    CHECK(difference(g, blocked) < 1e-5);
+    // A Concat whose first input ends in padding cannot follow it in blocks.
+    Graph h;
+    const int y = h.add_input("y", {{1, 5, 6, 6}, f32});
+    const int p = node(h, "Conv", {y, h.add_constant("Wp", random_buffer({20, 5, 1, 1}, 25))}, conv_attrs(0));
+    const int q = node(h, "Conv", {y, h.add_constant("Wq", random_buffer({16, 5, 1, 1}, 26))}, conv_attrs(0));
+    Attrs one;
+    one.set("axis", int64_t{1});
+    h.outputs = {node(h, "Conv", {node(h, "Concat", {p, q}, one), h.add_constant("Wr", random_buffer({4, 36, 1, 1}, 27))}, conv_attrs(0))};
+    Graph hb = graph::passes::alter_layout(h);
+    CHECK(count_ops(hb).at("kiln.FromBlocked") == 3);  // both inputs, and the output
+    CHECK(difference(h, hb) < 1e-5);
+}
+
 TEST_CASE("pass alter_layout: a Conv whose weight is computed stays NCHW") {
     Graph g;
     const int x = g.add_input("x", {{1, 4, 5, 5}, f32});

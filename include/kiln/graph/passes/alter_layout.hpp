@@ -9,6 +9,7 @@
 #include <set>
 
 #include "kiln/graph/ops/layout.hpp"
+#include "kiln/graph/ops/transform.hpp"
 #include "kiln/graph/passes/dead_code.hpp"
 
 namespace kiln::graph::passes {
@@ -24,6 +25,34 @@ inline bool blocked_elementwise(const std::string& op, bool padded) {
                                                  "Neg", "Abs", "Floor", "Ceil", "Identity", "Clip", "Add", "Sub", "Mul", "Max", "Min"};
     static const std::set<std::string> unpadded = {"Div", "Pow", "Sqrt", "Exp", "Log", "Reciprocal"};
     return finite.count(op) || (!padded && unpadded.count(op));
+}
+
+// Whether an NCHW operand of shape `in` reaches every element of an elementwise result of shape `out`
+// through the same channel: equal batch and channels, each spatial extent equal or 1. Then its blocked form
+// broadcasts the same way over the blocked result.
+inline bool spreads_over_pixels(const std::vector<int64_t>& in, const std::vector<int64_t>& out) {
+    if (in.size() != 4 || out.size() != 4 || in[0] != out[0] || in[1] != out[1]) return false;
+    for (size_t d = 2; d < 4; ++d)
+        if (in[d] != out[d] && in[d] != 1) return false;
+    return true;
+}
+
+// A constant of one value per channel, as BatchNormalization's scale: [C, 1, 1] or [1, C, 1, 1].
+inline bool per_channel(const std::vector<int64_t>& shape, int64_t channels) {
+    if (shape.size() != 3 && shape.size() != 4) return false;
+    const size_t c = shape.size() - 3;
+    for (size_t d = 0; d < shape.size(); ++d)
+        if (shape[d] != (d == c ? channels : 1)) return false;
+    return true;
+}
+
+// Its blocked form [1, C/block, 1, 1, block], the padding channels 0.
+inline Buffer blocked_per_channel(const Buffer& b, int64_t block) {
+    const int64_t channels = b.size();
+    Buffer out({1, (channels + block - 1) / block, 1, 1, block}, f32);
+    std::fill_n(out.data_as<float>(), out.size(), 0.0f);
+    std::copy_n(b.data_as<float>(), channels, out.data_as<float>());
+    return out;
 }
 
 struct BlockedForm {
@@ -109,29 +138,61 @@ inline Graph alter_layout(const Graph& g, const Target& target = {}) {
         }
         // Operators whose first input is blocked may follow it into the blocked layout.
         const auto first = n.inputs.empty() || n.inputs[0] < 0 ? blocked.end() : blocked.find(n.inputs[0]);
+        // Zero padding of the pixels (the Pad before an exported AveragePool) pads the blocked pixels alike.
+        if (first != blocked.end() && n.op == "Pad" && x.rank() == 4 && n.attrs.get_string("mode", "constant") == "constant" &&
+            (n.inputs.size() < 3 || n.inputs[2] < 0 || g.value(n.inputs[2]).is_constant())) {
+            const std::vector<int64_t> p = ops::detail::pads_of(g, n);
+            if (p[0] == 0 && p[1] == 0 && p[4] == 0 && p[5] == 0) {
+                Node nb{n.name, "Pad", {first->second.value}, {}, n.attrs};
+                nb.attrs.set("pads", std::vector<int64_t>{0, 0, p[2], p[3], 0, 0, 0, p[6], p[7], 0});
+                if (n.inputs.size() > 2 && n.inputs[2] >= 0) nb.inputs.insert(nb.inputs.end(), {-1, n.inputs[2]});
+                blocked[n.outputs[0]] = {add(std::move(nb)), first->second.channels, first->second.block};
+                plain[n.outputs[0]] = false;
+                continue;
+            }
+        }
         if (first != blocked.end() && n.outputs.size() == 1) {
             const detail::BlockedForm b = first->second;
             const bool padded = b.channels % b.block != 0;
             const TensorType& ot = g.type_of(n.outputs[0]);
             std::string op;
-            if ((n.op == "MaxPool" || n.op == "AveragePool") && x.rank() == 4) op = "kiln." + n.op + "Blocked";
-            else if ((n.op == "GlobalAveragePool" || n.op == "GlobalMaxPool") && x.rank() == 4) op = "kiln." + n.op + "Blocked";
-            else if (detail::blocked_elementwise(n.op, padded) && ot.shape == x.shape) op = n.op;
-            // Every other input must be blocked the same way, or a scalar constant (a Clip bound, say).
+            const bool pool = (n.op == "MaxPool" || n.op == "AveragePool" || n.op == "GlobalAveragePool" || n.op == "GlobalMaxPool") && x.rank() == 4;
+            if (pool) op = "kiln." + n.op + "Blocked";
+            else if (detail::blocked_elementwise(n.op, padded) && detail::spreads_over_pixels(x.shape, ot.shape)) op = n.op;
+            else if (n.op == "Concat" && x.rank() == 4 && graph::detail::norm_axis(n, n.attrs.get_int("axis", 0), 4) == 1) op = n.op;
+            // Every other input must be blocked the same way, or a scalar constant (a Clip bound, say). An
+            // elementwise input may be one value per channel ([N, C, 1, 1]: the scale of a
+            // squeeze-and-excitation block), which broadcasts over the pixels of the blocked layout too.
+            // The inputs of a Concat along the channels are blocked alike; all but the last fill their
+            // blocks, so each input's blocks follow the previous input's.
+            const bool concat = op == "Concat";
             bool ok = !op.empty();
+            int64_t channels = 0;
             Node nb{n.name, op, {}, {}, n.attrs};
             for (size_t i = 0; ok && i < n.inputs.size(); ++i) {
                 const int v = n.inputs[i];
                 auto it = v < 0 ? blocked.end() : blocked.find(v);
-                if (v < 0 || (g.value(v).is_constant() && g.type_of(v).numel() == 1 && i > 0)) nb.inputs.push_back(v);
-                else if (it != blocked.end() && it->second.channels == b.channels && it->second.block == b.block &&
-                         g.type_of(v).shape == x.shape)
+                if (!concat && (v < 0 || (g.value(v).is_constant() && g.type_of(v).numel() == 1 && i > 0))) {
+                    nb.inputs.push_back(v);
+                } else if (concat && it != blocked.end() && it->second.block == b.block &&
+                           (i + 1 == n.inputs.size() || it->second.channels % b.block == 0)) {
                     nb.inputs.push_back(it->second.value);
-                else ok = false;
+                    channels += it->second.channels;
+                } else if (!concat && it != blocked.end() && it->second.channels == b.channels && it->second.block == b.block &&
+                           (pool ? g.type_of(v).shape == x.shape : detail::spreads_over_pixels(g.type_of(v).shape, ot.shape))) {
+                    nb.inputs.push_back(it->second.value);
+                } else if (!concat && i > 0 && g.value(v).is_constant() && g.type_of(v).dtype == f32 &&
+                           detail::per_channel(g.type_of(v).shape, b.channels)) {
+                    // A BatchNormalization's scale or shift that no convolution absorbed (after a Concat).
+                    nb.inputs.push_back(out.add_constant(g.value(v).name + ".nchwc", detail::blocked_per_channel(*g.value(v).data, b.block)));
+                } else {
+                    ok = false;
+                }
             }
             if (ok) {
                 nb.attrs.erase("storage_order");
-                blocked[n.outputs[0]] = {add(std::move(nb)), b.channels, b.block};
+                if (concat) nb.attrs.set("axis", int64_t{1});  // -3 of NCHW is not -3 of NCHW[x]c
+                blocked[n.outputs[0]] = {add(std::move(nb)), concat ? channels : b.channels, b.block};
                 plain[n.outputs[0]] = false;
                 continue;
             }
