@@ -168,6 +168,11 @@ def nn_cases():
         c = Case(f"matmul_{name}")
         c.output(c.op("MatMul", [c.input("a", rand(*sa)), c.input("b", rand(*sb))]))
         yield c
+    # ConvNeXt's pointwise layers: a rank-4 activation by a constant weight, with its bias. Tiles of 8 rows
+    # straddle the image rows (11 pixels each).
+    c = Case("matmul_4d_const_bias")
+    c.output(c.op("Add", [c.op("MatMul", [c.input("a", rand(1, 13, 11, 20)), c.const(rand(20, 37))]), c.const(rand(37))]))
+    yield c
     c = Case("batchnorm")
     x = c.input("x", rand(2, 5, 7, 3))
     c.output(c.op("BatchNormalization", [x, c.const(rand(5)), c.const(rand(5)), c.const(rand(5)), c.const(rand(5, lo=0.5, hi=2))], epsilon=1e-3))

@@ -107,6 +107,28 @@ TEST_CASE("nn::schedule_matmul: an epilogue that reads the rows back as [b, s, N
     }
 }
 
+TEST_CASE("nn::schedule_matmul: an epilogue of rank 4 ([1, h, w, N], ConvNeXt's pointwise layers) keeps register tiles") {
+    // 13 x 11 pixels: tiles of 8 rows straddle the rows of the image. The product's tile must still be one
+    // register tile, not every row of the image (which the fused pixel loop used to give, and a kernel of
+    // megabytes of unrolled IR with it).
+    const int H = 13, Wd = 11, K = 20, N = 37;
+    auto A = placeholder({H * Wd, K}, f32, "A");
+    auto W = placeholder({K, N}, f32, "W");
+    auto mm = nn::matmul(A, W);
+    auto out = compute({1, H, Wd, N}, [&](Expr b, Expr y, Expr x, Expr n) { return mm((b * H + y) * Wd + x, n) * 2.0f; }, "scaled");
+    Schedule s(out);
+    nn::schedule_matmul(s, out);
+    const std::string text = to_string(lower(s, {A, W, out}));
+    CAPTURE(text);
+    CHECK(text.find("allocate matmul[f32 * 256]") != std::string::npos);  // 8 rows x 32 columns
+    auto f = build(s, {A, W, out});
+    Buffer a = test::random_buffer({H * Wd, K}, 8), w = test::random_buffer({K, N}, 9), o({1, H, Wd, N});
+    f(a, w, o);
+    Eigen::Map<RowMat> ea(a.data_as<float>(), H * Wd, K), ew(w.data_as<float>(), K, N);
+    RowMat ref = RowMat(ea * ew) * 2.0f;
+    CHECK(test::max_rel_err(o.data_as<float>(), ref.data(), int64_t(H) * Wd * N) < 1e-4);
+}
+
 TEST_CASE("nn::schedule_matmul: full column tiles of a parallel panel loop run without guards") {
     // 1000 columns in panels of 32: the last panel is partial. The panel loop stays one parallel loop and
     // each iteration tests once whether it is a full panel.

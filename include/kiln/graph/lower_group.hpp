@@ -117,14 +117,28 @@ inline void schedule_generic(Schedule& s, int lanes) {
     for (auto& op : roots) parallelize(s, op, lanes);
 }
 
-// Stages a kiln::nn schedule left untouched at the root (a transposed operand, a folded view): parallel.
+// Whether a stage only reads its input along other rows, each row whole and in order (the rows of a
+// [b, h, w, K] activation folded into [b*h*w, K] for a product): its readers can read the input in its place
+// at the cost of index arithmetic, where computing it is a pass over the whole tensor.
+inline bool is_row_view(const OpPtr& op) {
+    if (op->axis.empty() || !op->reduce_axis.empty()) return false;
+    auto* c = op->body.as<Call>();
+    return c && c->op == Intrinsic::TensorAccess && c->producer && c->producer->kind == OpKind::Placeholder && !c->args.empty() &&
+           c->args.back().get() == op->axis.back().var().get();
+}
+
+// Stages a kiln::nn schedule left untouched at the root: a folded view of rows is read in place, anything
+// else (a transposed operand) is computed in parallel.
 inline void schedule_leftovers(Schedule& s, int lanes) {
     std::vector<OpPtr> untouched;
     for (auto& st : s.stages())
         if (st->op->kind == OpKind::Compute && st->attach == AttachType::Root && !st->is_output && st->relations.empty() &&
             st->for_kind.empty() && st->op->tag.empty())
             untouched.push_back(st->op);
-    for (auto& op : untouched) parallelize(s, op, lanes);
+    for (auto& op : untouched) {
+        if (is_row_view(op)) s[op].compute_inline();
+        else parallelize(s, op, lanes);
+    }
 }
 
 }  // namespace detail

@@ -122,21 +122,29 @@ inline Tensor batch_matmul(const Tensor& A, const Tensor& B, MatmulOptions opt =
 
 namespace detail {
 
-// The row and column loops of `out`, the product or its epilogue. An epilogue may give the rows of a
-// product another shape (ONNX MatMul of [b, s, K] by [K, N] is one product of b*s rows, read back as
-// [b, s, N]); its leading axes then fuse into one row loop.
-inline std::pair<IterVar, IterVar> row_and_column_loops(Stage& st, const Tensor& out, const OpPtr& mm, const char* who) {
+// The loops of `out`, the product or its epilogue, over the product's rows and columns. An epilogue may give
+// the rows another shape (ONNX MatMul of [b, h, w, K] by [K, N] is one product of b*h*w rows, read back as
+// [b, h, w, N]); its innermost leading axis is then the row loop and the others go outside it. Fusing them all
+// into one row loop instead would make the rows of a tile `(f/w)*w + f%w`, whose range interval arithmetic
+// cannot narrow to the tile: the product's tile would span every row.
+struct RowColumnLoops {
+    std::vector<IterVar> outer;  // the epilogue's leading axes outside the rows
+    IterVar row, col;
+    int64_t rows;  // the row loop's extent
+};
+
+inline RowColumnLoops row_and_column_loops(const Tensor& out, const OpPtr& mm, const char* who) {
     const size_t rank = mm->shape.size(), r = rank - 2;
-    if (out.ndim() == rank) return {out.axis(r), out.axis(r + 1)};
+    if (out.ndim() == rank) return {{}, out.axis(r), out.axis(r + 1), const_dim(mm->shape[r], mm->name, r, who)};
     int64_t rows = 1;
     for (size_t d = 0; d + 1 < out.ndim(); ++d) rows *= const_dim(out.shape()[d], out.name(), d, who);
     if (rank != 2 || out.ndim() < 2 || rows != const_dim(mm->shape[0], mm->name, 0, who) ||
         const_dim(out.shape().back(), out.name(), out.ndim() - 1, who) != const_dim(mm->shape[1], mm->name, 1, who))
         kiln::detail::fail(who, ": output '", out.name(), "' (rank ", out.ndim(), ") does not lay out the rows and columns of '", mm->name,
                            "' (rank ", rank, "); its last axis must be the product's columns and the others its rows, in order");
-    IterVar row = out.axis(0);
-    for (size_t d = 1; d + 1 < out.ndim(); ++d) row = st.fuse(row, out.axis(d));
-    return {row, out.axis(out.ndim() - 1)};
+    const size_t last = out.ndim() - 2;
+    return {std::vector<IterVar>(out.axes().begin(), out.axes().begin() + last), out.axis(last), out.axis(last + 1),
+            const_dim(out.shape()[last], out.name(), last, who)};
 }
 
 // A few rows times a matrix is bound by reading B once. Register tiles would walk B down its columns, a
@@ -157,7 +165,10 @@ inline void schedule_matrix_vector(Schedule& s, const Tensor& out, const OpPtr& 
     if (out.op().get() != mm.get()) {
         // The epilogue reads a finished row of a column block; the product is computed just before it.
         Stage st = s[out];
-        auto [row, col] = row_and_column_loops(st, out, mm, who);
+        // One row at a time: the product's block is computed at a single row, so fusing the rows is exact.
+        RowColumnLoops loops = row_and_column_loops(out, mm, who);
+        IterVar row = loops.row, col = loops.col;
+        for (auto it = loops.outer.rbegin(); it != loops.outer.rend(); ++it) row = st.fuse(*it, row);
         auto [jo, ji] = st.split(col, block);
         auto [jvo, jvi] = st.split(ji, lanes);
         st.reorder(jo, row, jvo, jvi);
@@ -203,16 +214,19 @@ inline void schedule_matmul(Schedule& s, const Tensor& out, const Target& target
     Tensor T = out, CC = Tensor(mm);
     if (out.op().get() == mm.get()) CC = s.cache_write(out, "local");
     Stage st = s[T];
-    auto [rows, cols] = detail::row_and_column_loops(st, T, mm, who);
-    auto [io, jo, ii, ji] = st.tile(rows, cols, tile.mr, tile.nr);
-    const int64_t row_tiles = (M + tile.mr - 1) / tile.mr, col_tiles = (N + tile.nr - 1) / tile.nr;
+    detail::RowColumnLoops loops = detail::row_and_column_loops(T, mm, who);
+    auto [io, jo, ii, ji] = st.tile(loops.row, loops.col, tile.mr, tile.nr);
+    const int64_t row_tiles = (loops.rows + tile.mr - 1) / tile.mr, col_tiles = (N + tile.nr - 1) / tile.nr;
     // The outer loop runs the panels of B (each reused by every row tile) unless there are too few of
     // them to share out among threads.
     const bool panels_outer = col_tiles >= 8 || col_tiles >= row_tiles;
     IterVar outer = panels_outer ? jo : io, inner = panels_outer ? io : jo;
-    st.reorder(outer, inner, ii, ji);
+    std::vector<IterVar> order = loops.outer;
+    order.insert(order.end(), {outer, inner, ii, ji});
+    st.reorder(order);
     st.vectorize(ji);
     IterVar par = rank == 3 ? st.fuse(T.axis(0), outer) : outer;
+    for (auto it = loops.outer.rbegin(); it != loops.outer.rend(); ++it) par = st.fuse(*it, par);
     st.parallel(par);
 
     Stage cs = s[CC];
