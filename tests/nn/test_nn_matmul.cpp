@@ -90,7 +90,8 @@ TEST_CASE("nn::batch_matmul against Eigen per batch") {
 
 TEST_CASE("nn::schedule_matmul: an epilogue that reads the rows back as [b, s, N] (ONNX MatMul of a rank-3 activation)") {
     // Rows that the register tile (8) divides and rows it does not, a matrix-vector case, and columns past the panel.
-    for (auto [Bn, S, N, K] : {std::tuple{2, 16, 70, 24}, std::tuple{3, 5, 33, 17}, std::tuple{1, 2, 300, 64}}) {
+    // [s, 1, N]: a sequence-first export, whose rows are the outer axis.
+    for (auto [Bn, S, N, K] : {std::tuple{2, 16, 70, 24}, std::tuple{3, 5, 33, 17}, std::tuple{1, 2, 300, 64}, std::tuple{19, 1, 40, 16}}) {
         CAPTURE(Bn); CAPTURE(S); CAPTURE(N); CAPTURE(K);
         auto A = placeholder({Bn * S, K}, f32, "A");
         auto W = placeholder({K, N}, f32, "W");

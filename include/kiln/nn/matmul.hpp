@@ -142,9 +142,13 @@ inline RowColumnLoops row_and_column_loops(const Tensor& out, const OpPtr& mm, c
         const_dim(out.shape().back(), out.name(), out.ndim() - 1, who) != const_dim(mm->shape[1], mm->name, 1, who))
         kiln::detail::fail(who, ": output '", out.name(), "' (rank ", out.ndim(), ") does not lay out the rows and columns of '", mm->name,
                            "' (rank ", rank, "); its last axis must be the product's columns and the others its rows, in order");
-    const size_t last = out.ndim() - 2;
-    return {std::vector<IterVar>(out.axes().begin(), out.axes().begin() + last), out.axis(last), out.axis(last + 1),
-            const_dim(out.shape()[last], out.name(), last, who)};
+    // The row loop is the innermost leading axis longer than 1 ([s, 1, N] as exported sequence-first).
+    size_t row = out.ndim() - 2;
+    for (size_t d = row; d-- > 0 && const_dim(out.shape()[row], out.name(), row, who) == 1;) row = d;
+    RowColumnLoops loops{{}, out.axis(row), out.axis(out.ndim() - 1), const_dim(out.shape()[row], out.name(), row, who)};
+    for (size_t d = 0; d + 1 < out.ndim(); ++d)
+        if (d != row) loops.outer.push_back(out.axis(d));
+    return loops;
 }
 
 // A few rows times a matrix is bound by reading B once. Register tiles would walk B down its columns, a
@@ -168,6 +172,9 @@ inline void schedule_matrix_vector(Schedule& s, const Tensor& out, const OpPtr& 
         // One row at a time: the product's block is computed at a single row, so fusing the rows is exact.
         RowColumnLoops loops = row_and_column_loops(out, mm, who);
         IterVar row = loops.row, col = loops.col;
+        std::vector<IterVar> order = loops.outer;
+        order.insert(order.end(), {row, col});
+        st.reorder(order);
         for (auto it = loops.outer.rbegin(); it != loops.outer.rend(); ++it) row = st.fuse(*it, row);
         auto [jo, ji] = st.split(col, block);
         auto [jvo, jvi] = st.split(ji, lanes);
