@@ -144,11 +144,17 @@ inline RowColumnLoops row_and_column_loops(const Tensor& out, const OpPtr& mm, c
                            "' (rank ", rank, "); its last axis must be the product's columns and the others its rows, in order");
     // The row loop is the innermost leading axis longer than 1 ([s, 1, N] as exported sequence-first).
     size_t row = out.ndim() - 2;
-    for (size_t d = row; d-- > 0 && const_dim(out.shape()[row], out.name(), row, who) == 1;) row = d;
+    while (row > 0 && const_dim(out.shape()[row], out.name(), row, who) == 1) --row;
     RowColumnLoops loops{{}, out.axis(row), out.axis(out.ndim() - 1), const_dim(out.shape()[row], out.name(), row, who)};
     for (size_t d = 0; d + 1 < out.ndim(); ++d)
         if (d != row) loops.outer.push_back(out.axis(d));
     return loops;
+}
+
+// `outer` placed just outside `v`, in order, and fused with it into one loop.
+inline IterVar fuse_outside(Stage& st, const std::vector<IterVar>& outer, IterVar v) {
+    for (auto it = outer.rbegin(); it != outer.rend(); ++it) v = st.fuse(*it, v);
+    return v;
 }
 
 // A few rows times a matrix is bound by reading B once. Register tiles would walk B down its columns, a
@@ -171,12 +177,11 @@ inline void schedule_matrix_vector(Schedule& s, const Tensor& out, const OpPtr& 
         Stage st = s[out];
         // One row at a time: the product's block is computed at a single row, so fusing the rows is exact.
         RowColumnLoops loops = row_and_column_loops(out, mm, who);
-        IterVar row = loops.row, col = loops.col;
         std::vector<IterVar> order = loops.outer;
-        order.insert(order.end(), {row, col});
+        order.insert(order.end(), {loops.row, loops.col});
         st.reorder(order);
-        for (auto it = loops.outer.rbegin(); it != loops.outer.rend(); ++it) row = st.fuse(*it, row);
-        auto [jo, ji] = st.split(col, block);
+        IterVar row = fuse_outside(st, loops.outer, loops.row);
+        auto [jo, ji] = st.split(loops.col, block);
         auto [jvo, jvi] = st.split(ji, lanes);
         st.reorder(jo, row, jvo, jvi);
         st.vectorize(jvi);
@@ -232,9 +237,7 @@ inline void schedule_matmul(Schedule& s, const Tensor& out, const Target& target
     order.insert(order.end(), {outer, inner, ii, ji});
     st.reorder(order);
     st.vectorize(ji);
-    IterVar par = rank == 3 ? st.fuse(T.axis(0), outer) : outer;
-    for (auto it = loops.outer.rbegin(); it != loops.outer.rend(); ++it) par = st.fuse(*it, par);
-    st.parallel(par);
+    st.parallel(detail::fuse_outside(st, loops.outer, rank == 3 ? st.fuse(T.axis(0), outer) : outer));
 
     Stage cs = s[CC];
     cs.compute_at(st, inner);
