@@ -167,6 +167,32 @@ TEST_CASE("nn::conv2d: groups and depthwise") {
         check_nchw({2, 6, 7, 7, 9, 3, 3, 1, 1, 1, 3}, Epilogue::None, threads);                // groups of 2 in, 3 out
         check_nchw({1, 64, 13, 13, 32, 1, 1, 1, 0, 1, 2}, Epilogue::Residual, threads);        // groups of whole blocks
         check_nchw({1, 5, 13, 7, 10, 3, 3, 1, 2, 2, 5}, Epilogue::Bias, threads);              // channel multiplier 2, dilated
+        check_nchw({1, 104, 9, 9, 104, 3, 3, 2, 1, 1, 13}, Epilogue::BiasRelu, threads);      // groups of 8 share blocks, the last half full
+        check_nchw({1, 72, 7, 8, 72, 3, 3, 1, 1, 1, 3}, Epilogue::Residual, threads);          // groups of 24 straddle blocks
+    }
+}
+
+TEST_CASE("nn::conv2d_layout: groups narrower than a block share the micro-kernel while its zeros stay few") {
+    using Kind = nn::Conv2dLayout::Kind;
+    const Target avx512{.vector_bits = 512};
+    struct Case {
+        int64_t channels, out_channels;
+        int groups;
+        Kind kind;
+        int64_t weight_outer;
+    } cases[] = {
+        {104, 104, 13, Kind::Dense, 1},    // groups of 8: two per block, half the products zero
+        {72, 72, 3, Kind::Dense, 3},       // groups of 24: a block's groups reach over three input blocks
+        {64, 32, 2, Kind::Dense, 2},       // groups of whole blocks read their own two
+        {6, 9, 3, Kind::Dense, 1},         // groups of 2 in, 3 out: 8 products per useful one, the most allowed
+        {5, 10, 5, Kind::Grouped, 1},      // channel multiplier 2: 16 products per useful one
+        {17, 17, 17, Kind::Depthwise, 1},
+    };
+    for (const Case& c : cases) {
+        CAPTURE(c.channels); CAPTURE(c.out_channels); CAPTURE(c.groups);
+        const nn::Conv2dLayout l = nn::conv2d_layout(c.channels, c.out_channels, c.groups, avx512);
+        CHECK(l.kind == c.kind);
+        CHECK(l.weight_outer == c.weight_outer);
     }
 }
 
@@ -181,5 +207,6 @@ TEST_CASE("nn::conv2d_nchwc: the ResNet-18 layers with a prepacked weight, bias 
     check_blocked({1, 5, 7, 7, 33, 3, 3, 2, 1}, 1);
     check_blocked({1, 64, 13, 13, 1000, 1, 1, 1, 0}, 2);  // SqueezeNet's classifier: the last tile of blocks is short
     check_blocked({1, 32, 9, 9, 32, 3, 3, 1, 1, 1, 32}, 2);  // depthwise
+    check_blocked({1, 48, 11, 11, 48, 3, 3, 2, 1, 1, 6}, 1);  // RegNet-Y's groups of 8
     set_num_threads(2);
 }
