@@ -165,9 +165,10 @@ TEST_CASE("softmax: a multi-stage pipeline with compute_at and compute_inline") 
     auto k2 = reduce_axis(0, C, "k2");
     auto den = compute({R}, [&](Expr i) { return sum(e(i, k2), {k2}); }, "den");
     auto Y = compute({R, C}, [&](Expr i, Expr j) { return e(i, j) / den(i); }, "Y");
-    for (int variant = 0; variant < 3; ++variant) {
+    for (int variant = 0; variant < 5; ++variant) {
+        CAPTURE(variant);
         Schedule s(Y);
-        if (variant < 2) s[e].compute_inline();
+        if (variant != 2) s[e].compute_inline();
         if (variant == 1) {
             s[den].compute_at(s[Y], Y.axis(0));
         }
@@ -176,6 +177,20 @@ TEST_CASE("softmax: a multi-stage pipeline with compute_at and compute_inline") 
             s[Y].vectorize(i);
             s[Y].parallel(Y.axis(0));
             s[den].compute_at(s[Y], Y.axis(0));
+        }
+        // One pass per row: rowmax is read by den and by Y (through the inlined e), and the row loop of Y
+        // encloses both, in either order of the calls.
+        if (variant >= 3) {
+            auto [o, i] = s[Y].split(Y.axis(1), 8);
+            s[Y].vectorize(i);
+            s[Y].parallel(Y.axis(0));
+            if (variant == 3) s[den].compute_at(s[Y], Y.axis(0));
+            s[mx].compute_at(s[Y], Y.axis(0));
+            if (variant == 4) s[den].compute_at(s[Y], Y.axis(0));
+            const std::string ir = to_string(lower(s, {X, Y}, {.after = "schedule_ops"}));
+            // Both reductions are realized inside the parallel row loop, one row each.
+            CHECK(ir.find("parallel") < ir.find("realize rowmax"));
+            CHECK(ir.find("realize rowmax") < ir.find("realize den"));
         }
         auto f = build(s, {X, Y});
         Buffer x = test::random_buffer({R, C}, 7, -3.f, 3.f), y({R, C});

@@ -57,6 +57,40 @@ TEST_CASE("compute_at to a stage that does not consume it") {
     CHECK(error_of([&] { lower(s, {A, D}); }).find("which is no longer one of its loops") != std::string::npos);
 }
 
+TEST_CASE("compute_at into a loop that does not enclose every reader") {
+    const int R = 6, C = 11;
+    auto X = placeholder({R, C}, f32, "X");
+    auto k1 = reduce_axis(0, C, "k1");
+    auto mx = compute({R}, [&](Expr i) { return max(X(i, k1), {k1}); }, "rowmax");
+    auto k2 = reduce_axis(0, C, "k2");
+    auto den = compute({R}, [&](Expr i) { return sum(exp(X(i, k2) - mx(i)), {k2}); }, "rowsum");
+    auto Y = compute({R, C}, [&](Expr i, Expr j) { return exp(X(i, j) - mx(i)) / den(i); }, "softmax");
+    Schedule s(Y);
+    s[mx].compute_at(s[Y], Y.axis(0));  // accepted: rowsum may still be attached inside the loop
+    CHECK(error_of([&] { lower(s, {X, Y}); }) ==
+          "stage 'rowmax' is computed at loop 'i' of stage 'softmax', but stage 'rowsum' also reads it and is computed outside that "
+          "loop (at the root); compute 'rowsum' at loop 'i' of 'softmax' or inside it as well, or compute 'rowmax' at the root");
+    auto [o, in] = s[Y].split(Y.axis(1), 4);
+    s[den].compute_at(s[Y], o);
+    CHECK(error_of([&] { lower(s, {X, Y}); }) == "");  // loop 'i.outer' lies inside loop 'i'
+    s[mx].compute_at(s[Y], o);
+    s[den].compute_at(s[Y], Y.axis(0));
+    CHECK(error_of([&] { lower(s, {X, Y}); }) ==
+          "stage 'rowmax' is computed at loop 'j.outer' of stage 'softmax', but stage 'rowsum' also reads it and is computed outside that "
+          "loop (at loop 'i' of stage 'softmax'); compute 'rowsum' at loop 'j.outer' of 'softmax' or inside it as well, or compute "
+          "'rowmax' at the root");
+    // Following the advice works: both at the row loop.
+    s[mx].compute_at(s[Y], Y.axis(0));
+    auto f = build(s, {X, Y});
+    Buffer x = test::random_buffer({R, C}, 3), y({R, C});
+    f(x, y);
+    for (int i = 0; i < R; ++i) {
+        double total = 0;
+        for (int j = 0; j < C; ++j) total += y.at<float>(i, j);
+        CHECK(total == doctest::Approx(1.0).epsilon(1e-5));
+    }
+}
+
 TEST_CASE("definition errors") {
     auto A = placeholder({4, 4}, f32, "A");
     CHECK(error_of([&] { A(1); }) == "tensor 'A' has 2 dimension(s) but is indexed with 1 index(es); give one index per dimension");

@@ -244,3 +244,63 @@ TEST_CASE("pass fuse_ops: diamonds that close inside a group fuse (SiLU and GELU
             CHECK(static_cast<const float*>(a.data())[i] == doctest::Approx(static_cast<const float*>(b.data())[i]).epsilon(1e-5));
     }
 }
+
+TEST_CASE("lower_group: the reductions of a softmax and of a layer norm run inside the output's parallel row loop") {
+    // 3 x 37 rows of 70 (no multiple of a vector): Softmax, and LayerNormalization in its fused and its
+    // decomposed (opset-13 export) form, each against a naive reference.
+    const int64_t R = 3 * 37, C = 70;
+    Graph g;
+    g.opset = 17;
+    const int x = g.add_input("x", {{3, 37, C}, f32});
+    Attrs last;
+    last.set("axis", int64_t{-1});
+    const int sm = node(g, "Softmax", {x}, last);
+    Buffer gamma = random_buffer({C}, 31), beta = random_buffer({C}, 32);
+    const int ln = node(g, "LayerNormalization", {x, g.add_constant("gamma", gamma), g.add_constant("beta", beta)}, last);
+    Attrs keep;
+    keep.set("axes", std::vector<int64_t>{-1});
+    keep.set("keepdims", int64_t{1});
+    const int mean = node(g, "ReduceMean", {x}, keep);
+    const int dev = node(g, "Sub", {x, mean});
+    const int var = node(g, "ReduceMean", {node(g, "Mul", {dev, dev})}, keep);
+    Buffer eps({1}, f32);
+    eps.data_as<float>()[0] = 1e-5f;
+    const int decomposed = node(g, "Div", {dev, node(g, "Sqrt", {node(g, "Add", {var, g.add_constant("eps", eps)})})});
+    g.outputs = {sm, ln, decomposed};
+
+    const auto groups = graph::passes::fuse_ops(g);
+    for (const Group& grp : groups) {
+        CAPTURE(grp.name);
+        const GroupSchedule gs = lower_group(g, grp);
+        const std::string ir = to_string(lower(gs.schedule, gs.args, {.after = "schedule_ops"}));
+        const size_t parallel = ir.find("parallel"), realize = ir.find("realize");
+        CHECK(parallel != std::string::npos);
+        CHECK(realize != std::string::npos);
+        CHECK(parallel < realize);  // every statistic is stored per row, inside the row loop
+    }
+
+    Buffer in = random_buffer({3, 37, C}, 33, -4, 4);
+    for (int threads : {1, 2}) {
+        auto exe = compile(g, {.opt_level = 3, .threads = threads});
+        exe.set_input(0, in);
+        exe.run();
+        const float* xv = in.data_as<float>();
+        Buffer s = exe.output(0), l = exe.output(1), d = exe.output(2);
+        double worst = 0;
+        for (int64_t r = 0; r < R; ++r) {
+            const float* row = xv + r * C;
+            double mx = -INFINITY, total = 0, m = 0, v = 0;
+            for (int64_t j = 0; j < C; ++j) mx = std::max<double>(mx, row[j]), m += row[j];
+            m /= C;
+            for (int64_t j = 0; j < C; ++j) total += std::exp(row[j] - mx), v += (row[j] - m) * (row[j] - m);
+            v /= C;
+            for (int64_t j = 0; j < C; ++j) {
+                const double norm = (row[j] - m) / std::sqrt(v + 1e-5);
+                const double want[] = {std::exp(row[j] - mx) / total, norm * gamma.data_as<float>()[j] + beta.data_as<float>()[j], norm};
+                const float got[] = {s.data_as<float>()[r * C + j], l.data_as<float>()[r * C + j], d.data_as<float>()[r * C + j]};
+                for (int k = 0; k < 3; ++k) worst = std::max(worst, std::abs(got[k] - want[k]) / std::max(1.0, std::abs(want[k])));
+            }
+        }
+        CHECK(worst < 1e-5);
+    }
+}

@@ -50,48 +50,58 @@ inline bool reads_contiguously_along(const Expr& body, const VarNode* v) {
     return ok;
 }
 
+// The loop over an output's leading axes that parallelize() shares out among the threads: `dims` axes fused.
+struct OuterLoop {
+    IterVar loop;
+    size_t dims = 0;
+};
+
+inline int64_t const_extent(const IterVar& iv) {
+    auto* e = as_const_int(iv.dom().extent);
+    return e ? *e : int64_t(-1);
+}
+
 // Parallel over the fewest leading axes that give at least 64 iterations (each a long run of work: a
 // parallel iteration is a call through the thread pool), vectorised along the innermost axis, fused
 // with its neighbours when it is shorter than a vector (the 3 colours of an image's pixel). A reduction
 // along contiguous vectors (a pooling window over a channel block) accumulates one vector in registers
 // across its whole window before storing it.
-inline void parallelize(Schedule& s, const OpPtr& op, int lanes) {
+inline OuterLoop parallelize(Schedule& s, const OpPtr& op, int lanes) {
     constexpr int64_t kParallelIterations = 64;
     const auto& ax = op->axis;
     const bool reduction = !op->reduce_axis.empty();
-    auto extent = [](const IterVar& iv) { auto* e = as_const_int(iv.dom().extent); return e ? *e : int64_t(-1); };
     // The vector axis: the innermost, fused outwards while shorter than a vector.
     size_t first_inner = ax.size() - 1;
-    int64_t inner = extent(ax.back());
+    int64_t inner = const_extent(ax.back());
     if (!reduction)
-        while (inner > 0 && inner < lanes && first_inner > 1 && extent(ax[first_inner - 1]) > 0)
-            inner *= extent(ax[--first_inner]);
+        while (inner > 0 && inner < lanes && first_inner > 1 && const_extent(ax[first_inner - 1]) > 0)
+            inner *= const_extent(ax[--first_inner]);
     const bool vectorized = inner >= lanes && (!reduction || reads_contiguously_along(op->body, ax.back().var().get()));
     Tensor acc;
     if (reduction && vectorized) acc = s.cache_write(Tensor(op), "local");
 
     Stage st = s[op];
-    size_t prefix = 0;
+    OuterLoop outer;
     int64_t par = 1;
-    while (prefix < first_inner && par < kParallelIterations) {
-        const int64_t e = extent(ax[prefix]);
+    while (outer.dims < first_inner && par < kParallelIterations) {
+        const int64_t e = const_extent(ax[outer.dims]);
         if (e < 0) break;
         par *= e;
-        ++prefix;
+        ++outer.dims;
     }
-    if (prefix > 0) {
-        IterVar outer = ax[0];
-        for (size_t d = 1; d < prefix; ++d) outer = st.fuse(outer, ax[d]);
-        if (par > 1) st.parallel(outer);
+    if (outer.dims > 0) {
+        outer.loop = ax[0];
+        for (size_t d = 1; d < outer.dims; ++d) outer.loop = st.fuse(outer.loop, ax[d]);
+        if (par > 1) st.parallel(outer.loop);
     }
-    if (!vectorized) return;
+    if (!vectorized) return outer;
     IterVar v = ax[first_inner];
     for (size_t d = first_inner + 1; d < ax.size(); ++d) v = st.fuse(v, ax[d]);
     auto [xo, xi] = st.split(v, lanes);
     st.vectorize(xi);
     // A long vector with nothing outside it to share out: its vector blocks go to the threads.
     if (par <= 1 && inner >= 64 * lanes) st.parallel(xo);
-    if (!acc.defined()) return;
+    if (!acc.defined()) return outer;
     Stage cs = s[acc];
     cs.compute_at(st, xo);
     const auto& cax = acc.op()->axis;
@@ -102,19 +112,81 @@ inline void parallelize(Schedule& s, const OpPtr& op, int lanes) {
     order.push_back(ci);
     cs.reorder(order);
     cs.vectorize(ci);
+    return outer;
+}
+
+// Whether one iteration of `out`'s first `dims` axes needs only the same iteration's part of `op`: op keeps
+// out's extent in those dimensions, and every read of op, by `out`, by stages inlined into it or by other
+// such reductions, indexes them with the reader's own axis of that position. Softmax, LogSoftmax and layer
+// norms (the fused and the decomposed form) read their statistics so.
+inline bool needed_by_row(const Schedule& s, const OperationNode* op, const OperationNode* out, size_t dims) {
+    if (op == out) return true;
+    if (op->shape.size() != out->shape.size()) return false;
+    for (size_t d = 0; d < dims; ++d) {
+        auto a = as_const_int(op->shape[d]), b = as_const_int(out->shape[d]);
+        if (!a || !b || *a != *b) return false;
+    }
+    for (StageNode* c : s.consumers_of(op)) {
+        const OperationNode* cop = c->op.get();
+        if (c->attach != AttachType::Inline && cop != out && cop->reduce_axis.empty()) return false;
+        bool same_row = cop->axis.size() >= dims;
+        post_order_visit(cop->body, [&](const Expr& e) {
+            auto* call = e.as<Call>();
+            if (!call || call->op != Intrinsic::TensorAccess || call->producer.get() != op) return;
+            for (size_t d = 0; d < dims && same_row; ++d) same_row = call->args[d].get() == cop->axis[d].var().get();
+        });
+        if (!same_row || !needed_by_row(s, cop, out, dims)) return false;
+    }
+    return true;
+}
+
+// A reduction computed one row at a time inside the output's loop: serial, and vectorised along its
+// innermost reduction axis when that axis reads contiguous vectors (a row's max or sum over the last axis),
+// as lanes of partial results (rfactor) folded at the end.
+inline void schedule_row_reduction(Schedule& s, StageNode* st, int lanes) {
+    const IterVar k = st->op->reduce_axis.back();
+    const int64_t n = const_extent(k);
+    if (n < 2 * lanes || !reads_contiguously_along(st->op->body, k.var().get())) return;
+    auto [ko, ki] = s[st->op].split(k, lanes);
+    Tensor partial = s.rfactor(Tensor(st->op), ki);
+    Stage ps = s[partial];
+    const auto& pax = partial.op()->axis;
+    std::vector<IterVar> order(pax.begin() + 1, pax.end());
+    for (auto& r : partial.op()->reduce_axis) order.push_back(r);
+    order.push_back(pax[0]);
+    ps.reorder(order);
+    ps.vectorize(pax[0]);
+    ps.compute_at(Stage(st, &s), st->op->axis.back());
 }
 
 // The default schedule for groups without a kiln::nn kernel: every intermediate that is not a reduction is
-// inlined into its readers; reductions and outputs are computed at the root, parallel over their outer axes
-// and vectorised along the innermost one.
+// inlined into its readers; outputs are computed at the root, parallel over their outer axes and vectorised
+// along the innermost one. A reduction that the output reads row by row (the statistics of a softmax or a
+// layer norm) is computed inside the output's parallel loop, one row at a time, so the row is read while it
+// is in cache and the whole operator is one pass per row; other reductions are computed at the root.
 inline void schedule_generic(Schedule& s, int lanes) {
-    std::vector<OpPtr> roots;
+    std::vector<StageNode*> roots;
     for (auto& st : s.stages()) {
         if (st->op->kind != OpKind::Compute || st->attach != AttachType::Root) continue;
         if (!st->is_output && st->op->reduce_axis.empty()) s[st->op].compute_inline();
-        else roots.push_back(st->op);
+        else roots.push_back(st.get());
     }
-    for (auto& op : roots) parallelize(s, op, lanes);
+    StageNode* out = s.outputs().size() == 1 && s.outputs()[0].op()->reduce_axis.empty() ? s.find_stage(s.outputs()[0].op().get()) : nullptr;
+    OuterLoop rows;
+    if (out) rows = parallelize(s, out->op, lanes);
+    // Decided before any rfactor below rewrites the readers.
+    std::vector<StageNode*> by_row;
+    for (StageNode* st : roots)
+        if (st != out && rows.dims > 0 && !st->is_output && needed_by_row(s, st->op.get(), out->op.get(), rows.dims)) by_row.push_back(st);
+    for (StageNode* st : roots) {
+        if (st == out) continue;
+        if (std::find(by_row.begin(), by_row.end(), st) == by_row.end()) {
+            parallelize(s, st->op, lanes);
+            continue;
+        }
+        schedule_row_reduction(s, st, lanes);
+        Stage(st, &s).compute_at(s[out->op], rows.loop);
+    }
 }
 
 // Whether a stage only reads its input along other rows, each row whole and in order (the rows of a

@@ -34,6 +34,41 @@ inline std::vector<const VarNode*> scope_vars(const StageNode* s) {
 
 inline Expr ceil_div(const Expr& a, const Expr& b) { return (a + b - 1) / b; }
 
+// Whether `reader` runs inside loop `idx` of `at`: it is that stage, or computed (through a chain of
+// compute_at) at that loop or one inside it.
+inline bool runs_inside(const StageNode* reader, const StageNode* at, int idx) {
+    if (reader == at) return true;
+    for (const StageNode* s = reader; s->attach == AttachType::Scope; s = s->attach_stage)
+        if (s->attach_stage == at) return at->leaf_index(s->attach_ivar) >= idx;
+    return false;
+}
+
+// A stage computed at a loop is stored only inside it, so every stage that reads it must run there too.
+inline void check_readers_inside_attach_loop(const std::vector<StageInfo>& stages) {
+    for (const StageInfo& p : stages) {
+        const StageNode* s = p.node;
+        if (s->attach != AttachType::Scope) continue;
+        const int idx = s->attach_stage->leaf_index(s->attach_ivar);
+        if (idx < 0) continue;  // a loop that no longer exists: schedule_ops says so
+        for (const StageInfo& c : stages) {
+            if (runs_inside(c.node, s->attach_stage, idx)) continue;
+            bool reads = false;
+            post_order_visit(c.op->body, [&](const Expr& e) {
+                auto* call = e.as<Call>();
+                reads |= call && call->op == Intrinsic::TensorAccess && call->producer.get() == p.op.get();
+            });
+            if (!reads) continue;
+            const std::string where = c.node->attach == AttachType::Scope
+                                          ? "at loop '" + c.node->attach_ivar.name() + "' of stage '" + c.node->attach_stage->name() + "'"
+                                          : std::string("at the root");
+            kiln::detail::fail("stage '", s->name(), "' is computed at loop '", s->attach_ivar.name(), "' of stage '", s->attach_stage->name(),
+                               "', but stage '", c.node->name(), "' also reads it and is computed outside that loop (", where,
+                               "); compute '", c.node->name(), "' at loop '", s->attach_ivar.name(), "' of '", s->attach_stage->name(),
+                               "' or inside it as well, or compute '", s->name(), "' at the root");
+        }
+    }
+}
+
 // Derived loop extents from the root ranges, following split and fuse in order.
 inline void pass_down(const StageNode* s, Bounds& b) {
     for (auto& rel : s->relations) {
@@ -116,6 +151,7 @@ inline LoopValues loop_values(const StageNode* s, const OperationNode* op, const
 }
 
 inline Bounds infer_bound(const std::vector<StageInfo>& stages) {
+    detail::check_readers_inside_attach_loop(stages);
     Bounds b;
     std::unordered_map<const VarNode*, Range> loop_range;  // every leaf of a processed stage
     for (auto it = stages.rbegin(); it != stages.rend(); ++it) {

@@ -401,7 +401,8 @@ inline Tensor Schedule::rfactor(const Tensor& t, const IterVar& axis) {
         Expr v = value_of(a);
         sub[a.var().get()] = a.dom().min + v;
         if (!arith::can_prove(v < a.dom().extent, {}) ) {
-            Expr in_range = v < a.dom().extent;
+            // A split tail, as likely to hold as split's own guards, so loop partitioning frees the full tiles of it.
+            Expr in_range = likely(v < a.dom().extent);
             cond = cond.defined() ? (cond && in_range) : in_range;
         }
     }
@@ -608,9 +609,8 @@ inline Stage& Stage::compute_at(const Stage& parent, const IterVar& iv) {
     if (std::find(consumers.begin(), consumers.end(), parent.node_) == consumers.end())
         detail::fail("stage '", name(), "': compute_at to stage '", parent.name(), "', which does not consume it; compute a stage at ",
                      "a loop of a stage that reads it", consumers.empty() ? std::string() : " (" + detail::join_names(consumers) + ")");
-    if (consumers.size() > 1)
-        detail::fail("stage '", name(), "': compute_at: it is read by ", consumers.size(), " stages (", detail::join_names(consumers),
-                     "), so no single loop nest covers every use; use compute_root, or cache_read a copy per reader");
+    // With several readers, the loop must enclose all of them (Halide's rule): the others are computed at this
+    // loop or inside it. They may be attached after this call, so lowering checks it (infer_bound).
     if (parent.node_->leaf_index(iv) < 0) {
         StageNode* owner = sched_->owner_of(iv);
         detail::fail("stage '", name(), "': compute_at axis '", iv.defined() ? iv.name() : std::string("?"), "' is not a loop of stage '",
