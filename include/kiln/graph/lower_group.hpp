@@ -117,14 +117,16 @@ inline OuterLoop parallelize(Schedule& s, const OpPtr& op, int lanes) {
 
 // Whether one iteration of `out`'s first `dims` axes needs only the same iteration's part of `op`: op keeps
 // out's extent in those dimensions, and every read of op, by `out`, by stages inlined into it or by other
-// such reductions, indexes them with the reader's own axis of that position. Softmax, LogSoftmax and layer
-// norms (the fused and the decomposed form) read their statistics so.
+// such reductions, indexes them with the reader's own axis of that position. A reduction must also be one
+// value per row (extent 1 in the other dimensions): one with a vector of values per row (a global pool of
+// channel blocks) runs faster at the root, accumulating whole vectors. Softmax, LogSoftmax and layer norms
+// (the fused and the decomposed form) read their statistics so.
 inline bool needed_by_row(const Schedule& s, const OperationNode* op, const OperationNode* out, size_t dims) {
     if (op == out) return true;
     if (op->shape.size() != out->shape.size()) return false;
-    for (size_t d = 0; d < dims; ++d) {
+    for (size_t d = 0; d < op->shape.size(); ++d) {
         auto a = as_const_int(op->shape[d]), b = as_const_int(out->shape[d]);
-        if (!a || !b || *a != *b) return false;
+        if (d < dims ? (!a || !b || *a != *b) : (!op->reduce_axis.empty() && (!a || *a != 1))) return false;
     }
     for (StageNode* c : s.consumers_of(op)) {
         const OperationNode* cop = c->op.get();
