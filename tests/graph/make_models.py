@@ -164,6 +164,7 @@ def nn_cases():
         c.output(c.op("Gemm", [c.input("a", a), c.const(b), c.const(rand(*cshape))], **attrs))
         yield c
     for name, sa, sb in [("2d", (7, 13), (13, 5)), ("3d_2d", (2, 5, 17), (17, 3)), ("batched", (2, 3, 5, 7), (2, 3, 7, 4)),
+                         ("batched_3d", (6, 37, 19), (6, 19, 45)), ("batched_3d_small", (3, 5, 7), (3, 7, 4)),
                          ("broadcast", (3, 5, 7), (1, 7, 2)), ("vec_mat", (7,), (7, 3)), ("mat_vec", (2, 5, 7), (7,))]:
         c = Case(f"matmul_{name}")
         c.output(c.op("MatMul", [c.input("a", rand(*sa)), c.input("b", rand(*sb))]))

@@ -135,7 +135,8 @@ inline bool needed_by_row(const Schedule& s, const OperationNode* op, const Oper
         post_order_visit(cop->body, [&](const Expr& e) {
             auto* call = e.as<Call>();
             if (!call || call->op != Intrinsic::TensorAccess || call->producer.get() != op) return;
-            for (size_t d = 0; d < dims && same_row; ++d) same_row = call->args[d].get() == cop->axis[d].var().get();
+            for (size_t d = 0; d < dims && same_row; ++d)
+                same_row = call->args[d].get() == cop->axis[d].var().get() || is_one(op->shape[d]);  // a broadcast read of one row
         });
         if (!same_row || !needed_by_row(s, cop, out, dims)) return false;
     }

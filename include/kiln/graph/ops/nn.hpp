@@ -253,7 +253,14 @@ inline std::vector<Tensor> compute_matmul(const OpCall& c) {
             return mm(r, i.back());
         }, c.name())};
     }
-    // General batched or vector products: a direct reduction.
+    // A batch of products with one batch dimension on both sides (attention's Q K^T and P V, exported as
+    // [batch * heads, seq, d]): register tiles per batch, as for a single product.
+    if (as.size() == 3 && bs.size() == 3 && as[0] == bs[0]) {
+        nn::MatmulOptions o;
+        o.name = c.name();
+        return {nn::batch_matmul(c.in[0], c.in[1], o)};
+    }
+    // Other batched or vector products (broadcast batches, more batch dimensions): a direct reduction.
     const int64_t K = as.back();
     IterVar rk = reduce_axis(static_cast<int>(K), "rk");
     return {compute_nd(out, [&](const std::vector<Expr>& i) {
