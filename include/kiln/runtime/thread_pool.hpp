@@ -42,13 +42,17 @@ public:
             fn_ = fn;
             closure_ = closure;
             n_ = n;
-            pending_.store(threads_ - 1, std::memory_order_relaxed);
             next_.store(0, std::memory_order_relaxed);
+            gate_.store(0, std::memory_order_release);  // open, nobody in
             generation_.fetch_add(1, std::memory_order_release);
         }
         cv_.notify_all();
         run_chunks();
-        for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) relax(spin);
+        // Close the loop to workers that have not joined yet and wait only for those inside. A worker the
+        // OS has not run yet (a descheduled vCPU, one still waking up) took no chunk and holds nobody up:
+        // its share went to the threads that were there.
+        const int64_t inside = gate_.fetch_or(kClosed, std::memory_order_acq_rel);
+        for (int spin = 0; inside != 0 && (gate_.load(std::memory_order_acquire) & ~kClosed) != 0; ++spin) relax(spin);
     }
 
 private:
@@ -96,9 +100,18 @@ private:
                 if (quit_) return;
                 seen = generation_.load(std::memory_order_acquire);
             }
+            if (!join()) continue;
             run_chunks();
-            pending_.fetch_sub(1, std::memory_order_acq_rel);
+            gate_.fetch_sub(1, std::memory_order_acq_rel);
         }
+    }
+
+    // Enters the current loop unless its caller has already finished and closed it.
+    bool join() {
+        int64_t g = gate_.load(std::memory_order_acquire);
+        while (!(g & kClosed))
+            if (gate_.compare_exchange_weak(g, g + 1, std::memory_order_acq_rel, std::memory_order_acquire)) return true;
+        return false;
     }
 
     void stop() {
@@ -116,7 +129,9 @@ private:
     std::mutex m_, run_mutex_;
     std::condition_variable cv_;
     std::atomic<uint64_t> generation_{0};
-    std::atomic<int> pending_{0};
+    // The workers inside the current loop, with kClosed set once its caller has run out of chunks.
+    static constexpr int64_t kClosed = int64_t{1} << 40;
+    std::atomic<int64_t> gate_{kClosed};
     std::atomic<int32_t> next_{0};
     std::atomic<bool> quit_{false};
     void (*fn_)(int32_t, void*) = nullptr;
