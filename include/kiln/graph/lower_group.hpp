@@ -177,10 +177,15 @@ inline void schedule_generic(Schedule& s, int lanes) {
     StageNode* out = s.outputs().size() == 1 && s.outputs()[0].op()->reduce_axis.empty() ? s.find_stage(s.outputs()[0].op().get()) : nullptr;
     OuterLoop rows;
     if (out) rows = parallelize(s, out->op, lanes);
-    // Decided before any rfactor below rewrites the readers.
+    // Decided before any rfactor below rewrites the readers. compute_at takes a loop of a stage that reads the
+    // reduction (through inlined stages); one read only by another reduction stays at the root.
     std::vector<StageNode*> by_row;
-    for (StageNode* st : roots)
-        if (st != out && rows.dims > 0 && !st->is_output && needed_by_row(s, st->op.get(), out->op.get(), rows.dims)) by_row.push_back(st);
+    for (StageNode* st : roots) {
+        if (st == out || rows.dims == 0 || st->is_output) continue;
+        const auto readers = s.consumers_of(st->op.get(), true);
+        if (std::find(readers.begin(), readers.end(), out) != readers.end() && needed_by_row(s, st->op.get(), out->op.get(), rows.dims))
+            by_row.push_back(st);
+    }
     for (StageNode* st : roots) {
         if (st == out) continue;
         if (std::find(by_row.begin(), by_row.end(), st) == by_row.end()) {
