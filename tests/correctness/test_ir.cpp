@@ -38,6 +38,46 @@ TEST_CASE("simplifier uses loop bounds") {
     CHECK(to_string(arith::simplify(Expr(i) / 5 * 10 + Expr(i) % 5, scope)) != "(i*2)");
 }
 
+TEST_CASE("simplifier divides a sum by parts, lane by lane where a vector stays in one row") {
+    Var c("c"), r("r"), o("o"), i("i");
+    arith::BoundScope scope{{c.get(), {0, 99}}, {r.get(), {0, 195}}, {o.get(), {0, 1}}, {i.get(), {0, 15}}};
+    // Floor division: (14*q + r) / 14 == q + r/14 for any r, so r's own bound [0, 195] then resolves the rest:
+    // a flattened 14x14 plane taken apart by rows and put back is r itself.
+    CHECK(to_string(arith::simplify((Expr(c) * 196 + r) / 14 % 14, scope)) == "(r/14)");
+    CHECK(to_string(arith::simplify((Expr(c) * 196 + r) / 14 / 14, scope)) == "c");
+    CHECK(to_string(arith::simplify((Expr(c) * 196 + r) / 14 % 14 * 224 + (Expr(c) * 196 + r) % 14 * 16, scope)) == "(r*16)");
+    // A tile shifted inwards keeps its min whole (nothing cancels), so its bound [0, 27] divides by a row of 28.
+    Expr shifted = min(Expr(o) * 16, 12) + i + Expr(c) * 28;
+    CHECK(to_string(arith::simplify(shifted / 28, scope)) == "c");
+    CHECK(to_string(arith::simplify(min(Expr(o) * 16, 12) - Expr(o) * 16, scope)) == "min(0, ((0 - (o*16)) + 12))");  // one that cancels still distributes
+    // Vectors: one quotient when every lane's remainder stays below the divisor, else left alone.
+    Expr inside = make_expr<Ramp>(Expr(c) * 28 + 4, Expr(1), 16), across = make_expr<Ramp>(Expr(c) * 28 + 13, Expr(1), 16);
+    CHECK(to_string(arith::simplify(inside / broadcast(Expr(28), 16), scope)) == "x16(c)");
+    CHECK(to_string(arith::simplify(inside % broadcast(Expr(28), 16), scope)) == "ramp(4, 1, 16)");
+    CHECK(to_string(arith::simplify(across / broadcast(Expr(28), 16), scope)) == "(ramp(((c*28) + 13), 1, 16)/x16(28))");
+}
+
+TEST_CASE("loop partitioning resolves a tile shifted inwards: full vectors and the last one index plainly") {
+    // 28 columns in vectors of 16: [0, 16) and the last shifted back to [12, 28), both unmasked. The row index
+    // of a flattened [5, 28] read divides exactly on both.
+    auto A = placeholder({5 * 28}, f32, "A");
+    auto B = compute({5, 28}, [&](Expr y, Expr x) { return A((y * 28 + x) / 28 * 28 + (y * 28 + x) % 28) * 2.0f; }, "B");
+    Schedule s(B);
+    auto [xo, xi] = s[B].split(B.axis(1), 16, TailStrategy::ShiftInwards);
+    s[B].vectorize(xi);
+    std::string text = to_string(lower(s, {A, B}));
+    CAPTURE(text);
+    CHECK(text.find("min(") == std::string::npos);
+    CHECK(text.find(" if ") == std::string::npos);  // nothing predicated
+    CHECK(text.find("B[ramp((i*28), 1, 16)] = (A[ramp((i*28), 1, 16)]*x16(2.0))") != std::string::npos);
+    CHECK(text.find("B[ramp(((i*28) + 12), 1, 16)] = (A[ramp(((i*28) + 12), 1, 16)]*x16(2.0))") != std::string::npos);
+    auto f = build(s, {A, B});
+    std::vector<float> a(5 * 28), b(5 * 28, -1.0f);
+    for (int k = 0; k < 5 * 28; ++k) a[k] = static_cast<float>(k);
+    f(a.data(), b.data());
+    for (int k = 0; k < 5 * 28; ++k) REQUIRE(b[k] == 2.0f * k);
+}
+
 TEST_CASE("lower prints readable loop IR after every pass") {
     auto A = placeholder({16, 16}, f32, "A");
     auto B = compute({16, 16}, [&](Expr i, Expr j) { return A(i, j) + 1.0f; }, "B");

@@ -321,3 +321,58 @@ TEST_CASE("lower_group: the reductions of a softmax and of a layer norm run insi
         CHECK(worst < 1e-5);
     }
 }
+
+TEST_CASE("lower_group: a channel shuffle of blocked convolutions reads whole vectors, with no division per lane") {
+    // ShuffleNet's block: two convolutions (blocked at level 3), their Concat, Reshape [1, 2, C, H, W], Transpose
+    // of the two groups, Reshape back. H*W = 14*13 is no multiple of a vector and each row is shorter than one:
+    // the rows fuse (every read steps evenly across them) and the last vector is shifted inwards.
+    const int64_t C = 24, H = 14, W = 13;
+    Graph g;
+    g.opset = 17;
+    const int x = g.add_input("x", {{1, C, H, W}, f32});
+    const int a = node(g, "Conv", {x, g.add_constant("wa", random_buffer({C, C, 1, 1}, 41))}, conv_attrs(0));
+    const int b = node(g, "Conv", {x, g.add_constant("wb", random_buffer({C, C, 3, 3}, 42))}, conv_attrs(1));
+    Attrs channels;
+    channels.set("axis", int64_t{1});
+    const int cat = node(g, "Concat", {a, b}, channels);
+    auto shape = [&](const std::string& name, std::vector<int64_t> dims) {
+        Buffer s({static_cast<int64_t>(dims.size())}, i64);
+        std::copy(dims.begin(), dims.end(), s.data_as<int64_t>());
+        return g.add_constant(name, s);
+    };
+    Attrs perm;
+    perm.set("perm", std::vector<int64_t>{0, 2, 1, 3, 4});
+    const int split = node(g, "Reshape", {cat, shape("groups", {1, 2, C, H, W})});
+    const int shuffled = node(g, "Reshape", {node(g, "Transpose", {split}, perm), shape("back", {1, 2 * C, H, W})});
+    g.outputs = {shuffled};
+
+    auto exe = compile(g, {.opt_level = 3, .threads = 1});
+    bool seen = false;
+    for (const Group& grp : exe.groups()) {
+        if (grp.name.find("Transpose") == std::string::npos) continue;
+        seen = true;
+        const GroupSchedule gs = lower_group(exe.graph(), grp);
+        const std::string ir = to_string(lower(gs.schedule, gs.args));
+        CAPTURE(ir);
+        CHECK(ir.find("ramp(") != std::string::npos);
+        CHECK(ir.find("/x16") == std::string::npos);
+        CHECK(ir.find("%x16") == std::string::npos);
+        CHECK(ir.find(" if ") == std::string::npos);  // no masked lanes
+    }
+    CHECK(seen);
+
+    Buffer in = random_buffer({1, C, H, W}, 43);
+    auto reference = compile(g, {.opt_level = 0, .threads = 1});
+    reference.set_input(0, in);
+    reference.run();
+    for (int threads : {1, 2}) {
+        auto fast = compile(g, {.opt_level = 3, .threads = threads});
+        fast.set_input(0, in);
+        fast.run();
+        Buffer want = reference.output(0), got = fast.output(0);
+        double worst = 0;
+        for (int64_t i = 0; i < want.size(); ++i)
+            worst = std::max<double>(worst, std::abs(got.data_as<float>()[i] - want.data_as<float>()[i]) / std::max(1.0f, std::abs(want.data_as<float>()[i])));
+        CHECK(worst < 1e-5);
+    }
+}

@@ -55,6 +55,8 @@ protected:
                 return rebuild(n, e, a, b);
             case ExprKind::Div: case ExprKind::Mod:
                 if (scalar_int) return div_mod(n->kind, a, b);
+                if (t.is_integer())
+                    if (Expr v = vector_div_mod(n->kind, a, b); v.defined()) return v;
                 return rebuild(n, e, a, b);
             case ExprKind::Min: case ExprKind::Max: {
                 if (scalar_int) {
@@ -198,19 +200,31 @@ private:
             }
         }
         // min(a, b) + rest == min(a + rest, b + rest): lets (min(M, x*32 + 32) - x*32) become min(M - x*32, 32).
+        // Only a constant, or where a term cancels: a min kept whole (a tile shifted inwards, min(x*16, n - 16) + row) keeps
+        // its bounds, so a division of the sum by the row length still resolves.
         for (size_t i = 0; i < f.terms.size(); ++i) {
             auto [t, k] = f.terms[i];
             auto* mm = t.as<Min>() ? static_cast<const BinaryNode*>(t.as<Min>()) : static_cast<const BinaryNode*>(t.as<Max>());
             if (!mm || k != 1 || (f.terms.size() == 1 && f.constant == 0)) continue;
             LinearForm rest = f;
             rest.terms.erase(rest.terms.begin() + static_cast<long>(i));
+            if (!rest.terms.empty() && !cancels_a_term(mm->a, rest) && !cancels_a_term(mm->b, rest)) continue;
             Expr r = from_linear(rest, x.type());
             return mutate(make_binary(t.kind(), mm->a + r, mm->b + r));
         }
         return from_linear(f, x.type());
     }
 
-    // (c*q + r) / c == q and (c*q + r) % c == r when 0 <= r < c.
+    static bool cancels_a_term(const Expr& a, const LinearForm& rest) {
+        LinearForm la = to_linear(a);
+        for (auto& [t, k] : la.terms)
+            for (auto& [u, j] : rest.terms)
+                if (k == -j && equal(t, u)) return true;
+        return false;
+    }
+
+    // (c*q + r) / c == q and (c*q + r) % c == r when 0 <= r < c; otherwise (c*q + r) / c == q + r / c and
+    // (c*q + r) % c == r % c (floor division), so what is known of r alone can still resolve them.
     Expr div_mod(ExprKind k, const Expr& a, const Expr& b) {
         auto* cb = b.as<IntImm>();
         if (!cb || cb->value <= 0) return make_binary(k, a, b);
@@ -229,11 +243,40 @@ private:
         auto rb = const_bound(re, scope_);
         if (rb.min && rb.max && *rb.min >= 0 && *rb.max < c)
             return k == ExprKind::Div ? mutate_quiet(from_linear(q, t)) : re;
-        if (k == ExprKind::Mod && q.terms.empty() == false && r.terms.size() + (r.constant != 0) > 0)
-            return make_binary(k, re, b);  // (c*q + r) % c == r % c
-        return make_binary(k, a, b);
+        const bool splits = (!q.terms.empty() || q.constant != 0) && (!r.terms.empty() || r.constant != 0);
+        if (!splits) return make_binary(k, a, b);
+        if (k == ExprKind::Mod) return make_binary(k, re, b);
+        return from_linear(q, t) + make_binary(ExprKind::Div, re, b);
     }
     Expr mutate_quiet(const Expr& e) { return e; }
+
+    // Lanes that all divide to the same quotient: ramp(c*q + r, s) / c == q and ramp(c*q + r, s) % c ==
+    // ramp(r, s) when every lane's r + s*i stays in [0, c) (a vector inside one row of a flattened index).
+    Expr vector_div_mod(ExprKind k, const Expr& a, const Expr& b) {
+        auto* bb = b.as<Broadcast>();
+        auto* cb = bb ? bb->value.as<IntImm>() : nullptr;
+        if (!cb || cb->value <= 0) return {};
+        if (auto* ba = a.as<Broadcast>()) return broadcast(mutate(make_binary(k, ba->value, bb->value)), ba->lanes);
+        auto* ra = a.as<Ramp>();
+        auto* stride = ra ? ra->stride.as<IntImm>() : nullptr;
+        if (!stride || stride->value < 0) return {};
+        const int64_t c = cb->value;
+        LinearForm f = to_linear(ra->base);
+        if (!f.ok) return {};
+        LinearForm q, r;
+        for (auto& [term, coef] : f.terms) {
+            if (coef % c == 0) q.add_term(term, coef / c);
+            else r.add_term(term, coef);
+        }
+        q.constant = kiln::detail::floor_div(f.constant, c);
+        r.constant = kiln::detail::floor_mod(f.constant, c);
+        const Type t = ra->base.type();
+        Expr re = from_linear(r, t);
+        auto rb = const_bound(re, scope_);
+        if (!rb.min || !rb.max || *rb.min < 0 || *rb.max + stride->value * (ra->lanes - 1) >= c) return {};
+        if (k == ExprKind::Div) return broadcast(mutate(from_linear(q, t)), ra->lanes);
+        return make_expr<Ramp>(re, ra->stride, ra->lanes);
+    }
 
     BoundScope scope_;
 };

@@ -3,10 +3,12 @@
 // each node's compute definition applied in order, and a default schedule chosen by what the group
 // holds (a convolution or a dense product gets its kiln::nn schedule with the rest as its epilogue;
 // anything else is inlined into its outputs and parallelised).
+#include <optional>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "kiln/graph/op_registry.hpp"
+#include "kiln/lower/inline_compute.hpp"
 #include "kiln/graph/ops/elementwise.hpp"
 #include "kiln/graph/ops/layout.hpp"
 #include "kiln/graph/ops/nn.hpp"
@@ -61,21 +63,73 @@ inline int64_t const_extent(const IterVar& iv) {
     return e ? *e : int64_t(-1);
 }
 
+// The element offset of every tensor read of `body` at one point of `axes`, or nothing when one is not a
+// constant there.
+inline std::optional<std::vector<int64_t>> read_offsets(const Expr& body, const std::vector<IterVar>& axes, const std::vector<int64_t>& point) {
+    VarMap at;
+    for (size_t d = 0; d < axes.size(); ++d) at[axes[d].var().get()] = make_int(axes[d].var().type(), point[d]);
+    std::vector<int64_t> out;
+    bool ok = true;
+    post_order_visit(body, [&](const Expr& e) {
+        auto* c = e.as<Call>();
+        if (!ok || !c || c->op != Intrinsic::TensorAccess) return;
+        Expr offset = make_int(i64, 0);
+        for (size_t d = 0; d < c->args.size(); ++d) offset = offset * cast(i64, c->producer->shape[d]) + cast(i64, c->args[d]);
+        const int64_t* v = as_const_int(arith::simplify(substitute(offset, at)));
+        if (v) out.push_back(*v);
+        ok = v != nullptr;
+    });
+    if (!ok) return std::nullopt;
+    return out;
+}
+
+// Whether fusing axis `outer` with the axes after it (`inner_extent` points, the last one innermost) keeps
+// every read one strided run: a step of `outer` moves each read as far as `inner_extent` steps of the last
+// axis, at two probe points. A vector across rows of a transposed or re-blocked input would otherwise
+// compute its addresses lane by lane, with divisions.
+inline bool fuses_linearly(const Expr& body, const std::vector<IterVar>& axes, size_t outer, int64_t inner_extent) {
+    for (int64_t base : {0, 1}) {
+        std::vector<int64_t> p(axes.size());
+        for (size_t d = 0; d < axes.size(); ++d) p[d] = std::min<int64_t>(base, std::max<int64_t>(const_extent(axes[d]) - 2, 0));
+        auto step = [&](size_t d) -> std::optional<std::vector<int64_t>> {
+            auto q = p;
+            ++q[d];
+            auto a = read_offsets(body, axes, p), b = read_offsets(body, axes, q);
+            if (!a || !b) return std::nullopt;
+            for (size_t i = 0; i < a->size(); ++i) (*b)[i] -= (*a)[i];
+            return b;
+        };
+        auto so = step(outer), si = step(axes.size() - 1);
+        if (!so || !si) return false;
+        for (size_t i = 0; i < so->size(); ++i)
+            if ((*so)[i] != inner_extent * (*si)[i]) return false;
+    }
+    return true;
+}
+
 // Parallel over the fewest leading axes that give at least 64 iterations (each a long run of work: a
-// parallel iteration is a call through the thread pool), vectorised along the innermost axis, fused
-// with its neighbours when it is shorter than a vector (the 3 colours of an image's pixel). A reduction
+// parallel iteration is a call through the thread pool), vectorised along the innermost axis. That axis is
+// fused with its neighbours while it is shorter than a vector (the 3 colours of an image's pixel) and every
+// read stays one strided run across the fused rows; otherwise the vector narrows to fit (down to 4 lanes).
+// A vector that does not divide its axis ends with one shifted back over the last full width, not a masked
+// one: every lane of it is in its row, so its addresses are the simple ones of the full vectors. A reduction
 // along contiguous vectors (a pooling window over a channel block) accumulates one vector in registers
 // across its whole window before storing it.
 inline OuterLoop parallelize(Schedule& s, const OpPtr& op, int lanes) {
     constexpr int64_t kParallelIterations = 64;
+    constexpr int kNarrowestVector = 4;
     const auto& ax = op->axis;
     const bool reduction = !op->reduce_axis.empty();
-    // The vector axis: the innermost, fused outwards while shorter than a vector.
     size_t first_inner = ax.size() - 1;
     int64_t inner = const_extent(ax.back());
-    if (!reduction)
-        while (inner > 0 && inner < lanes && first_inner > 1 && const_extent(ax[first_inner - 1]) > 0)
+    if (!reduction && inner > 0 && inner < lanes) {
+        Expr body = op->body;
+        for (auto& st : passes::inline_compute(s))
+            if (st.node->op == op) body = st.op->body;
+        while (inner < lanes && first_inner > 1 && const_extent(ax[first_inner - 1]) > 0 && fuses_linearly(body, ax, first_inner - 1, inner))
             inner *= const_extent(ax[--first_inner]);
+        while (inner < lanes && lanes > kNarrowestVector) lanes /= 2;
+    }
     const bool vectorized = inner >= lanes && (!reduction || reads_contiguously_along(op->body, ax.back().var().get()));
     Tensor acc;
     if (reduction && vectorized) acc = s.cache_write(Tensor(op), "local");
@@ -97,7 +151,7 @@ inline OuterLoop parallelize(Schedule& s, const OpPtr& op, int lanes) {
     if (!vectorized) return outer;
     IterVar v = ax[first_inner];
     for (size_t d = first_inner + 1; d < ax.size(); ++d) v = st.fuse(v, ax[d]);
-    auto [xo, xi] = st.split(v, lanes);
+    auto [xo, xi] = st.split(v, lanes, reduction || inner % lanes == 0 ? TailStrategy::GuardWithIf : TailStrategy::ShiftInwards);
     st.vectorize(xi);
     // A long vector with nothing outside it to share out: its vector blocks go to the threads.
     if (par <= 1 && inner >= 64 * lanes) st.parallel(xo);

@@ -138,11 +138,60 @@ protected:
                 if (to.defined()) loops.push_back(loop(last, hi, to_exact ? never : n->body));
                 return make_block(loops);
             }
+            if (Stmt cut = split_shifted_tile(n, inner); cut.defined()) return cut;
         }
         return IRMutator::mutate_for(n, s);
     }
 
 private:
+    // A tile shifted inwards (TailStrategy::ShiftInwards: min(v*f, n - f) + i) starts at v*f on every
+    // iteration but the last: those split off with the min resolved, so the full tiles' indices are plain
+    // sums the simplifier can divide by a row length, and the last tile's are constants. Every min that
+    // compares the same two sides (the simplifier may have copied it into several indices) is resolved.
+    Stmt split_shifted_tile(const For* n, const arith::RelaxMap& inner) {
+        const VarNode* v = n->var.get();
+        std::vector<const Min*> mins;
+        post_order_visit(n->body, [&](const Expr& e) {
+            if (auto* m = e.as<Min>(); m && m->type.is_scalar() && m->type.is_integer() && uses_var(e, v)) mins.push_back(m);
+        });
+        for (const Min* m : mins) {
+            const Expr diff = arith::simplify(m->a - m->b);
+            if (uses_any_var(diff, inner)) continue;
+            auto [from, to] = holds_within(n, m->a <= m->b, inner);
+            if (from.defined() || !to.defined()) continue;
+            const Expr lo = n->min, hi = n->min + n->extent;
+            const Expr last = arith::simplify(kiln::max(lo, kiln::min(to, hi)));
+            if (is_one(arith::simplify(last <= lo)) || is_one(arith::simplify(last >= hi))) continue;
+            auto piece = [&](Expr begin, Expr end, bool take_a) {
+                Stmt body = ResolveMin(diff, take_a).mutate(n->body);
+                ++cuts_[v];
+                Stmt p = mutate(make_stmt<For>(n->var, begin, arith::simplify(end - begin), n->for_kind, std::move(body), n->annotations));
+                --cuts_[v];
+                return p;
+            };
+            return make_block({piece(lo, last, true), piece(last, hi, false)});
+        }
+        return {};
+    }
+
+    class ResolveMin : public IRMutator {
+    public:
+        ResolveMin(Expr diff, bool take_a) : diff_(std::move(diff)), take_a_(take_a) {}
+        using IRMutator::mutate;
+
+    protected:
+        Expr mutate_binary(const BinaryNode* n, const Expr& e) override {
+            Expr r = IRMutator::mutate_binary(n, e);
+            auto* m = r.as<Min>();
+            if (m && m->type.is_scalar() && equal(arith::simplify(m->a - m->b), diff_)) return take_a_ ? m->a : m->b;
+            return r;
+        }
+
+    private:
+        Expr diff_;
+        bool take_a_;
+    };
+
     // A parallel loop over `if (in range) {body without the guards that bound its variable} else {body}`.
     Stmt unswitch(const For* n, const Stmt& s) {
         std::vector<Expr> guards;

@@ -123,6 +123,10 @@ private:
             case ExprKind::Not: return b_.CreateNot(emit(e.as<Not>()->a));
             case ExprKind::Select: {
                 auto* n = e.as<Select>();
+                // One condition for every lane choosing between loads (which input of a Concat a row comes
+                // from): a branch, so only the chosen side is read.
+                if (auto* bc = n->cond.as<Broadcast>(); bc && (reads_memory(n->t) || reads_memory(n->f)))
+                    return emit_branch(emit(bc->value), n->t, n->f);
                 return b_.CreateSelect(emit(n->cond), emit(n->t), emit(n->f));
             }
             case ExprKind::Cast: return emit_cast(e.as<Cast>()->value.type(), e.type(), emit(e.as<Cast>()->value));
@@ -231,6 +235,33 @@ private:
         return b_.CreateAdd(r, b_.CreateSelect(fix, b, zero));
     }
 
+    static bool reads_memory(const Expr& e) {
+        bool found = false;
+        post_order_visit(e, [&](const Expr& x) { found |= x.kind() == ExprKind::Load; });
+        return found;
+    }
+
+    // `c ? t : f` evaluating only the chosen side.
+    llvm::Value* emit_branch(llvm::Value* c, const Expr& t, const Expr& f) {
+        auto* then_bb = llvm::BasicBlock::Create(ctx_, "ite.then", fn_);
+        auto* else_bb = llvm::BasicBlock::Create(ctx_, "ite.else", fn_);
+        auto* done_bb = llvm::BasicBlock::Create(ctx_, "ite.done", fn_);
+        b_.CreateCondBr(c, then_bb, else_bb);
+        b_.SetInsertPoint(then_bb);
+        llvm::Value* tv = emit(t);
+        auto* then_end = b_.GetInsertBlock();
+        b_.CreateBr(done_bb);
+        b_.SetInsertPoint(else_bb);
+        llvm::Value* fv = emit(f);
+        auto* else_end = b_.GetInsertBlock();
+        b_.CreateBr(done_bb);
+        b_.SetInsertPoint(done_bb);
+        auto* phi = b_.CreatePHI(tv->getType(), 2);
+        phi->addIncoming(tv, then_end);
+        phi->addIncoming(fv, else_end);
+        return phi;
+    }
+
     llvm::Value* address(const Var& buf, llvm::Value* index, Type elem) {
         auto it = buffers_.find(buf.get());
         if (it == buffers_.end()) kiln::detail::fail("internal: codegen met unknown buffer '", buf.name(), "'");
@@ -332,23 +363,7 @@ private:
             case Intrinsic::IfThenElse: {
                 llvm::Value* c = emit(n->args[0]);
                 if (c->getType()->isVectorTy()) return b_.CreateSelect(c, emit(n->args[1]), emit(n->args[2]));
-                auto* then_bb = llvm::BasicBlock::Create(ctx_, "ite.then", fn_);
-                auto* else_bb = llvm::BasicBlock::Create(ctx_, "ite.else", fn_);
-                auto* done_bb = llvm::BasicBlock::Create(ctx_, "ite.done", fn_);
-                b_.CreateCondBr(c, then_bb, else_bb);
-                b_.SetInsertPoint(then_bb);
-                llvm::Value* tv = emit(n->args[1]);
-                auto* then_end = b_.GetInsertBlock();
-                b_.CreateBr(done_bb);
-                b_.SetInsertPoint(else_bb);
-                llvm::Value* fv = emit(n->args[2]);
-                auto* else_end = b_.GetInsertBlock();
-                b_.CreateBr(done_bb);
-                b_.SetInsertPoint(done_bb);
-                auto* phi = b_.CreatePHI(tv->getType(), 2);
-                phi->addIncoming(tv, then_end);
-                phi->addIncoming(fv, else_end);
-                return phi;
+                return emit_branch(c, n->args[1], n->args[2]);
             }
             case Intrinsic::TensorAccess: kiln::detail::fail("internal: a tensor access reached code generation");
         }
