@@ -65,6 +65,13 @@ TEST_CASE("nn::matmul: small odd shapes, NN and NT, with bias and a fused ReLU")
                     check_matmul(M, N, K, nt, epi, 1 + case_no % 2);
                     ++case_no;
                 }
+    // The matrix-vector schedule (fewer than 4 rows) takes 16, 8 or 4 rows of B per pass, as K allows.
+    for (int M : {1, 3})
+        for (int K : {12, 40, 48})
+            for (int N : {17, 300}) {
+                check_matmul(M, N, K, false, static_cast<Epilogue>(case_no % 3), 1 + case_no % 2);
+                ++case_no;
+            }
     set_num_threads(2);
 }
 
