@@ -223,6 +223,18 @@ private:
         return false;
     }
 
+    // f as c*q + r: q the terms whose coefficients c divides and floor(constant / c), r the rest.
+    static std::pair<LinearForm, LinearForm> split_by(const LinearForm& f, int64_t c) {
+        LinearForm q, r;
+        for (auto& [term, coef] : f.terms) {
+            if (coef % c == 0) q.add_term(term, coef / c);
+            else r.add_term(term, coef);
+        }
+        q.constant = kiln::detail::floor_div(f.constant, c);
+        r.constant = kiln::detail::floor_mod(f.constant, c);
+        return {q, r};
+    }
+
     // (c*q + r) / c == q and (c*q + r) % c == r when 0 <= r < c; otherwise (c*q + r) / c == q + r / c and
     // (c*q + r) % c == r % c (floor division), so what is known of r alone can still resolve them.
     Expr div_mod(ExprKind k, const Expr& a, const Expr& b) {
@@ -231,13 +243,7 @@ private:
         const int64_t c = cb->value;
         LinearForm f = to_linear(a);
         if (!f.ok) return make_binary(k, a, b);
-        LinearForm q, r;
-        for (auto& [t, coef] : f.terms) {
-            if (coef % c == 0) q.add_term(t, coef / c);
-            else r.add_term(t, coef);
-        }
-        q.constant = kiln::detail::floor_div(f.constant, c);
-        r.constant = kiln::detail::floor_mod(f.constant, c);
+        auto [q, r] = split_by(f, c);
         Type t = a.type();
         Expr re = from_linear(r, t);
         auto rb = const_bound(re, scope_);
@@ -263,13 +269,7 @@ private:
         const int64_t c = cb->value;
         LinearForm f = to_linear(ra->base);
         if (!f.ok) return {};
-        LinearForm q, r;
-        for (auto& [term, coef] : f.terms) {
-            if (coef % c == 0) q.add_term(term, coef / c);
-            else r.add_term(term, coef);
-        }
-        q.constant = kiln::detail::floor_div(f.constant, c);
-        r.constant = kiln::detail::floor_mod(f.constant, c);
+        auto [q, r] = split_by(f, c);
         const Type t = ra->base.type();
         Expr re = from_linear(r, t);
         auto rb = const_bound(re, scope_);
