@@ -200,8 +200,8 @@ private:
             }
         }
         // min(a, b) + rest == min(a + rest, b + rest): lets (min(M, x*32 + 32) - x*32) become min(M - x*32, 32).
-        // Only a constant, or where a term cancels: a min kept whole (a tile shifted inwards, min(x*16, n - 16) + row) keeps
-        // its bounds, so a division of the sum by the row length still resolves.
+        // Only a constant, or where a term cancels: a min kept whole (a tile shifted inwards,
+        // min(x*16, n - 16) + row) keeps its bounds, so a division of the sum by the row length still resolves.
         for (size_t i = 0; i < f.terms.size(); ++i) {
             auto [t, k] = f.terms[i];
             auto* mm = t.as<Min>() ? static_cast<const BinaryNode*>(t.as<Min>()) : static_cast<const BinaryNode*>(t.as<Max>());

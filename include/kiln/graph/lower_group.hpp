@@ -8,12 +8,12 @@
 #include <unordered_set>
 
 #include "kiln/graph/op_registry.hpp"
-#include "kiln/lower/inline_compute.hpp"
 #include "kiln/graph/ops/elementwise.hpp"
 #include "kiln/graph/ops/layout.hpp"
 #include "kiln/graph/ops/nn.hpp"
 #include "kiln/graph/ops/reduce.hpp"
 #include "kiln/graph/ops/transform.hpp"
+#include "kiln/lower/inline_compute.hpp"
 #include "kiln/nn.hpp"
 
 namespace kiln::graph {
@@ -91,13 +91,15 @@ inline bool fuses_linearly(const Expr& body, const std::vector<IterVar>& axes, s
     for (int64_t base : {0, 1}) {
         std::vector<int64_t> p(axes.size());
         for (size_t d = 0; d < axes.size(); ++d) p[d] = std::min<int64_t>(base, std::max<int64_t>(const_extent(axes[d]) - 2, 0));
+        const auto here = read_offsets(body, axes, p);
+        if (!here) return false;
         auto step = [&](size_t d) -> std::optional<std::vector<int64_t>> {
             auto q = p;
             ++q[d];
-            auto a = read_offsets(body, axes, p), b = read_offsets(body, axes, q);
-            if (!a || !b) return std::nullopt;
-            for (size_t i = 0; i < a->size(); ++i) (*b)[i] -= (*a)[i];
-            return b;
+            auto there = read_offsets(body, axes, q);
+            if (!there) return std::nullopt;
+            for (size_t i = 0; i < here->size(); ++i) (*there)[i] -= (*here)[i];
+            return there;
         };
         auto so = step(outer), si = step(axes.size() - 1);
         if (!so || !si) return false;
