@@ -246,10 +246,10 @@ TEST_CASE("pass fuse_ops: diamonds that close inside a group fuse (SiLU and GELU
 }
 
 TEST_CASE("lower_group: the reductions of a softmax and of a layer norm run inside the output's parallel row loop") {
-    // [1, 111, 70] (no multiple of a vector; the decomposed form reads its statistics through a broadcast of
-    // the leading 1): Softmax, and LayerNormalization in its fused and its decomposed (opset-13 export) form,
-    // each against a naive reference.
-    const int64_t R = 111, C = 70;
+    // [1, 251, 70] (no multiple of a vector, and enough rows to share out among threads; the decomposed form
+    // reads its statistics through a broadcast of the leading 1): Softmax, and LayerNormalization in its fused
+    // and its decomposed (opset-13 export) form, each against a naive reference.
+    const int64_t R = 251, C = 70;
     Graph g;
     g.opset = 17;
     const int x = g.add_input("x", {{1, R, C}, f32});
@@ -374,5 +374,33 @@ TEST_CASE("lower_group: a channel shuffle of blocked convolutions reads whole ve
         for (int64_t i = 0; i < want.size(); ++i)
             worst = std::max<double>(worst, std::abs(got.data_as<float>()[i] - want.data_as<float>()[i]) / std::max(1.0f, std::abs(want.data_as<float>()[i])));
         CHECK(worst < 1e-5);
+    }
+}
+
+TEST_CASE("lower_group: a stage with little work runs on the calling thread, a larger one is shared out") {
+    // A transformer's activations (32 tokens x 128) take about as long serially as a hand-off to another
+    // thread costs; 8 times as many are worth sharing.
+    for (int64_t rows : {32, 256}) {
+        CAPTURE(rows);
+        Graph g;
+        g.opset = 17;
+        const int x = g.add_input("x", {{1, rows, 128}, f32});
+        const int y = node(g, "Add", {x, g.add_constant("b", random_buffer({128}, 51))});
+        g.outputs = {node(g, "Relu", {y})};
+        auto exe = compile(g, {.opt_level = 3, .threads = 2});
+        REQUIRE(exe.groups().size() == 1);
+        const GroupSchedule gs = lower_group(exe.graph(), exe.groups()[0]);
+        const std::string ir = to_string(lower(gs.schedule, gs.args));
+        CAPTURE(ir);
+        CHECK((ir.find("parallel (") != std::string::npos) == (rows == 256));
+
+        Buffer in = random_buffer({1, rows, 128}, 52);
+        auto reference = compile(g, {.opt_level = 0, .threads = 1});
+        reference.set_input(0, in);
+        reference.run();
+        exe.set_input(0, in);
+        exe.run();
+        Buffer want = reference.output(0), got = exe.output(0);
+        for (int64_t i = 0; i < want.size(); ++i) REQUIRE(got.data_as<float>()[i] == want.data_as<float>()[i]);
     }
 }

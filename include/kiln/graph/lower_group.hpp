@@ -110,9 +110,10 @@ inline bool fuses_linearly(const Expr& body, const std::vector<IterVar>& axes, s
 }
 
 // Parallel over the fewest leading axes that give at least 64 iterations (each a long run of work: a
-// parallel iteration is a call through the thread pool), vectorised along the innermost axis. That axis is
-// fused with its neighbours while it is shorter than a vector (the 3 colours of an image's pixel) and every
-// read stays one strided run across the fused rows; otherwise the vector narrows to fit (down to 4 lanes).
+// parallel iteration is a call through the thread pool), when the stage has enough work to share;
+// vectorised along the innermost axis. That axis is fused with its neighbours while it is shorter than a
+// vector (the 3 colours of an image's pixel) and every read stays one strided run across the fused rows;
+// otherwise the vector narrows to fit (down to 4 lanes).
 // A vector that does not divide its axis ends with one shifted back over the last full width, not a masked
 // one: every lane of it is in its row, so its addresses are the simple ones of the full vectors. A reduction
 // along contiguous vectors (a pooling window over a channel block) accumulates one vector in registers
@@ -145,10 +146,19 @@ inline OuterLoop parallelize(Schedule& s, const OpPtr& op, int lanes) {
         par *= e;
         ++outer.dims;
     }
+    // Handing a loop to the other threads and waiting for them costs about 2 us here; a stage of fewer
+    // points than this (a transformer's 32x128 activations, a 1x1 map's channels) takes about as long
+    // serially, so it stays on the calling thread (each of 20 such kernels of a small transformer
+    // encoder ran 1 us faster, 2 threads).
+    constexpr int64_t kMinParallelWork = 16384;
+    int64_t work = 1;
+    for (auto& a : ax) work *= std::max<int64_t>(const_extent(a), 1);
+    for (auto& r : op->reduce_axis) work *= std::max<int64_t>(const_extent(r), 1);
+    const bool worth_sharing = work >= kMinParallelWork;
     if (outer.dims > 0) {
         outer.loop = ax[0];
         for (size_t d = 1; d < outer.dims; ++d) outer.loop = st.fuse(outer.loop, ax[d]);
-        if (par > 1) st.parallel(outer.loop);
+        if (par > 1 && worth_sharing) st.parallel(outer.loop);
     }
     if (!vectorized) return outer;
     IterVar v = ax[first_inner];
@@ -156,7 +166,7 @@ inline OuterLoop parallelize(Schedule& s, const OpPtr& op, int lanes) {
     auto [xo, xi] = st.split(v, lanes, reduction || inner % lanes == 0 ? TailStrategy::GuardWithIf : TailStrategy::ShiftInwards);
     st.vectorize(xi);
     // A long vector with nothing outside it to share out: its vector blocks go to the threads.
-    if (par <= 1 && inner >= 64 * lanes) st.parallel(xo);
+    if (par <= 1 && inner >= 64 * lanes && worth_sharing) st.parallel(xo);
     if (!acc.defined()) return outer;
     Stage cs = s[acc];
     cs.compute_at(st, xo);
