@@ -152,9 +152,10 @@ inline OuterLoop parallelize(Schedule& s, const OpPtr& op, int lanes) {
     // encoder ran 1 us faster, 2 threads).
     constexpr int64_t kMinParallelWork = 16384;
     int64_t work = 1;
-    for (auto& a : ax) work *= std::max<int64_t>(const_extent(a), 1);
-    for (auto& r : op->reduce_axis) work *= std::max<int64_t>(const_extent(r), 1);
-    const bool worth_sharing = work >= kMinParallelWork;
+    bool known = true;  // an extent not known until run time may be large: share it out
+    for (auto& a : ax) known &= const_extent(a) >= 0, work *= std::max<int64_t>(const_extent(a), 1);
+    for (auto& r : op->reduce_axis) known &= const_extent(r) >= 0, work *= std::max<int64_t>(const_extent(r), 1);
+    const bool worth_sharing = !known || work >= kMinParallelWork;
     if (outer.dims > 0) {
         outer.loop = ax[0];
         for (size_t d = 1; d < outer.dims; ++d) outer.loop = st.fuse(outer.loop, ax[d]);

@@ -239,7 +239,6 @@ private:
         in_range = arith::simplify(in_range, scope);
         if (auto* k = as_const_int(in_range); k && *k == 0) return IRMutator::mutate_for(n, s);
         if (is_one(in_range)) return make_stmt<For>(n->var, n->min, n->extent, n->for_kind, mutate(fast), n->annotations);
-        // Both copies keep some guards as the same nodes; each splits on them as if it were the only copy.
         // Each copy runs where the test holds or fails, which narrows the parallel variable when the test
         // is one comparison; simplified over that range, a copy's extents are often constant again. The
         // last tile of 5 channel blocks in pairs, fused with 14 rows, fails `v/14 < 2` only for v >= 28:
@@ -249,6 +248,7 @@ private:
             if (auto r = range_where(n, in_range, holds)) copy = arith::Simplifier({{n->var.get(), *r}}).mutate(copy);
             return copy;
         };
+        // Both copies keep some guards as the same nodes; each splits on them as if it were the only copy.
         const auto done = done_;
         Stmt fast_body = mutate(narrowed(fast, true));
         done_ = done;
