@@ -151,10 +151,15 @@ inline OuterLoop parallelize(Schedule& s, const OpPtr& op, int lanes) {
     // serially, so it stays on the calling thread (each of 20 such kernels of a small transformer
     // encoder ran 1 us faster, 2 threads).
     constexpr int64_t kMinParallelWork = 16384;
-    int64_t work = 1;
+    int64_t work = 1;  // capped at the threshold, so the product cannot overflow
     bool known = true;  // an extent not known until run time may be large: share it out
-    for (auto& a : ax) known &= const_extent(a) >= 0, work *= std::max<int64_t>(const_extent(a), 1);
-    for (auto& r : op->reduce_axis) known &= const_extent(r) >= 0, work *= std::max<int64_t>(const_extent(r), 1);
+    auto count = [&](const IterVar& iv) {
+        const int64_t e = const_extent(iv);
+        known &= e >= 0;
+        work = std::min(work * std::max<int64_t>(e, 1), kMinParallelWork);
+    };
+    for (auto& a : ax) count(a);
+    for (auto& r : op->reduce_axis) count(r);
     const bool worth_sharing = !known || work >= kMinParallelWork;
     if (outer.dims > 0) {
         outer.loop = ax[0];
