@@ -142,6 +142,20 @@ TEST_CASE("nn operator errors") {
     auto V = placeholder({5}, f32, "V");
     CHECK(error_of([&] { nn::matmul(A, V); }).find("must both be matrices [M,K] x [K,N]") != std::string::npos);
 
+    // B packed by pack_matmul_weight: 9 columns in one panel of 16 (8 rows).
+    auto Bp = placeholder({1, 5, 16}, f32, "Bp");
+    CHECK(error_of([&] { nn::matmul(A, Bp); }) ==
+          "nn::matmul 'matmul': 'Bp' (rank 3) is B packed by pack_matmul_weight, 1 panel(s) of 16 columns, so .columns must give N, "
+          "from 1 to 16, not 0; pass the N that B was packed with");
+    CHECK(error_of([&] { nn::matmul(A, Bp, {.transpose_b = true, .columns = 9}); }) ==
+          "nn::matmul 'matmul': 'Bp' (rank 3) is B packed by pack_matmul_weight, which has already transposed it; leave transpose_b off");
+    CHECK(error_of([&] { nn::matmul(A, Bp, {.columns = 9}); }).empty());
+    CHECK(error_of([&] { nn::pack_matmul_weight(V, 8); }) ==
+          "nn::pack_matmul_weight 'matmul': B must be a matrix [K,N] (or [N,K] with transpose_b) or a batch of them [b,K,N]");
+    CHECK(error_of([&] { nn::pack_matmul_weight(B2, 0); }) ==
+          "nn::pack_matmul_weight 'matmul': the panel width follows from constant sizes; B has N = 9 and rows = 0; pass a B of "
+          "constant shape and the product's row count (1 or more)");
+
     auto plain = compute({8, 5}, [&](Expr i, Expr j) { return A(i, j) * 2.0f; }, "plain");
     Schedule s(plain);
     CHECK(error_of([&] { nn::schedule_matmul(s, plain); }) ==

@@ -75,6 +75,41 @@ TEST_CASE("nn::matmul: small odd shapes, NN and NT, with bias and a fused ReLU")
     set_num_threads(2);
 }
 
+TEST_CASE("nn::matmul: a weight packed once by pack_matmul_weight, against Eigen") {
+    // Columns past the last full panel, fewer rows than a register tile, one row, K not a multiple of 4;
+    // B given as [K,N] and as [N,K].
+    int case_no = 0;
+    for (auto [M, N, K] : {std::tuple{37, 45, 29}, std::tuple{5, 300, 16}, std::tuple{1, 17, 13}, std::tuple{49, 1000, 24}})
+        for (bool nt : {false, true}) {
+            CAPTURE(M); CAPTURE(N); CAPTURE(K); CAPTURE(nt);
+            set_num_threads(1 + case_no++ % 2);
+            auto B = nt ? placeholder({N, K}, f32, "B") : placeholder({K, N}, f32, "B");
+            Tensor P = nn::pack_matmul_weight(B, M, {.transpose_b = nt});
+            REQUIRE(P.ndim() == 3);
+            auto pack = build(Schedule(P), {B, P});
+            Buffer b = test::random_buffer(nt ? std::vector<int64_t>{N, K} : std::vector<int64_t>{K, N}, 10);
+            std::vector<int64_t> packed_shape;
+            for (const Expr& e : P.shape()) packed_shape.push_back(*as_const_int(e));
+            Buffer packed(packed_shape);
+            pack(b, packed);
+
+            auto A = placeholder({M, K}, f32, "A");
+            auto Wp = placeholder({P.shape()[0], P.shape()[1], P.shape()[2]}, f32, "Wp");
+            auto bias = placeholder({N}, f32, "bias");
+            Tensor C = nn::matmul(A, Wp, {.bias = bias, .columns = N});
+            Schedule s(C);
+            nn::schedule_matmul(s, C);
+            auto f = build(s, {A, Wp, bias, C});
+            Buffer a = test::random_buffer({M, K}, 11), bb = test::random_buffer({N}, 12), c({M, N});
+            f(a, packed, bb, c);
+            Eigen::Map<RowMat> ea(a.data_as<float>(), M, K), eb(b.data_as<float>(), nt ? N : K, nt ? K : N);
+            RowMat ref = nt ? RowMat(ea * eb.transpose()) : RowMat(ea * eb);
+            ref.rowwise() += Eigen::Map<Eigen::RowVectorXf>(bb.data_as<float>(), N);
+            CHECK(test::max_rel_err(c.data_as<float>(), ref.data(), int64_t(M) * N) < 1e-4);
+        }
+    set_num_threads(2);
+}
+
 TEST_CASE("nn::batch_matmul against Eigen per batch") {
     for (auto [Bn, M, N, K, nt] : {std::tuple{3, 37, 45, 29, false}, std::tuple{2, 64, 96, 32, true}, std::tuple{4, 2, 70, 13, false}}) {
         CAPTURE(M); CAPTURE(N); CAPTURE(K); CAPTURE(nt);

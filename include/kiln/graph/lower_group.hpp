@@ -328,7 +328,7 @@ inline GroupSchedule lower_group(const Graph& g, const Group& grp, const Target&
         }
         for (size_t i = 0; i < n.outputs.size() && i < res.size(); ++i) tensor_of[n.outputs[i]] = res[i];
         conv |= n.op == "Conv" || n.op == "kiln.ConvBlocked";
-        dense |= n.op == "Gemm" || n.op == "MatMul";
+        dense |= n.op == "Gemm" || n.op == "MatMul" || n.op == "kiln.MatMulPacked";
     }
     std::vector<Tensor> outs;
     for (int v : grp.outputs) outs.push_back(tensor_of.at(v));

@@ -5,6 +5,9 @@
 //   kiln::Schedule s(C);
 //   kiln::nn::schedule_matmul(s, C);                  // C, or any elementwise function of it (e.g. a ReLU)
 //
+//   auto P = kiln::nn::pack_matmul_weight(W, M);       // a constant B packed once (run it, keep the result)
+//   auto C = kiln::nn::matmul(A, Wp, {.columns = N});  // Wp: P's values as a placeholder [N/NR][K][NR]
+//
 // The schedule is the classic register-blocked GEMM: B is packed into column panels of NR values
 // ([N/NR][K][NR], a stage of its own), an MR x NR tile of C accumulates in registers (a cache_write stage
 // with its rows unrolled and its columns vectorized) across the whole k loop, and the epilogue (bias,
@@ -17,6 +20,7 @@ namespace kiln::nn {
 struct MatmulOptions {
     bool transpose_b = false;  // B is [N, K] (a weight matrix stored row per output), as in dense layers
     Tensor bias;               // optional, shape [N], added to every row
+    int64_t columns = 0;       // N; only needed with a B already packed by pack_matmul_weight
     std::string name = "matmul";
     Target target{};           // decides the tile (and so the packed layout of B)
 };
@@ -43,13 +47,51 @@ inline MatmulTile matmul_tile(int64_t M, int64_t N, bool transpose_b, const Targ
     return t;
 }
 
+// B as column panels of `panel` values, [(b,) ceil(N/panel), K, panel], zero past column N: each step of
+// the k loop of a register tile then reads one contiguous run of B.
+inline Tensor pack_panels(const Tensor& B, int panel, const MatmulOptions& opt) {
+    const size_t r = B.ndim() - 2;
+    Expr K = opt.transpose_b ? B.shape()[r + 1] : B.shape()[r];
+    Expr N = opt.transpose_b ? B.shape()[r] : B.shape()[r + 1];
+    auto* n = as_const_int(N);
+    const bool n_divides = n && *n % panel == 0;
+    auto value = [&](std::vector<Expr> idx, Expr x, Expr kk, Expr z) {
+        Expr j = x * panel + z;
+        if (opt.transpose_b) { idx.push_back(j); idx.push_back(kk); } else { idx.push_back(kk); idx.push_back(j); }
+        Expr v = B.access(idx);
+        return n_divides ? v : if_then_else(j < N, v, make_const(B.dtype(), 0));
+    };
+    Expr panels = (N + (panel - 1)) / panel;
+    Tensor packed = r == 0 ? compute({panels, K, panel}, [&](Expr x, Expr kk, Expr z) { return value({}, x, kk, z); }, opt.name + ".packed_B")
+                           : compute({B.shape()[0], panels, K, panel}, [&](Expr bb, Expr x, Expr kk, Expr z) { return value({bb}, x, kk, z); },
+                                     opt.name + ".packed_B");
+    return with_tag(packed, "matmul_pack");
+}
+
 }  // namespace detail
+
+// B ([K,N], or [N,K] with transpose_b; batches [b,K,N] alike) in the layout nn::matmul reads, for products
+// of `rows` rows (M), which decide the panel width. A constant B is packed once this way (the graph layer
+// folds this stage) and passed to matmul with {.columns = N}; otherwise matmul packs it on every call.
+inline Tensor pack_matmul_weight(const Tensor& B, int64_t rows, const MatmulOptions& opt = {}) {
+    const std::string who = "nn::pack_matmul_weight '" + opt.name + "'";
+    if (!B.defined() || (B.ndim() != 2 && B.ndim() != 3))
+        kiln::detail::fail(who, ": B must be a matrix [K,N] (or [N,K] with transpose_b) or a batch of them [b,K,N]");
+    auto* n = as_const_int(opt.transpose_b ? B.shape()[B.ndim() - 2] : B.shape().back());
+    if (!n || rows < 1)
+        kiln::detail::fail(who, ": the panel width follows from constant sizes; B has N = ",
+                           to_string(opt.transpose_b ? B.shape()[B.ndim() - 2] : B.shape().back()), " and rows = ", rows,
+                           "; pass a B of constant shape and the product's row count (1 or more)");
+    return detail::pack_panels(B, detail::matmul_tile(rows, *n, opt.transpose_b, opt.target).nr, opt);
+}
 
 inline Tensor matmul(const Tensor& A, const Tensor& B, const MatmulOptions& opt = {}) {
     const std::string& name = opt.name;
     if (!A.defined() || !B.defined()) kiln::detail::fail("nn::matmul '", name, "': an operand is undefined");
     const size_t rank = A.ndim();
-    if ((rank != 2 && rank != 3) || B.ndim() != rank)
+    // B with one more dimension than A is already packed into panels (pack_matmul_weight).
+    const bool prepacked = B.defined() && B.ndim() == rank + 1;
+    if ((rank != 2 && rank != 3) || (B.ndim() != rank && !prepacked))
         kiln::detail::fail("nn::matmul '", name, "': operands '", A.name(), "' (rank ", A.ndim(), ") and '", B.name(), "' (rank ", B.ndim(),
                            ") must both be matrices [M,K] x [K,N], or both batches of them [b,M,K] x [b,K,N]");
     if (A.dtype() != B.dtype())
@@ -57,12 +99,27 @@ inline Tensor matmul(const Tensor& A, const Tensor& B, const MatmulOptions& opt 
                            "; cast one so both have the same element type");
     const size_t r = rank - 2;
     Expr M = A.shape()[r], Ka = A.shape()[r + 1];
-    Expr Kb = opt.transpose_b ? B.shape()[r + 1] : B.shape()[r];
-    Expr N = opt.transpose_b ? B.shape()[r] : B.shape()[r + 1];
+    Expr Kb = prepacked ? B.shape()[r + 1] : opt.transpose_b ? B.shape()[r + 1] : B.shape()[r];
+    Expr N = prepacked ? Expr(static_cast<int>(opt.columns)) : opt.transpose_b ? B.shape()[r] : B.shape()[r + 1];
+    if (prepacked) {
+        auto* panels = as_const_int(B.shape()[r]);
+        auto* width = as_const_int(B.shape()[r + 2]);
+        if (opt.transpose_b)
+            kiln::detail::fail("nn::matmul '", name, "': '", B.name(), "' (rank ", B.ndim(), ") is B packed by pack_matmul_weight, which has already ",
+                               "transposed it; leave transpose_b off");
+        if (!panels || !width)
+            kiln::detail::fail("nn::matmul '", name, "': '", B.name(), "' (rank ", B.ndim(), ") is B packed by pack_matmul_weight, [panels, K, width], ",
+                               "but its sizes are not constant; pack a B of constant shape");
+        if (opt.columns <= (*panels - 1) * *width || opt.columns > *panels * *width)
+            kiln::detail::fail("nn::matmul '", name, "': '", B.name(), "' (rank ", B.ndim(), ") is B packed by pack_matmul_weight, ", *panels,
+                               " panel(s) of ", *width, " columns, so .columns must give N, from ", (*panels - 1) * *width + 1, " to ",
+                               *panels * *width, ", not ", opt.columns, "; pass the N that B was packed with");
+    }
     // Shapes are i32 expressions, so structural equality also compares constant sizes by value.
     if (!equal(Ka, Kb))
         kiln::detail::fail("nn::matmul '", name, "': the reduction dimensions differ: '", A.name(), "' has K = ", to_string(Ka), " but '",
-                           B.name(), "' has K = ", to_string(Kb), opt.transpose_b ? " (B is [N,K] with transpose_b)" : " (B is [K,N])",
+                           B.name(), "' has K = ", to_string(Kb),
+                           prepacked ? " (B is packed, [panels,K,width])" : opt.transpose_b ? " (B is [N,K] with transpose_b)" : " (B is [K,N])",
                            "; pass operands whose inner dimensions match");
     if (rank == 3 && !equal(A.shape()[0], B.shape()[0]))
         kiln::detail::fail("nn::matmul '", name, "': batch sizes differ (", to_string(A.shape()[0]), " and ", to_string(B.shape()[0]), ")");
@@ -72,30 +129,15 @@ inline Tensor matmul(const Tensor& A, const Tensor& B, const MatmulOptions& opt 
     auto* m = as_const_int(M);
     auto* n = as_const_int(N);
     const detail::MatmulTile tile = (m && n) ? detail::matmul_tile(*m, *n, opt.transpose_b, opt.target) : detail::MatmulTile{8, 32, true};
-    const int NR = tile.nr;
+    const bool packed_b = prepacked || tile.pack_b;
+    const Tensor packed = prepacked ? B : tile.pack_b ? detail::pack_panels(B, tile.nr, opt) : Tensor();
+    const int NR = packed_b ? static_cast<int>(*as_const_int(packed.shape().back())) : tile.nr;
     auto k = reduce_axis(0, Ka, "k");
-    auto b_at = [&](std::vector<Expr> batch, Expr kk, Expr jj) {
-        std::vector<Expr> idx = std::move(batch);
-        if (opt.transpose_b) { idx.push_back(jj); idx.push_back(kk); } else { idx.push_back(kk); idx.push_back(jj); }
-        return B.access(idx);
-    };
-    const bool n_divides = n && *n % NR == 0;
-    Tensor packed;
-    if (tile.pack_b) {
-        auto panel = [&](std::vector<Expr> batch, Expr x, Expr kk, Expr z) {
-            Expr v = b_at(std::move(batch), kk, x * NR + z);
-            return n_divides ? v : if_then_else(x * NR + z < N, v, make_const(B.dtype(), 0));
-        };
-        Expr panels = (N + (NR - 1)) / NR;
-        if (rank == 2)
-            packed = compute({panels, Kb, NR}, [&](Expr x, Expr kk, Expr z) { return panel({}, x, kk, z); }, name + ".packed_B");
-        else
-            packed = compute({B.shape()[0], panels, Kb, NR}, [&](Expr bb, Expr x, Expr kk, Expr z) { return panel({bb}, x, kk, z); },
-                             name + ".packed_B");
-        packed = with_tag(packed, "matmul_pack");
-    }
     auto rhs = [&](std::vector<Expr> batch, Expr j) {
-        if (!tile.pack_b) return b_at(std::move(batch), k, j);
+        if (!packed_b) {
+            if (opt.transpose_b) { batch.push_back(j); batch.push_back(k); } else { batch.push_back(k); batch.push_back(j); }
+            return B.access(batch);
+        }
         batch.push_back(j / NR);
         batch.push_back(k);
         batch.push_back(j % NR);
@@ -214,7 +256,10 @@ inline void schedule_matmul(Schedule& s, const Tensor& out, const Target& target
     constexpr const char* who = "nn::schedule_matmul";
     OpPtr mm = detail::find_tagged(out, "matmul");
     if (!mm) kiln::detail::fail(who, ": '", out.name(), "' is not computed from an nn::matmul; define it with kiln::nn::matmul");
-    OpPtr pack = detail::find_tagged(out, "matmul_pack");
+    // B in panels: packed by this kernel (a stage to schedule) or before it (an input of one more dimension).
+    OpPtr pack;
+    for (auto& p : kiln::detail::producers_of(mm.get()))
+        if (p->shape.size() == mm->shape.size() + 1) pack = p;
     detail::inline_epilogue(s, mm, out, who);
     const size_t rank = mm->shape.size();
     const size_t r = rank - 2;
@@ -257,7 +302,7 @@ inline void schedule_matmul(Schedule& s, const Tensor& out, const Target& target
     cs.unroll(ci);
     cs.vectorize(cj);
 
-    if (pack) {
+    if (pack && pack->kind == OpKind::Compute) {
         Stage ps = s[pack];
         const size_t pr = pack->shape.size();
         ps.vectorize(ps.axis(pr - 1));

@@ -1,7 +1,7 @@
 #pragma once
 // kiln's own operators for blocked activations, which the layout pass (passes/alter_layout.hpp) puts in
-// the graph: converting NCHW to NCHW[x]c and back, packing a convolution weight (constant, so folded at
-// compile time), and the convolution and pools on blocked data. Their names start with "kiln."; an ONNX
+// the graph: converting NCHW to NCHW[x]c and back, packing a convolution or dense weight (constant, so
+// folded at compile time), the convolution and pools on blocked data, and the product with a packed weight. Their names start with "kiln."; an ONNX
 // model cannot use them.
 #include "kiln/graph/ops/nn.hpp"
 #include "kiln/graph/ops/reduce.hpp"
@@ -128,6 +128,58 @@ inline void register_layout(OpRegistry& r) {
     }
     add_global_pool(r, "kiln.GlobalAveragePoolBlocked", true, true);
     add_global_pool(r, "kiln.GlobalMaxPoolBlocked", false, true);
+    {
+        // A MatMul or Gemm weight [K, N] in column panels, for products of `rows` rows.
+        OpDef d;
+        d.name = "kiln.PackMatMulWeight";
+        d.pattern = OpPattern::Injective;
+        d.attrs = {"rows", "vector_bits"};
+        d.infer = [](const Graph& g, const Node& n) {
+            require_rank(g, n, 0, 2, "a weight [K, N]");
+            const auto& b = g.type_of(n.inputs[0]).shape;
+            const int64_t rows = n.attrs.get_int("rows", 0);
+            if (rows < 1) fail_node(n, "rows is ", rows, "; it must be at least 1");
+            const int64_t width = nn::detail::matmul_tile(rows, b[1], false, layout_target(n)).nr;
+            return std::vector<TensorType>{{{(b[1] + width - 1) / width, b[0], width}, g.type_of(n.inputs[0]).dtype}};
+        };
+        d.compute = [](const OpCall& c) {
+            nn::MatmulOptions o;
+            o.target = layout_target(c.node);
+            o.name = c.name();
+            return std::vector<Tensor>{nn::pack_matmul_weight(c.in[0], c.node.attrs.get_int("rows", 0), o)};
+        };
+        r.add(std::move(d));
+    }
+    {
+        // Inputs: A [..., K], the packed weight, the bias [N] (optional); the output is [..., N].
+        OpDef d;
+        d.name = "kiln.MatMulPacked";
+        d.pattern = OpPattern::OutEWiseFusable;
+        d.attrs = {"columns"};
+        d.min_inputs = 2;
+        d.max_inputs = 3;
+        d.infer = [](const Graph& g, const Node& n) {
+            require_rank(g, n, 1, 3, "a weight packed by kiln.PackMatMulWeight");
+            auto a = g.type_of(n.inputs[0]).shape;
+            const auto& p = g.type_of(n.inputs[1]).shape;
+            const int64_t columns = n.attrs.get_int("columns", 0);
+            if (a.size() < 2 || a.back() != p[1])
+                fail_node(n, "A is ", g.type_of(n.inputs[0]).str(), "; it must be [..., K] with K = ", p[1], " as the packed weight");
+            if (columns <= (p[0] - 1) * p[2] || columns > p[0] * p[2])
+                fail_node(n, "columns is ", columns, "; the packed weight holds ", p[0], " panels of ", p[2]);
+            if (n.inputs.size() > 2 && n.inputs[2] >= 0 && g.type_of(n.inputs[2]).shape != std::vector<int64_t>{columns})
+                fail_node(n, "the bias is ", g.type_of(n.inputs[2]).str(), "; it must be [", columns, "]");
+            a.back() = columns;
+            return std::vector<TensorType>{{a, g.type_of(n.inputs[0]).dtype}};
+        };
+        d.compute = [](const OpCall& c) {
+            nn::MatmulOptions o;
+            o.columns = c.node.attrs.get_int("columns", 0);
+            if (c.has_input(2)) o.bias = c.in[2];
+            return std::vector<Tensor>{rows_product(c, c.in[1], o)};
+        };
+        r.add(std::move(d));
+    }
 }
 
 }  // namespace detail

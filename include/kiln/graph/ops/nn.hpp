@@ -223,36 +223,40 @@ inline std::vector<TensorType> infer_matmul(const Graph& g, const Node& n) {
     return {{batch, g.type_of(n.inputs[0]).dtype}};
 }
 
+// [..., M, K] x B: one matrix product over the folded rows, read back as [..., N], as dense layers are.
+// B is [K, N], or packed into panels (kiln.MatMulPacked, with o.columns).
+inline Tensor rows_product(const OpCall& c, const Tensor& B, nn::MatmulOptions o) {
+    const auto& as = c.in_type(0).shape;
+    const auto out = c.out_type().shape;
+    int64_t rows = 1;
+    for (size_t d = 0; d + 1 < as.size(); ++d) rows *= as[d];
+    Tensor A = c.in[0];
+    if (as.size() > 2) {
+        A = compute_nd({rows, as.back()}, [&](const std::vector<Expr>& i) {
+            std::vector<Expr> idx(as.size());
+            Expr r = i[0];
+            for (size_t d = as.size() - 1; d-- > 0;) {
+                idx[d] = d == 0 ? r : r % static_cast<int>(as[d]);
+                r = r / static_cast<int>(as[d]);
+            }
+            idx.back() = i[1];
+            return c.in[0].access(idx);
+        }, c.name() + "_rows");
+    }
+    o.name = as.size() > 2 ? c.name() + "_mm" : c.name();
+    Tensor mm = nn::matmul(A, B, o);
+    if (as.size() == 2) return mm;
+    return compute_nd(out, [&](const std::vector<Expr>& i) {
+        Expr r = i[0];
+        for (size_t d = 1; d + 1 < out.size(); ++d) r = r * static_cast<int>(out[d]) + i[d];
+        return mm(r, i.back());
+    }, c.name());
+}
+
 inline std::vector<Tensor> compute_matmul(const OpCall& c) {
     const auto &as = c.in_type(0).shape, &bs = c.in_type(1).shape;
     const auto out = c.out_type().shape;
-    if (as.size() >= 2 && bs.size() == 2) {
-        // [..., M, K] x [K, N]: one matrix product over the folded rows, as dense layers are.
-        int64_t rows = 1;
-        for (size_t d = 0; d + 1 < as.size(); ++d) rows *= as[d];
-        Tensor A = c.in[0];
-        if (as.size() > 2) {
-            A = compute_nd({rows, as.back()}, [&](const std::vector<Expr>& i) {
-                std::vector<Expr> idx(as.size());
-                Expr r = i[0];
-                for (size_t d = as.size() - 1; d-- > 0;) {
-                    idx[d] = d == 0 ? r : r % static_cast<int>(as[d]);
-                    r = r / static_cast<int>(as[d]);
-                }
-                idx.back() = i[1];
-                return c.in[0].access(idx);
-            }, c.name() + "_rows");
-        }
-        nn::MatmulOptions o;
-        o.name = as.size() > 2 ? c.name() + "_mm" : c.name();
-        Tensor mm = nn::matmul(A, c.in[1], o);
-        if (as.size() == 2) return {mm};
-        return {compute_nd(out, [&](const std::vector<Expr>& i) {
-            Expr r = i[0];
-            for (size_t d = 1; d + 1 < out.size(); ++d) r = r * static_cast<int>(out[d]) + i[d];
-            return mm(r, i.back());
-        }, c.name())};
-    }
+    if (as.size() >= 2 && bs.size() == 2) return {rows_product(c, c.in[1], {})};
     // A batch of products with one batch dimension on both sides (attention's Q K^T and P V, exported as
     // [batch * heads, seq, d]): register tiles per batch, as for a single product.
     if (as.size() == 3 && bs.size() == 3 && as[0] == bs[0]) {

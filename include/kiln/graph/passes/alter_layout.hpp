@@ -5,6 +5,7 @@
 // blocked. So the layout changes only at the edges of a chain of such operators: a kiln.ToBlocked where
 // NCHW data enters it, a kiln.FromBlocked where an operator that needs NCHW (or a graph output) reads it.
 // Without this, every Conv blocks its input, packs its weight and unblocks its output on every call.
+// Dense products with a constant weight (MatMul, Gemm) get it packed into column panels the same way.
 #include <map>
 #include <set>
 
@@ -53,6 +54,18 @@ inline Buffer blocked_per_channel(const Buffer& b, int64_t block) {
     std::fill_n(out.data_as<float>(), out.size(), 0.0f);
     std::copy_n(b.data_as<float>(), channels, out.data_as<float>());
     return out;
+}
+
+// MatMul of [..., M, K] by a constant [K, N], or Gemm of that form with at most a bias row (canonicalize
+// has already turned a constant transB into [K, N]): products kiln.MatMulPacked computes.
+inline bool packs_dense_weight(const Graph& g, const Node& n) {
+    if ((n.op != "MatMul" && n.op != "Gemm") || n.inputs.size() < 2 || n.inputs[0] < 0 || !g.constant_input(n, 1)) return false;
+    const TensorType &a = g.type_of(n.inputs[0]), &b = g.type_of(n.inputs[1]);
+    if (a.rank() < 2 || b.rank() != 2 || a.dtype != f32 || b.dtype != f32) return false;
+    if (n.op == "MatMul") return true;
+    if (n.attrs.get_int("transA", 0) || n.attrs.get_int("transB", 0) || n.attrs.get_float("alpha", 1) != 1) return false;
+    if (n.inputs.size() < 3 || n.inputs[2] < 0) return true;
+    return n.attrs.get_float("beta", 1) == 1 && g.type_of(n.inputs[2]).shape == std::vector<int64_t>{b.shape[1]};
 }
 
 struct BlockedForm {
@@ -134,6 +147,24 @@ inline Graph alter_layout(const Graph& g, const Target& target = {}) {
             conv.attrs.set("vector_bits", int64_t{vector_bits});
             blocked[n.outputs[0]] = {add(std::move(conv)), wt[0], l.out_block};
             plain[n.outputs[0]] = false;
+            continue;
+        }
+        // A dense product with a constant weight reads it in column panels packed once, here, instead of
+        // packing it on every call (ConvNeXt's and a transformer's weights are most of the model's bytes).
+        if (detail::packs_dense_weight(g, n)) {
+            int64_t rows = 1;
+            for (size_t d = 0; d + 1 < x.rank(); ++d) rows *= x.shape[d];
+            Node pack{n.label() + ".weight", "kiln.PackMatMulWeight", {n.inputs[1]}, {}, {}};
+            pack.attrs.set("rows", rows);
+            pack.attrs.set("vector_bits", int64_t{vector_bits});
+            need_plain(n.inputs[0]);
+            Node mm{n.name, "kiln.MatMulPacked", {n.inputs[0], add(std::move(pack))}, {}, {}};
+            mm.attrs.set("columns", g.type_of(n.inputs[1]).shape[1]);
+            if (n.op == "Gemm" && n.inputs.size() > 2 && n.inputs[2] >= 0) {
+                need_plain(n.inputs[2]);
+                mm.inputs.push_back(n.inputs[2]);
+            }
+            add(std::move(mm), n.outputs);
             continue;
         }
         // Operators whose first input is blocked may follow it into the blocked layout.
