@@ -216,22 +216,24 @@ TEST_CASE("pass alter_layout: a Conv whose weight is computed stays NCHW") {
 TEST_CASE("pass alter_layout: dense products read a constant weight packed once") {
     Graph g;
     // A rank-3 MatMul (rows 2 x 5) with 19 columns: one panel and part of another; a Gemm with a bias row
-    // (transB already canonical) of 3 rows. A Gemm with alpha, and a MatMul of two activations, stay as they are.
+    // (transB already canonical) of 5 rows. A Gemm with alpha, a classifier's Gemm of one row (which streams its
+    // weight unpacked) and a MatMul of two activations stay as they are.
     const int x = g.add_input("x", {{2, 5, 7}, f32});
     const int y = node(g, "MatMul", {x, g.add_constant("W", random_buffer({7, 19}, 30))});
-    const int r = g.add_input("r", {{3, 11}, f32});
+    const int r = g.add_input("r", {{5, 11}, f32});
     const int z = node(g, "Gemm", {r, g.add_constant("G", random_buffer({11, 40}, 31)), g.add_constant("bias", random_buffer({40}, 32))});
     Attrs alpha;
     alpha.set("alpha", 0.5);
     const int scaled = node(g, "Gemm", {r, g.add_constant("H", random_buffer({11, 6}, 33))}, alpha);
     const int q = g.add_input("q", {{7, 4}, f32});
     const int w = node(g, "MatMul", {x, q});
-    g.outputs = {node(g, "Relu", {y}), z, scaled, w};
+    const int one = node(g, "Gemm", {g.add_input("v", {{1, 11}, f32}), g.add_constant("V", random_buffer({11, 9}, 34))});
+    g.outputs = {node(g, "Relu", {y}), z, scaled, w, one};
     Graph b = graph::passes::alter_layout(g);
     const auto ops = count_ops(b);
     CHECK(ops.at("kiln.MatMulPacked") == 2);
     CHECK(ops.at("kiln.PackMatMulWeight") == 2);
-    CHECK(ops.at("Gemm") == 1);
+    CHECK(ops.at("Gemm") == 2);
     CHECK(ops.at("MatMul") == 1);
     CHECK(difference(g, b) < 1e-5);
     auto exe = compile(g, {.opt_level = 3, .threads = 2});

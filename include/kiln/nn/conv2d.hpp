@@ -411,13 +411,15 @@ struct ConvTile {
 };
 
 // `block_weight_bytes` is the packed weight of one output block; the blocks of one tile are read again
-// for every tile along the image, so together they should stay in L2. Two threads may share that L2
-// (on this machine's two vCPUs, one thread reaches half the FMA peak and two reach all of it, as two
-// threads of one core do): 256->512 channel weights in blocks of four, 590 KiB a thread, ran 30% slower
-// on two threads than blocks of two, and no slower on one. Two blocks are the floor all the same: with
-// one, every broadcast feeds a single FMA and the tile runs at half speed whatever the weights cost.
+// for every tile along the image, so together they should stay near the core: in L2, or at worst a
+// little past it, in L3. Two threads may share that L2 (on this machine's two vCPUs, one thread reaches
+// half the FMA peak and two reach all of it, as two threads of one core do). ResNet's 3x3 convolutions
+// to 512 channels on 7x7 (weights of 295 KiB a block, 9.4 MiB in all, streamed from memory) ran 5-15%
+// faster in blocks of four (1.15 MiB a tile) than of two, on one thread and on two; past about L2's
+// size plus a quarter the tiles are not measured. Two blocks are the floor all the same: with one,
+// every broadcast feeds a single FMA and the tile runs at half speed whatever the weights cost.
 inline ConvTile conv_tile(int64_t OCo, int64_t OH, int64_t OW, int64_t block_weight_bytes = 0, int accumulators = 28) {
-    constexpr int64_t kWeightBudget = 320 << 10;
+    constexpr int64_t kWeightBudget = 1280 << 10;
     // A small cost model over all tiles that fit. One step of the reduction costs the largest of its
     // FMAs (two per cycle), its broadcasts (rows x cols, one per cycle) and its loads through the two load
     // ports (the broadcasts and oc_blocks weight vectors, which stream from L2 and count double), at

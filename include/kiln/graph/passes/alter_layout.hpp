@@ -57,11 +57,15 @@ inline Buffer blocked_per_channel(const Buffer& b, int64_t block) {
 }
 
 // MatMul of [..., M, K] by a constant [K, N], or Gemm of that form with at most a bias row (canonicalize
-// has already turned a constant transB into [K, N]): products kiln.MatMulPacked computes.
+// has already turned a constant transB into [K, N]), with enough rows for register tiles: products
+// kiln.MatMulPacked computes.
 inline bool packs_dense_weight(const Graph& g, const Node& n) {
     if ((n.op != "MatMul" && n.op != "Gemm") || n.inputs.size() < 2 || n.inputs[0] < 0 || !g.constant_input(n, 1)) return false;
     const TensorType &a = g.type_of(n.inputs[0]), &b = g.type_of(n.inputs[1]);
     if (a.rank() < 2 || b.rank() != 2 || a.dtype != f32 || b.dtype != f32) return false;
+    int64_t rows = 1;
+    for (size_t d = 0; d + 1 < a.rank(); ++d) rows *= a.shape[d];
+    if (rows < nn::detail::kMatrixVectorRows) return false;
     if (n.op == "MatMul") return true;
     if (n.attrs.get_int("transA", 0) || n.attrs.get_int("transB", 0) || n.attrs.get_float("alpha", 1) != 1) return false;
     if (n.inputs.size() < 3 || n.inputs[2] < 0) return true;
