@@ -1,27 +1,83 @@
 #pragma once
 // The backend header: kiln::build lowers a schedule, generates LLVM IR, optimises it for the
-// target and JIT-compiles it. This is the only kiln header that includes LLVM.
+// target and JIT-compiles it, or links the same kernel from the disk cache (kiln/jit/disk_cache.hpp).
+// This is the only kiln header that includes LLVM.
 #include <chrono>
 #include <unordered_map>
 
+#include <llvm/Bitcode/BitcodeWriter.h>
+#include <llvm/Config/llvm-config.h>
+
 #include "kiln/codegen/llvm/codegen_llvm.hpp"
+#include "kiln/jit/disk_cache.hpp"
 #include "kiln/jit/kernel.hpp"
 #include "kiln/jit/llvm_jit.hpp"
 #include "kiln/kiln.hpp"
+#include "kiln/version.hpp"
 
 namespace kiln {
 
 namespace detail {
-// Compiled kernels by (target, lowered program): the same kernel is compiled once per process.
-struct KernelCache {
-    std::mutex m;
-    std::unordered_map<std::string, std::shared_ptr<const Kernel::Compiled>> map;
-    uint64_t counter = 0;
+
+// Compiled kernels by (target, lowered program): the same kernel is compiled once per process. Past
+// kMaxEntries the least recently used entry is dropped; kernels already handed out stay valid.
+class KernelCache {
+public:
+    static constexpr size_t kMaxEntries = 4096;
+    using Ptr = std::shared_ptr<const Kernel::Compiled>;
+
     static KernelCache& get() {
         static KernelCache c;
         return c;
     }
+
+    Ptr find(const std::string& key) {
+        std::lock_guard<std::mutex> lk(m_);
+        auto it = map_.find(key);
+        if (it == map_.end()) return nullptr;
+        it->second.used = ++clock_;
+        return it->second.kernel;
+    }
+
+    void insert(const std::string& key, Ptr kernel) {
+        std::lock_guard<std::mutex> lk(m_);
+        map_[key] = {std::move(kernel), ++clock_};
+        if (map_.size() <= kMaxEntries) return;
+        auto oldest = std::min_element(map_.begin(), map_.end(), [](const auto& a, const auto& b) { return a.second.used < b.second.used; });
+        map_.erase(oldest);
+    }
+
+    size_t size() {
+        std::lock_guard<std::mutex> lk(m_);
+        return map_.size();
+    }
+
+    void clear() {
+        std::lock_guard<std::mutex> lk(m_);
+        map_.clear();
+    }
+
+private:
+    struct Slot {
+        Ptr kernel;
+        uint64_t used;
+    };
+    std::mutex m_;
+    std::unordered_map<std::string, Slot> map_;
+    uint64_t clock_ = 0;
 };
+
+// The disk cache's key: everything that decides the object code. The unoptimised module stands for the
+// lowered program and kiln's code generator together; the optimisation pipeline is fixed per LLVM version.
+// Bitcode, not text: writing it takes a fraction of the time of printing the module.
+inline std::string disk_cache_key(const llvm::Module& m, const Target& target) {
+    std::string key = "kiln " KILN_VERSION "\nllvm " LLVM_VERSION_STRING "\n" + target.str() + "\n";
+    llvm::raw_string_ostream os(key);
+    llvm::WriteBitcodeToFile(m, os);
+    os.flush();
+    return key;
+}
+
 }  // namespace detail
 
 inline Target host_target() { return jit::host_target(); }
@@ -36,37 +92,54 @@ inline Kernel build(const LoweredFunc& f, const BuildOptions& opt = {}) {
     const std::string key = target.str() + "\n" + loop_ir + (opt.keep_llvm_ir ? "+ir" : "") + (opt.keep_assembly ? "+asm" : "") +
                             (opt.keep_object ? "+obj" : "");
     auto& cache = detail::KernelCache::get();
-    if (opt.use_cache) {
-        std::lock_guard<std::mutex> lk(cache.m);
-        if (auto it = cache.map.find(key); it != cache.map.end()) return Kernel(it->second);
-    }
+    if (opt.use_cache)
+        if (auto hit = cache.find(key)) return Kernel(hit);
     const auto t0 = std::chrono::steady_clock::now();
     auto compiled = std::make_shared<Kernel::Compiled>();
     compiled->loop_ir = loop_ir;
-    std::string symbol;
-    {
-        std::lock_guard<std::mutex> lk(cache.m);
-        symbol = "kiln_" + f.name + "_" + std::to_string(cache.counter++);
-    }
+    // One name for every kernel of this name: each lives in a JIT library of its own (jit::JIT::add_object),
+    // and equal programs give equal modules, which is what the disk cache's key needs.
+    const std::string symbol = "kiln_" + f.name;
     llvm::LLVMContext ctx;
     auto mod = std::make_unique<llvm::Module>(symbol, ctx);
     auto tm = jit::target_machine(target);
     mod->setDataLayout(tm->createDataLayout());
     mod->setTargetTriple(target.triple);
     codegen::CodeGenLLVM(ctx, *mod, target).compile(f, symbol);
-    jit::optimize(*mod, *tm);
-    if (opt.keep_llvm_ir) {
-        llvm::raw_string_ostream os(compiled->llvm_ir);
-        mod->print(os, nullptr);
+
+    auto& disk = jit::DiskCache::instance();
+    // The IR and assembly a caller asks to keep come only out of a compile.
+    const bool use_disk = opt.use_disk_cache && !opt.keep_llvm_ir && !opt.keep_assembly && disk.enabled();
+    const std::string disk_key = use_disk ? detail::disk_cache_key(*mod, target) : std::string();
+    void* addr = nullptr;
+    std::string object;
+    if (use_disk) {
+        if (auto entry = disk.load(disk_key); entry && entry->symbol == symbol) {
+            try {
+                addr = jit::JIT::instance().add_object(entry->object, symbol);
+                object = std::move(entry->object);
+                compiled->from_disk_cache = true;
+            } catch (const Error&) {
+                // An entry that passed its checksum but that the linker refuses is recompiled and replaced.
+            }
+        }
     }
-    if (opt.keep_assembly) {
-        auto clone = llvm::CloneModule(*mod);
-        compiled->assembly = jit::emit_assembly(*clone, *tm);
+    if (!addr) {
+        jit::optimize(*mod, *tm);
+        if (opt.keep_llvm_ir) {
+            llvm::raw_string_ostream os(compiled->llvm_ir);
+            mod->print(os, nullptr);
+        }
+        if (opt.keep_assembly) {
+            auto clone = llvm::CloneModule(*mod);
+            compiled->assembly = jit::emit_assembly(*clone, *tm);
+        }
+        // Code generation runs here, on the caller's thread, with the build's own TargetMachine; only
+        // linking into the JIT is serialised.
+        object = jit::emit_object(*mod, *tm);
+        addr = jit::JIT::instance().add_object(object, symbol);
+        if (use_disk) disk.store(disk_key, symbol, object);
     }
-    // Code generation runs here, on the caller's thread, with the build's own TargetMachine; only
-    // linking into the JIT is serialised.
-    std::string object = jit::emit_object(*mod, *tm);
-    void* addr = jit::JIT::instance().add_object(object, symbol, false);
     compiled->target = target.str();
     compiled->symbol = symbol;
     if (opt.keep_object) compiled->object = std::move(object);
@@ -77,11 +150,14 @@ inline Kernel build(const LoweredFunc& f, const BuildOptions& opt = {}) {
     }
     compiled->size_vars = f.size_vars;
     compiled->compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    if (opt.use_cache) {
-        std::lock_guard<std::mutex> lk(cache.m);
-        cache.map.emplace(key, compiled);
-    }
+    if (opt.use_cache) cache.insert(key, compiled);
     return Kernel(compiled);
+}
+
+// Empties the disk kernel cache and this process's in-memory one.
+inline void clear_cache() {
+    jit::DiskCache::instance().clear();
+    detail::KernelCache::get().clear();
 }
 
 // Lowers and compiles: auto f = kiln::build(s, {A, B, C}); f(a, b, c);

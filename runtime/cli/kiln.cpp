@@ -4,6 +4,7 @@
 //   kiln bench model.onnx [--runs N] [--warmup N] [--rounds-on-stdin] [options]
 //   options: --opt-level N (0-3, default 3)  --threads N (default: all cores)  --shape NAME=1,3,224,224
 //            --profile  --dump-graph FILE.dot  --dump-passes DIR  --save FILE.kiln
+//   kiln cache info | clear
 // In place of model.onnx, a file written by --save (graph::save) runs without compiling.
 #include <kiln/graph.hpp>
 #include <kiln/onnx.hpp>
@@ -38,10 +39,14 @@ struct Args {
                  "kiln: %s\n\n"
                  "usage: kiln run   MODEL.onnx [--input NAME=FILE.npy]... [--output-dir DIR] [options]\n"
                  "       kiln bench MODEL.onnx [--runs N] [--warmup N] [--rounds-on-stdin] [options]\n"
+                 "       kiln cache info | clear\n"
                  "bench:\n"
                  "  --rounds-on-stdin    time one round of --runs runs per line read from standard input and print\n"
                  "                       its median, until end of input: a script can interleave kiln's rounds with\n"
                  "                       another runtime's, so both see the same machine (scripts/bench_zoo.py)\n"
+                 "cache:\n"
+                 "  info                 where the disk kernel cache is, its entries, size and limit\n"
+                 "  clear                remove every entry (KILN_CACHE_DIR picks the directory; =off turns it off)\n"
                  "options:\n"
                  "  --opt-level N        graph optimisation level 0-3 (default 3)\n"
                  "  --threads N          kernel threads (default: every core)\n"
@@ -74,7 +79,7 @@ Args parse(int argc, char** argv) {
     Args a;
     if (argc < 3) usage(argc < 2 ? "no command given" : "no model given");
     a.command = argv[1];
-    if (a.command != "run" && a.command != "bench") usage("unknown command '" + a.command + "'; use run or bench");
+    if (a.command != "run" && a.command != "bench") usage("unknown command '" + a.command + "'; use run, bench or cache");
     a.model = argv[2];
     for (int i = 3; i < argc; ++i) {
         const std::string f = argv[i];
@@ -199,8 +204,8 @@ kiln::graph::Executable compile_model(const Args& a) {
     std::printf("model       %s\n", a.model.c_str());
     std::printf("compiled    opt level %d, %d thread(s): %d nodes -> %d kernels (%d distinct), arena %.2f MiB\n", a.opt_level, co.threads,
                 static_cast<int>(exe.graph().nodes.size()), ct.kernels, ct.distinct_kernels, exe.arena_bytes() / 1048576.0);
-    std::printf("compile     %.0f ms = import %.0f + passes %.0f + lowering %.0f + LLVM %.0f (+ memory plan)\n", import_ms + ct.total_ms, import_ms,
-                ct.passes_ms, ct.lower_ms, ct.llvm_ms);
+    std::printf("compile     %.0f ms = import %.0f + passes %.0f + lowering %.0f + LLVM %.0f (+ memory plan); %d of %d kernels from the disk cache\n",
+                import_ms + ct.total_ms, import_ms, ct.passes_ms, ct.lower_ms, ct.llvm_ms, ct.disk_cache_hits, ct.distinct_kernels);
     if (!a.dump_graph.empty()) {
         std::vector<std::vector<int>> clusters;
         for (auto& grp : exe.groups()) clusters.push_back(grp.nodes);
@@ -280,7 +285,29 @@ int main_checked(const Args& a) {
 
 }  // namespace
 
+// `kiln cache info` and `kiln cache clear`.
+int cache_command(int argc, char** argv) {
+    const std::string what = argc > 2 ? argv[2] : "";
+    if (argc != 3 || (what != "info" && what != "clear")) usage("kiln cache takes one of info or clear");
+    if (what == "clear") {
+        const kiln::CacheInfo before = kiln::cache_info();
+        kiln::clear_cache();
+        std::printf("cleared     %lld entries (%.1f MiB) from %s\n", static_cast<long long>(before.entries), before.bytes / 1048576.0,
+                    before.dir.empty() ? "(the cache is off)" : before.dir.c_str());
+        return 0;
+    }
+    const kiln::CacheInfo ci = kiln::cache_info();
+    if (ci.dir.empty()) {
+        std::printf("cache       off (KILN_CACHE_DIR=off, or no HOME)\n");
+        return 0;
+    }
+    std::printf("cache       %s%s\n", ci.dir.c_str(), ci.writable ? "" : " (not writable: nothing new is stored)");
+    std::printf("entries     %lld, %.1f MiB of %.1f MiB\n", static_cast<long long>(ci.entries), ci.bytes / 1048576.0, ci.limit_bytes / 1048576.0);
+    return 0;
+}
+
 int main(int argc, char** argv) {
+    if (argc > 1 && std::string(argv[1]) == "cache") return cache_command(argc, argv);
     const Args a = parse(argc, argv);
     try {
         return main_checked(a);

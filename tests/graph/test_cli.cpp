@@ -17,11 +17,12 @@ struct Result {
     std::string out;
 };
 
-Result run_cli(const std::string& args) {
+// `env`: variable assignments put before the command ("NAME=value ").
+Result run_cli(const std::string& args, const std::string& env = "") {
     const char* cli = std::getenv("KILN_CLI");
     REQUIRE_MESSAGE(cli, "KILN_CLI is not set; run through ctest");
     const auto log = std::filesystem::temp_directory_path() / ("kiln_cli_test_" + std::to_string(::getpid()) + ".log");
-    const int status = std::system((std::string(cli) + " " + args + " > " + log.string() + " 2>&1").c_str());
+    const int status = std::system((env + std::string(cli) + " " + args + " > " + log.string() + " 2>&1").c_str());
     std::stringstream ss;
     ss << std::ifstream(log).rdbuf();
     std::filesystem::remove(log);
@@ -113,10 +114,46 @@ TEST_CASE("kiln bench --rounds-on-stdin: one round per line read, then the media
     CHECK(r.out.find("over 6 runs (1 warm-up)") != std::string::npos);
 }
 
+TEST_CASE("kiln cache: a second compile links every kernel from the disk cache; info and clear") {
+    const std::string dir = model_dir("model_transformer_encoder");
+    const auto cache = std::filesystem::temp_directory_path() / ("kiln_cli_cache_" + std::to_string(::getpid()));
+    std::filesystem::remove_all(cache);
+    const std::string env = "KILN_CACHE_DIR=" + cache.string() + " ";
+    const std::string bench = "bench " + dir + "/model.onnx --runs 1 --warmup 0 --threads 1";
+    auto r = run_cli(bench, env);
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    CHECK(r.out.find("; 0 of ") != std::string::npos);
+    r = run_cli(bench, env);
+    REQUIRE(r.code == 0);
+    const auto at = r.out.find(" kernels from the disk cache");
+    REQUIRE(at != std::string::npos);
+    const auto line = r.out.substr(r.out.rfind("; ", at) + 2, at - r.out.rfind("; ", at) - 2);  // "N of N"
+    const auto of = line.find(" of ");
+    REQUIRE(of != std::string::npos);
+    CHECK(line.substr(0, of) == line.substr(of + 4));
+    CHECK(line.substr(0, of) != "0");
+    r = run_cli("cache info", env);
+    REQUIRE(r.code == 0);
+    CHECK(r.out.find("cache       " + cache.string()) == 0);
+    CHECK(r.out.find("entries     0,") == std::string::npos);
+    r = run_cli("cache clear", env);
+    REQUIRE(r.code == 0);
+    CHECK(r.out.find("cleared     ") == 0);
+    r = run_cli("cache info", env);
+    CHECK(r.out.find("entries     0, 0.0 MiB of 1024.0 MiB") != std::string::npos);
+    r = run_cli("cache info", "KILN_CACHE_DIR=off ");
+    CHECK(r.out.find("cache       off") == 0);
+    std::filesystem::remove_all(cache);
+}
+
 TEST_CASE("kiln errors: misuse exits non-zero with a message") {
     auto r = run_cli("compile x.onnx");
     CHECK(r.code == 2);
-    CHECK(r.out.find("kiln: unknown command 'compile'; use run or bench") == 0);
+    CHECK(r.out.find("kiln: unknown command 'compile'; use run, bench or cache") == 0);
+    r = run_cli("cache prune");
+    CHECK(r.code == 2);
+    CHECK(r.out.find("kiln: kiln cache takes one of info or clear") == 0);
     r = run_cli("run x.onnx --threads two");
     CHECK(r.code == 2);
     CHECK(r.out.find("kiln: --threads takes a whole number, not 'two'") == 0);

@@ -36,6 +36,7 @@ struct CompileOptions {
 struct CompileTimes {
     double passes_ms = 0, lower_ms = 0, llvm_ms = 0, total_ms = 0;
     int kernels = 0, distinct_kernels = 0;
+    int disk_cache_hits = 0;  // distinct kernels linked from the disk cache instead of compiled
 };
 
 struct ProfileEntry {
@@ -316,6 +317,7 @@ inline Executable compile(const Graph& model, const CompileOptions& opt = {}) {
     ex.times_.llvm_ms = ms_since(t_llvm);
     ex.times_.kernels = static_cast<int>(funcs.size());
     ex.times_.distinct_kernels = static_cast<int>(distinct.size());
+    for (size_t k : distinct) ex.times_.disk_cache_hits += kernels[k].compiled().from_disk_cache;
 
     // Memory: inputs, outputs and constants own their buffers; every other value lives in the arena.
     std::vector<bool> is_output(g.values.size(), false), is_input(g.values.size(), false);

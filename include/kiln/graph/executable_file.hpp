@@ -326,7 +326,7 @@ inline Executable load_executable(const std::string& path, int threads = 0) {
             c->params.push_back(std::move(p));
         }
         c->object = in.str("a kernel's object code");
-        c->fn = reinterpret_cast<void (*)(void**, int64_t*)>(jit::JIT::instance().add_object(c->object, c->symbol, true));
+        c->fn = reinterpret_cast<void (*)(void**, int64_t*)>(jit::JIT::instance().add_object(c->object, c->symbol));
         kernels.emplace_back(std::move(c));
     }
 

@@ -85,7 +85,8 @@ struct BuildOptions {
     std::string name = "kernel";
     bool keep_llvm_ir = false;  // keep the optimised LLVM IR (Kernel::llvm_ir)
     bool keep_assembly = false; // keep the assembly (Kernel::assembly)
-    bool use_cache = true;      // reuse a kernel already compiled from the same lowered program
+    bool use_cache = true;      // reuse a kernel already compiled in this process from the same lowered program
+    bool use_disk_cache = true; // reuse object code from the disk cache (kiln/jit/disk_cache.hpp), and fill it
     bool keep_object = false;   // keep the object code (Kernel::object), e.g. to save it with an executable
 };
 
@@ -104,6 +105,7 @@ public:
         std::string llvm_ir, assembly, loop_ir;
         std::string target, symbol, object;  // what it was compiled for, its entry point, its object code if kept
         double compile_ms = 0;
+        bool from_disk_cache = false;  // linked from the disk cache instead of compiled
     };
 
     Kernel() = default;

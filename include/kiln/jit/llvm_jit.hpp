@@ -111,21 +111,17 @@ public:
         return jit;
     }
 
-    // Links an object file and returns the address of `symbol`. Objects built in this process share
-    // one library (their symbols are numbered apart); each object loaded from a saved executable gets
-    // its own, since its symbols were numbered by the process that saved it.
-    void* add_object(const std::string& object, const std::string& symbol, bool own_library) {
+    // Links an object file and returns the address of `symbol`. Each object gets a library of its own, so
+    // every kernel can use one symbol name wherever it was compiled (in this process, in the one that
+    // saved an executable or filled the disk cache) without clashing with another's.
+    void* add_object(const std::string& object, const std::string& symbol) {
         std::lock_guard<std::mutex> lk(m_);
-        llvm::orc::JITDylib* jd = &jit_->getMainJITDylib();
-        if (own_library) {
-            auto lib = jit_->createJITDylib("kiln_loaded_" + std::to_string(libraries_++));
-            if (!lib) kiln::detail::fail("build: cannot create a JIT library: ", llvm::toString(lib.takeError()));
-            lib->addToLinkOrder(jit_->getMainJITDylib());
-            jd = &*lib;
-        }
+        auto lib = jit_->createJITDylib("kiln_kernel_" + std::to_string(libraries_++));
+        if (!lib) kiln::detail::fail("build: cannot create a JIT library: ", llvm::toString(lib.takeError()));
+        lib->addToLinkOrder(jit_->getMainJITDylib());
         auto buffer = llvm::MemoryBuffer::getMemBufferCopy(object, symbol);
-        if (auto err = jit_->addObjectFile(*jd, std::move(buffer))) kiln::detail::fail("build: the JIT rejected the object of '", symbol, "': ", llvm::toString(std::move(err)));
-        auto sym = jit_->lookup(*jd, symbol);
+        if (auto err = jit_->addObjectFile(*lib, std::move(buffer))) kiln::detail::fail("build: the JIT rejected the object of '", symbol, "': ", llvm::toString(std::move(err)));
+        auto sym = jit_->lookup(*lib, symbol);
         if (!sym) kiln::detail::fail("build: the JIT could not find '", symbol, "': ", llvm::toString(sym.takeError()));
         return sym->toPtr<void*>();
     }
