@@ -68,10 +68,10 @@ private:
 };
 
 // The disk cache's key: everything that decides the object code. The unoptimised module stands for the
-// lowered program and kiln's code generator together; the optimisation pipeline is fixed per LLVM version.
+// lowered program and kiln's code generator together; jit::kCodegenSettings for the pipeline after it.
 // Bitcode, not text: writing it takes a fraction of the time of printing the module.
 inline std::string disk_cache_key(const llvm::Module& m, const Target& target) {
-    std::string key = "kiln " KILN_VERSION "\nllvm " LLVM_VERSION_STRING "\n" + target.str() + "\n";
+    std::string key = "kiln " KILN_VERSION "\nllvm " LLVM_VERSION_STRING "\n" + std::string(jit::kCodegenSettings) + "\n" + target.str() + "\n";
     llvm::raw_string_ostream os(key);
     llvm::WriteBitcodeToFile(m, os);
     os.flush();

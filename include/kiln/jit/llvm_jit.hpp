@@ -64,6 +64,10 @@ inline std::unique_ptr<llvm::TargetMachine> target_machine(const Target& t) {
                                                                             std::nullopt, llvm::CodeGenOptLevel::Aggressive));
 }
 
+// What optimize() and target_machine() do to a module, in words: part of the disk cache's key, so an
+// entry compiled under other settings is never linked. Change it with either function.
+constexpr const char* kCodegenSettings = "O3 loop+slp vectorize; codegen aggressive; PIC";
+
 inline void optimize(llvm::Module& m, llvm::TargetMachine& tm) {
     llvm::LoopAnalysisManager lam;
     llvm::FunctionAnalysisManager fam;
