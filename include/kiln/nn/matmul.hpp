@@ -52,6 +52,12 @@ inline MatmulTile matmul_tile(int64_t M, int64_t N, bool transpose_b, const Targ
     return t;
 }
 
+// B's element (k, j) after the batch indices `idx`: B is [K,N], or [N,K] with transpose_b.
+inline Expr b_element(const Tensor& B, std::vector<Expr> idx, Expr k, Expr j, bool transpose_b) {
+    if (transpose_b) { idx.push_back(j); idx.push_back(k); } else { idx.push_back(k); idx.push_back(j); }
+    return B.access(idx);
+}
+
 // B as column panels of `panel` values, [(b,) ceil(N/panel), K, panel], zero past column N: each step of
 // the k loop of a register tile then reads one contiguous run of B.
 inline Tensor pack_panels(const Tensor& B, int panel, const MatmulOptions& opt) {
@@ -62,8 +68,7 @@ inline Tensor pack_panels(const Tensor& B, int panel, const MatmulOptions& opt) 
     const bool n_divides = n && *n % panel == 0;
     auto value = [&](std::vector<Expr> idx, Expr x, Expr kk, Expr z) {
         Expr j = x * panel + z;
-        if (opt.transpose_b) { idx.push_back(j); idx.push_back(kk); } else { idx.push_back(kk); idx.push_back(j); }
-        Expr v = B.access(idx);
+        Expr v = b_element(B, std::move(idx), kk, j, opt.transpose_b);
         return n_divides ? v : if_then_else(j < N, v, make_const(B.dtype(), 0));
     };
     Expr panels = (N + (panel - 1)) / panel;
@@ -134,15 +139,11 @@ inline Tensor matmul(const Tensor& A, const Tensor& B, const MatmulOptions& opt 
     auto* m = as_const_int(M);
     auto* n = as_const_int(N);
     const detail::MatmulTile tile = (m && n) ? detail::matmul_tile(*m, *n, opt.transpose_b, opt.target) : detail::MatmulTile{8, 32, true};
-    const bool packed_b = prepacked || tile.pack_b;
     const Tensor packed = prepacked ? B : tile.pack_b ? detail::pack_panels(B, tile.nr, opt) : Tensor();
-    const int NR = packed_b ? static_cast<int>(*as_const_int(packed.shape().back())) : tile.nr;
+    const int NR = packed.defined() ? static_cast<int>(*as_const_int(packed.shape().back())) : tile.nr;
     auto k = reduce_axis(0, Ka, "k");
     auto rhs = [&](std::vector<Expr> batch, Expr j) {
-        if (!packed_b) {
-            if (opt.transpose_b) { batch.push_back(j); batch.push_back(k); } else { batch.push_back(k); batch.push_back(j); }
-            return B.access(batch);
-        }
+        if (!packed.defined()) return detail::b_element(B, std::move(batch), k, j, opt.transpose_b);
         batch.push_back(j / NR);
         batch.push_back(k);
         batch.push_back(j % NR);
