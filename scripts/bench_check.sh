@@ -22,7 +22,7 @@ mkdir -p "$out"
 reps=(--benchmark_repetitions=3 --benchmark_report_aggregates_only=true)
 ./build/bench/bench_gemm "${reps[@]}" | tee "$out/gemm.txt"
 ./build/bench/bench_conv "${reps[@]}" --benchmark_filter='_s[12]/' | tee "$out/conv.txt"
-"$py" scripts/bench_zoo.py --kiln build/runtime/kiln --zoo build/zoo --models resnet18,squeezenet1_1,transformer_small \
+"$py" scripts/bench_zoo.py --kiln build/tools/kiln --zoo build/zoo --models resnet18,squeezenet1_1,transformer_small \
   --rounds 6 --runs 10 --json "$out/zoo.json"
 runs=(--gemm "$out/gemm.txt" --conv "$out/conv.txt" --zoo "$out/zoo.json")
 if "$py" scripts/bench_check.py bench/baseline_ratios.txt "${runs[@]}" --fell-out "$out/fell.txt" "$@"; then exit 0; fi
@@ -39,7 +39,7 @@ if [ -n "$conv" ]; then ./build/bench/bench_conv "${reps[@]}" --benchmark_filter
 models=$(grep '^zoo/' "$out/fell.txt" | cut -d/ -f2 | sort -u | paste -sd, || true)
 if [ -n "$models" ]; then
   threads=$(grep '^zoo/' "$out/fell.txt" | cut -d/ -f3 | cut -d' ' -f1 | tr -d t | sort -u | paste -sd,)
-  "$py" scripts/bench_zoo.py --kiln build/runtime/kiln --zoo build/zoo --models "$models" --threads "$threads" \
+  "$py" scripts/bench_zoo.py --kiln build/tools/kiln --zoo build/zoo --models "$models" --threads "$threads" \
     --rounds 6 --runs 10 --json "$out/zoo.again.json"
   runs+=(--zoo "$out/zoo.again.json")
 fi

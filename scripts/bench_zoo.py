@@ -1,6 +1,6 @@
 """kiln against ONNX Runtime and OpenVINO on the model zoo, in alternating rounds, with the ratio table.
 
-bench_zoo.py --kiln KILN --zoo DIR [--models a,b] [--threads 1,2] [--engines kiln,ort,openvino]
+bench_zoo.py --kiln KILN --zoo DIR [--models a,b] [--threads 1,2] [--engines kiln,ort,openvino[,kiln_so]]
              [--rounds R] [--runs N] [--opt-level L] [--json FILE]
 
 DIR is what scripts/make_zoo.py writes (NAME.onnx, NAME.input.npy, NAME.output.npy). For every model and
@@ -13,8 +13,10 @@ kiln is the `kiln` command (`bench --rounds-on-stdin` compiles the model once an
 asked), checked first with `kiln run` against PyTorch's output to 1e-4 relative (of the output's largest
 magnitude). ONNX Runtime: default graph optimisations, intra_op_num_threads = T. OpenVINO: CPU,
 INFERENCE_NUM_THREADS = T, PERFORMANCE_HINT LATENCY, INFERENCE_PRECISION_HINT f32 (without it OpenVINO runs
-bf16 on AVX-512 machines), one synchronous infer request. Preparation times (kiln's compile, ORT's
-session, OpenVINO's read + compile) are reported beside the ratios.
+bf16 on AVX-512 machines), one synchronous infer request. kiln_so: the model exported by `kiln export`
+and run by the runtime library (`kiln bench MODEL.so`), against the JIT's own run; its preparation time is
+the runtime's load. Preparation times (kiln's compile, ORT's session, OpenVINO's read + compile) are
+reported beside the ratios.
 """
 import argparse
 import json
@@ -27,8 +29,8 @@ import time
 
 import numpy as np
 
-ENGINES = ["kiln", "ort", "openvino"]
-LABEL = {"kiln": "kiln", "ort": "ORT", "openvino": "OpenVINO"}
+ENGINES = ["kiln", "ort", "openvino", "kiln_so"]
+LABEL = {"kiln": "kiln", "ort": "ORT", "openvino": "OpenVINO", "kiln_so": "kiln's exported .so"}
 
 
 def timed_round(run, runs):
@@ -75,13 +77,16 @@ class Kiln:
     """`kiln bench --rounds-on-stdin`: one compile, then a round of runs per line written to it."""
 
     def __init__(self, kiln, model, input_path, threads, runs, opt_level):
+        compile_flags = [] if model.endswith(".so") else ["--opt-level", str(opt_level)]
         self.proc = subprocess.Popen(
-            [kiln, "bench", model, "--input", f"input={input_path}", "--threads", str(threads), "--opt-level", str(opt_level),
+            [kiln, "bench", model, "--input", f"input={input_path}", "--threads", str(threads), *compile_flags,
              "--runs", str(runs), "--rounds-on-stdin"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.prepare_ms = None
         for line in self.proc.stdout:
             if line.startswith("compile "):
                 self.prepare_ms = float(line.split()[1])
+            if line.startswith("loaded ") and " in " in line:
+                self.prepare_ms = float(line.split(" in ")[1].split()[0])
             if line.startswith("rounds"):
                 break
         else:
@@ -117,9 +122,15 @@ def bench_model(a, name, threads):
     x = np.load(input_path)
     peers = {"ort": Ort, "openvino": OpenVino}
     engines = {}
+    exported = tempfile.TemporaryDirectory()
     for e in a.engines:
-        if e == "kiln":
-            k = Kiln(a.kiln, model, input_path, threads, a.runs, a.opt_level)
+        if e in ("kiln", "kiln_so"):
+            path = model
+            if e == "kiln_so":
+                path = os.path.join(exported.name, f"{name}.so")
+                subprocess.run([a.kiln, "export", model, "-o", path, "--threads", str(threads), "--opt-level", str(a.opt_level)],
+                               check=True, stdout=subprocess.DEVNULL)
+            k = Kiln(a.kiln, path, input_path, threads, a.runs, a.opt_level)
             engines[e] = (k.round, k)
         else:
             p = peers[e](model, x, threads)
@@ -133,6 +144,9 @@ def bench_model(a, name, threads):
             times[e].append(engines[e][0]())
     result = {"model": name, "threads": threads, "ms": {e: statistics.median(t) for e, t in times.items()},
               "prepare_ms": {e: engines[e][1].prepare_ms for e in a.engines}, "ratio": {}}
+    if "kiln_so" in engines:
+        engines["kiln_so"][1].close()
+    exported.cleanup()
     if "kiln" in engines:
         engines["kiln"][1].close()
         for e in a.engines:
@@ -143,7 +157,7 @@ def bench_model(a, name, threads):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--kiln", required=True, help="the kiln command (build/runtime/kiln)")
+    p.add_argument("--kiln", required=True, help="the kiln command (build/tools/kiln)")
     p.add_argument("--zoo", required=True, help="the directory scripts/make_zoo.py wrote")
     p.add_argument("--models", help="comma-separated names (default: every model in the zoo)")
     p.add_argument("--threads", default="1,2")

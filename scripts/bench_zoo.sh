@@ -11,4 +11,4 @@ py=$(bash scripts/pyenv.sh --peers)
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build --target kiln_cli
 [ -f build/zoo/resnet18.onnx ] || /usr/bin/python3 scripts/make_zoo.py build/zoo
-"$py" scripts/bench_zoo.py --kiln build/runtime/kiln --zoo build/zoo "$@"
+"$py" scripts/bench_zoo.py --kiln build/tools/kiln --zoo build/zoo "$@"

@@ -8,6 +8,7 @@
 #include <llvm/Bitcode/BitcodeWriter.h>
 #include <llvm/Config/llvm-config.h>
 
+#include "kiln/codegen/c/build_c.hpp"
 #include "kiln/codegen/llvm/codegen_llvm.hpp"
 #include "kiln/jit/disk_cache.hpp"
 #include "kiln/jit/kernel.hpp"
@@ -83,6 +84,15 @@ inline std::string disk_cache_key(const llvm::Module& m, const Target& target) {
 inline Target host_target() { return jit::host_target(); }
 
 inline Kernel build(const LoweredFunc& f, const BuildOptions& opt = {}) {
+    if (opt.target.kind == "c") {
+        const std::string key = "c\n" + to_string(f);
+        auto& cache = detail::KernelCache::get();
+        if (opt.use_cache)
+            if (auto hit = cache.find(key)) return Kernel(hit);
+        Kernel k = detail::build_c(f, opt);
+        if (opt.use_cache) cache.insert(key, std::make_shared<Kernel::Compiled>(k.compiled()));
+        return k;
+    }
     static const Target host = jit::resolve(Target{});
     const Target target = opt.target.cpu.empty() && opt.target.triple.empty() && opt.target.features.empty() && opt.target.vector_bits == 0 &&
                                   opt.target.kind == "llvm"
@@ -149,6 +159,7 @@ inline Kernel build(const LoweredFunc& f, const BuildOptions& opt = {}) {
         compiled->params.push_back({a.op->name, a.op->dtype, a.op->shape, out});
     }
     compiled->size_vars = f.size_vars;
+    compiled->lowered = std::make_shared<const LoweredFunc>(f);
     compiled->compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (opt.use_cache) cache.insert(key, compiled);
     return Kernel(compiled);

@@ -1,9 +1,35 @@
 #pragma once
 // Where code goes. The host (this CPU, with every feature it has) by default, or an explicit CPU.
+#include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <vector>
 
 namespace kiln {
+
+namespace detail {
+
+inline bool program_on_path(const std::string& program) {
+    const char* path = std::getenv("PATH");
+    const std::string dirs = path ? path : "/usr/bin:/bin";
+    for (size_t from = 0; from <= dirs.size();) {
+        size_t to = dirs.find(':', from);
+        if (to == std::string::npos) to = dirs.size();
+        std::error_code ec;
+        if (to > from && std::filesystem::exists(std::filesystem::path(dirs.substr(from, to - from)) / program, ec)) return true;
+        from = to + 1;
+    }
+    return false;
+}
+
+// The C compiler driver kiln compiles C kernels and links exported libraries with: $KILN_CC, else `cc`.
+// Empty when there is none.
+inline std::string c_compiler() {
+    if (const char* env = std::getenv("KILN_CC"); env && *env) return env;
+    return program_on_path("cc") ? "cc" : "";
+}
+
+}  // namespace detail
 
 struct Target {
     std::string kind = "llvm";  // the backend
@@ -12,10 +38,11 @@ struct Target {
     std::string features;       // empty: the host's, as +avx512f,+fma,...
     int vector_bits = 0;        // 0: the widest the features allow
 
-    // Backends this build of kiln has, like TVM's Target.list_kinds().
-    static std::vector<std::string> list_kinds() { return {"llvm"}; }
+    // Backends this build of kiln has, like TVM's Target.list_kinds(). "c": C99 source
+    // (kiln/codegen/c/codegen_c.hpp), which kiln::build compiles with the system's C compiler.
+    static std::vector<std::string> list_kinds() { return {"llvm", "c"}; }
     // Whether a backend can run here, like TVM's runtime.enabled(kind).
-    static bool enabled(const std::string& kind) { return kind == "llvm"; }
+    static bool enabled(const std::string& kind) { return kind == "llvm" || (kind == "c" && !detail::c_compiler().empty()); }
 
     // The SIMD width this target computes with: vector_bits when set, else the widest this CPU has.
     // Schedules (kiln::nn) use it without asking LLVM, so they stay out of the backend headers.

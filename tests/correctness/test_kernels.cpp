@@ -317,6 +317,53 @@ TEST_CASE("integer, f16 and f64 element types") {
     CHECK(e[2] == 9.0);
 }
 
+TEST_CASE("the C backend (target kind c) computes what the JIT computes") {
+    REQUIRE(Target::enabled("c"));
+    BuildOptions as_c;
+    as_c.target.kind = "c";
+    // Floor division and modulo, by zero and by -1 too, in a vector tail.
+    auto A = placeholder({21}, i32, "A");
+    auto D = placeholder({21}, i32, "D");
+    auto Q = compute({21}, [&](Expr i) { return A(i) / D(i) + A(i) % D(i) * 1000; }, "Q");
+    Schedule s(Q);
+    auto [o, in] = s[Q].split(Q.axis(0), 8);
+    s[Q].vectorize(in);
+    auto jit = build(s, {A, D, Q}), c = build(s, {A, D, Q}, as_c);
+    std::vector<int32_t> a(21), d(21), q_jit(21), q_c(21);
+    for (int i = 0; i < 21; ++i) a[i] = i * 7 - 70, d[i] = i % 5 - 2;
+    jit(a.data(), d.data(), q_jit.data());
+    c(a.data(), d.data(), q_c.data());
+    CHECK(q_c == q_jit);
+    CHECK(c.c_source().find("void kiln_kernel(void** args, int64_t* sizes)") != std::string::npos);
+
+    // A symbolic size, a parallel loop, f64 and the math intrinsics, a reduction in a local buffer.
+    Var n = var("n");
+    auto X = placeholder({n, 13}, f64, "X");
+    auto k = reduce_axis(0, 13, "k");
+    auto S = compute({n}, [&](Expr i) { return sum(X(i, k) * X(i, k), {k}); }, "S");
+    auto Y = compute({n, 13}, [&](Expr i, Expr j) {
+        Expr x = X(i, j);
+        return tanh(x) + erf(x) + sigmoid(x) + exp(x) / (S(i) + 1.0) + select(x > 0.5, sqrt(abs(x)), floor(x * 3.0)) + max(min(x, 0.25), -0.25);
+    }, "Y");
+    Schedule sy(Y);
+    sy[Y].parallel(Y.axis(0));
+    auto [jo, ji] = sy[Y].split(Y.axis(1), 4);
+    sy[Y].vectorize(ji);
+    sy[S].compute_at(sy[Y], Y.axis(0));
+    auto fy = build(sy, {X, Y}), cy = build(sy, {X, Y}, as_c);
+    Buffer x({9, 13}, f64), y_jit({9, 13}, f64), y_c({9, 13}, f64);
+    for (int64_t i = 0; i < x.size(); ++i) static_cast<double*>(x.data())[i] = std::sin(0.37 * static_cast<double>(i)) * 2;
+    fy(x, y_jit);
+    cy(x, y_c);
+    double worst = 0;
+    for (int64_t i = 0; i < x.size(); ++i) {
+        const double u = static_cast<double*>(y_jit.data())[i], v = static_cast<double*>(y_c.data())[i];
+        worst = std::max(worst, std::abs(u - v) / std::max(1.0, std::abs(u)));
+    }
+    CHECK(worst < 1e-5);
+    CHECK(cy.c_source().find("#pragma omp parallel for") != std::string::npos);
+}
+
 TEST_CASE("integer division by zero gives 0 and does not trap, in vector tails too") {
     // The masked-off lanes of a vector tail divide by the zeros their masked loads return.
     for (Type t : {i32, u32, i64}) {

@@ -72,10 +72,12 @@ Pipeline rowsum_pipeline() {
     return {{X}, o, {sq, s, o}, {{19, 43}}, {19, 43}};
 }
 
-std::vector<float> run(Schedule& s, Pipeline& p, const std::vector<Buffer>& ins) {
+std::vector<float> run(Schedule& s, Pipeline& p, const std::vector<Buffer>& ins, const std::string& target = "llvm") {
     std::vector<Tensor> args = p.inputs;
     args.push_back(p.out);
-    auto f = build(s, args);
+    BuildOptions opt;
+    opt.target.kind = target;
+    auto f = build(s, args, opt);
     Buffer out(p.out_shape);
     std::vector<detail::ArgValue> av;
     for (auto& b : ins) av.push_back(detail::to_arg(b));
@@ -88,7 +90,7 @@ std::vector<float> run(Schedule& s, Pipeline& p, const std::vector<Buffer>& ins)
 
 TEST_CASE("random legal schedules match the reference") {
     std::mt19937 rng(2026);
-    int checked = 0;
+    int checked = 0, checked_c = 0;
     for (int trial = 0; trial < 300; ++trial) {
         Pipeline p = trial % 3 == 0 ? matmul_pipeline() : trial % 3 == 1 ? blur_pipeline() : rowsum_pipeline();
         std::vector<Buffer> ins;
@@ -132,7 +134,13 @@ TEST_CASE("random legal schedules match the reference") {
         REQUIRE(got.size() == want.size());
         CHECK(test::max_rel_err(got.data(), want.data(), static_cast<int64_t>(got.size())) < 1e-4);
         ++checked;
+        // Every tenth schedule also through the C backend (a C compile costs ~0.2 s), held to the JIT's result.
+        if (checked % 10 == 0) {
+            const auto c = run(s, p, ins, "c");
+            CHECK(test::max_rel_err(c.data(), got.data(), static_cast<int64_t>(got.size())) < 1e-5);
+            ++checked_c;
+        }
     }
-    MESSAGE(checked << " random schedules checked against the reference");
+    MESSAGE(checked << " random schedules checked against the reference, " << checked_c << " of them also as C");
     CHECK(checked >= 200);
 }

@@ -108,6 +108,15 @@ TEST_CASE("definition errors") {
     CHECK(error_of([&] { s[B].vectorize(j); lower(s, {A, B}); }).empty());
 }
 
+TEST_CASE("the C backend refuses f16 tensors, naming the tensor") {
+    auto H = placeholder({10}, f16, "H");
+    auto G = compute({10}, [&](Expr i) { return cast(f16, H(i) * 2.0f); }, "G");
+    Schedule s(G);
+    BuildOptions as_c;
+    as_c.target.kind = "c";
+    CHECK(error_of([&] { build(s, {H, G}, as_c); }) == "build: the C backend does not handle f16 tensors ('H' of 'kernel'); use the llvm target");
+}
+
 TEST_CASE("call errors") {
     Var n = var("n");
     auto A = placeholder({n, 4}, f32, "A");

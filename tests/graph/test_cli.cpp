@@ -100,6 +100,40 @@ TEST_CASE("kiln run --save, then kiln run on the saved file: no compilation, the
     std::filesystem::remove_all(out);
 }
 
+TEST_CASE("kiln export, then kiln run on the library: the runtime gives ONNX Runtime's output") {
+    const std::string dir = model_dir("model_mobilenetv2_blocks");
+    const auto library = std::filesystem::temp_directory_path() / ("kiln_cli_export_" + std::to_string(::getpid()) + ".so");
+    const auto out = std::filesystem::temp_directory_path() / ("kiln_cli_export_out_" + std::to_string(::getpid()));
+    auto r = run_cli("export " + dir + "/model.onnx -o " + library.string() + " --threads 1");
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    CHECK(r.out.find("exported    " + library.string()) != std::string::npos);
+    r = run_cli("run " + library.string() + " --input input=" + dir + "/input_0.npy --output-dir " + out.string());
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    CHECK(r.out.find("(the runtime: no compiler, no LLVM)") != std::string::npos);
+    check_single_output(out, dir);
+    r = run_cli("bench " + library.string() + " --profile");
+    CHECK(r.code == 2);
+    CHECK(r.out.find("kiln: --profile needs the JIT; an exported library runs its kernels without timing them (profile the ONNX model instead)") == 0);
+    r = run_cli("export " + library.string() + " -o " + library.string());
+    CHECK(r.code == 2);
+    CHECK(r.out.find("kiln: " + library.string() + " is exported already; give the ONNX model or a saved executable") == 0);
+    r = run_cli("export " + dir + "/model.onnx");
+    CHECK(r.code == 2);
+    CHECK(r.out.find("kiln: kiln export needs -o FILE.so, the library to write") == 0);
+    r = run_cli("export " + dir + "/model.onnx --target cuda -o " + out.string());
+    CHECK(r.code == 2);
+    CHECK(r.out.find("kiln: --target is llvm (a shared library, the default) or c (C99 source), not 'cuda'") == 0);
+    r = run_cli("export " + dir + "/model.onnx --target c -o " + out.string());
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    CHECK(std::filesystem::exists(out / "model.c"));
+    CHECK(std::filesystem::exists(out / "Makefile"));
+    std::filesystem::remove(library);
+    std::filesystem::remove_all(out);
+}
+
 TEST_CASE("kiln bench --rounds-on-stdin: one round per line read, then the median of them all") {
     const std::string dir = model_dir("model_transformer_encoder");
     const auto lines = std::filesystem::temp_directory_path() / ("kiln_cli_rounds_" + std::to_string(::getpid()));
@@ -150,7 +184,7 @@ TEST_CASE("kiln cache: a second compile links every kernel from the disk cache; 
 TEST_CASE("kiln errors: misuse exits non-zero with a message") {
     auto r = run_cli("compile x.onnx");
     CHECK(r.code == 2);
-    CHECK(r.out.find("kiln: unknown command 'compile'; use run, bench or cache") == 0);
+    CHECK(r.out.find("kiln: unknown command 'compile'; use run, bench, export or cache") == 0);
     r = run_cli("cache prune");
     CHECK(r.code == 2);
     CHECK(r.out.find("kiln: kiln cache takes one of info or clear") == 0);

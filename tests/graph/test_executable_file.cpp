@@ -14,30 +14,18 @@
 #include <kiln/onnx.hpp>
 #include <kiln/runtime/npy.hpp>
 
+#include "graph/files.hpp"
+
 namespace {
 
-std::string model_dir(const std::string& name) {
-    const char* d = std::getenv("KILN_GRAPH_MODELS");
-    REQUIRE_MESSAGE(d, "KILN_GRAPH_MODELS is not set; run through ctest");
-    return std::string(d) + "/" + name;
-}
-
-std::string temp_file(const std::string& stem) {
-    return (std::filesystem::temp_directory_path() / (stem + "_" + std::to_string(::getpid()) + ".kiln")).string();
-}
-
-std::string read_all(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    std::ostringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-}
-
-void write_all(const std::string& path, const std::string& data) { std::ofstream(path, std::ios::binary) << data; }
+using test::model_dir;
+using test::read_all;
+using test::write_all;
+std::string temp_file(const std::string& stem) { return test::temp_path(stem, ".kiln"); }
 
 // Replaces the trailing checksum so a deliberately edited file gets past it to the check under test.
 std::string with_checksum(std::string body) {
-    const uint64_t h = kiln::graph::detail::checksum(body.data(), body.size());
+    const uint64_t h = kiln::runtime::hash64(body);
     body.append(reinterpret_cast<const char*>(&h), 8);
     return body;
 }
@@ -117,17 +105,17 @@ TEST_CASE("graph::load_executable errors: foreign, damaged, truncated and mismat
     std::string version = body;
     version[8] = 99;
     write_all(path, with_checksum(version));
-    CHECK(load_error(path) == "load_executable: '" + path + "' has format version 99; this kiln reads version 1; save the executable again with graph::save");
+    CHECK(load_error(path) == "load_executable: '" + path + "' has format version 99; this kiln reads version 2; save the executable again with graph::save");
 
-    // The target string follows the magic, the version and its 8-byte length.
+    // The target string follows the magic, the version, the flags and its 8-byte length.
     uint64_t target_len;
-    std::memcpy(&target_len, body.data() + 12, 8);
+    std::memcpy(&target_len, body.data() + 13, 8);
     REQUIRE(target_len > 4);
-    const std::string host_target = body.substr(20, target_len);
+    const std::string host_target = body.substr(21, target_len);
     std::string other = body;
-    other[20 + target_len - 1] = other[20 + target_len - 1] == '+' ? '-' : '+';
+    other[21 + target_len - 1] = other[21 + target_len - 1] == '+' ? '-' : '+';
     write_all(path, with_checksum(other));
-    const std::string other_target = other.substr(20, target_len);
+    const std::string other_target = other.substr(21, target_len);
     CHECK(load_error(path) == "load_executable: '" + path + "' was compiled for " + other_target + " but this machine is " + host_target +
                                   "; compile the model on this machine (graph::compile) and save it here");
 

@@ -18,6 +18,7 @@
 #include "kiln/graph/passes/fuse_ops.hpp"
 #include "kiln/graph/passes/simplify_inference.hpp"
 #include "kiln/graph/printer.hpp"
+#include "kiln/runtime/model_file.hpp"
 #include "kiln/runtime/thread_pool.hpp"
 
 namespace kiln::graph {
@@ -113,6 +114,79 @@ public:
     const CompileTimes& compile_times() const { return times_; }
     int64_t arena_bytes() const { return arena_bytes_; }
     size_t num_kernels() const { return steps_.size(); }
+
+    // Each kernel once, in the order the steps first call them (the order of describe()'s kernels).
+    std::vector<const Kernel::Compiled*> distinct_kernels() const {
+        std::vector<const Kernel::Compiled*> kernels;
+        for (auto& st : steps_)
+            if (std::find(kernels.begin(), kernels.end(), &st.kernel.compiled()) == kernels.end()) kernels.push_back(&st.kernel.compiled());
+        return kernels;
+    }
+
+    // What runs this model without a compiler: values, memory plan, kernels and steps (what graph::save
+    // and graph::export_library write). Constants and object code are views into this executable.
+    runtime::ModelFile describe(bool with_objects) const {
+        using runtime::ValueKind;
+        runtime::ModelFile m;
+        m.has_objects = with_objects;
+        m.threads = threads_;
+        m.arena_bytes = static_cast<uint64_t>(arena_bytes_);
+        const std::vector<const Kernel::Compiled*> kernels = distinct_kernels();
+        for (auto& st : steps_) {
+            runtime::ModelFile::Step step;
+            step.name = st.name;
+            step.kernel = static_cast<uint32_t>(std::find(kernels.begin(), kernels.end(), &st.kernel.compiled()) - kernels.begin());
+            step.values.assign(st.values.begin(), st.values.end());
+            for (auto& a : st.args) step.shapes.push_back(a.shape);
+            m.steps.push_back(std::move(step));
+        }
+        m.target = kernels.empty() ? jit::resolve(Target{}).str() : kernels.front()->target;
+        for (auto* c : kernels) {
+            if (with_objects && c->object.empty())
+                kiln::detail::fail("save: kernel '", c->symbol, "' was built without its object code; build it with BuildOptions::keep_object");
+            if (!c->size_vars.empty()) kiln::detail::fail("save: kernel '", c->symbol, "' has symbolic sizes; only executables of fixed shapes can be saved");
+            runtime::ModelFile::Kernel k;
+            k.symbol = c->symbol;
+            if (with_objects) k.object = c->object;
+            for (auto& prm : c->params) {
+                runtime::ModelFile::Param p{prm.name, prm.dtype, {}, prm.is_output};
+                for (auto& e : prm.shape) {
+                    auto d = as_const_int(e);
+                    if (!d) kiln::detail::fail("save: kernel '", c->symbol, "' parameter '", prm.name, "' has a symbolic shape");
+                    p.shape.push_back(*d);
+                }
+                k.params.push_back(std::move(p));
+            }
+            m.kernels.push_back(std::move(k));
+        }
+        // Values: every one a step reads or writes, plus the model's inputs and outputs.
+        auto note = [&](int v) {
+            for (auto& known : m.values)
+                if (known.id == v) return;
+            const Value& val = graph_.value(v);
+            const Buffer& b = storage_.at(v);
+            const char* p = static_cast<const char*>(b.data());
+            const char* arena = static_cast<const char*>(arena_.get());
+            const bool in_arena = arena && p >= arena && p < arena + arena_bytes_;
+            const bool is_input = std::find(graph_.inputs.begin(), graph_.inputs.end(), v) != graph_.inputs.end();
+            runtime::ModelFile::Value out;
+            out.id = v;
+            out.name = val.name;
+            out.dtype = val.type.dtype;
+            out.shape = val.type.shape;
+            out.kind = in_arena ? ValueKind::Arena : val.is_constant() ? ValueKind::Constant : is_input ? ValueKind::Input : ValueKind::Output;
+            if (out.kind == ValueKind::Arena) out.arena_offset = static_cast<uint64_t>(p - arena);
+            if (out.kind == ValueKind::Constant) out.constant = std::string_view(p, out.bytes());
+            m.values.push_back(std::move(out));
+        };
+        for (int v : graph_.inputs) note(v);
+        for (int v : graph_.outputs) note(v);
+        for (auto& st : steps_)
+            for (int v : st.values) note(v);
+        m.inputs.assign(graph_.inputs.begin(), graph_.inputs.end());
+        m.outputs.assign(graph_.outputs.begin(), graph_.outputs.end());
+        return m;
+    }
 
 private:
     friend Executable compile(const Graph&, const CompileOptions&);

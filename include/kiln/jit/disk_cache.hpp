@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "kiln/error.hpp"
+#include "kiln/runtime/hash.hpp"
 
 namespace kiln {
 
@@ -178,28 +179,11 @@ private:
 
     static std::filesystem::path resolve_dir(const std::string& d) { return d == "off" ? std::filesystem::path() : std::filesystem::path(d); }
 
-    // A 64-bit hash that takes 8 bytes a step (an entry is checksummed on every load, and objects run to
-    // megabytes): each word is mixed in by a multiply and a xor-shift, the tail byte by byte.
-    static uint64_t hash64(std::string_view s, uint64_t h = 14695981039346656037ull) {
-        constexpr uint64_t k = 0x9fb21c651e98df25ull;
-        size_t i = 0;
-        for (; i + 8 <= s.size(); i += 8) {
-            uint64_t w;
-            std::memcpy(&w, s.data() + i, 8);
-            h = (h ^ (w * k)) * k;
-            h ^= h >> 29;
-        }
-        for (; i < s.size(); ++i) h = (h ^ static_cast<unsigned char>(s[i])) * 1099511628211ull;
-        h ^= s.size();
-        h *= k;
-        return h ^ (h >> 32);
-    }
-
     // 128 bits of name from two hashes; the full key inside the entry settles any collision.
     static std::string file_name(const std::string& key) {
         char buf[40];
-        std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(hash64(key)),
-                      static_cast<unsigned long long>(hash64(key, 0x9e3779b97f4a7c15ull)));
+        std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(runtime::hash64(key)),
+                      static_cast<unsigned long long>(runtime::hash64(key, 0x9e3779b97f4a7c15ull)));
         return std::string(buf) + kSuffix;
     }
 
@@ -229,7 +213,7 @@ private:
             body += *s;
         }
         std::string out(kMagic, sizeof kMagic);
-        put_u64(out, hash64(body));
+        put_u64(out, runtime::hash64(body));
         return out + body;
     }
 
@@ -237,7 +221,7 @@ private:
         if (bytes.size() < sizeof kMagic || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0) return std::nullopt;
         bytes.remove_prefix(sizeof kMagic);
         uint64_t sum = 0;
-        if (!get_u64(bytes, sum) || hash64(bytes) != sum) return std::nullopt;
+        if (!get_u64(bytes, sum) || runtime::hash64(bytes) != sum) return std::nullopt;
         std::string stored_key;
         Entry e;
         if (!get_string(bytes, stored_key) || stored_key != key || !get_string(bytes, e.symbol) || !get_string(bytes, e.object) || !bytes.empty() ||

@@ -8,6 +8,7 @@
 
 #include "kiln/lower/lower.hpp"
 #include "kiln/runtime/buffer.hpp"
+#include "kiln/target.hpp"
 
 namespace kiln {
 
@@ -103,6 +104,8 @@ public:
         std::vector<Param> params;
         std::vector<Var> size_vars;
         std::string llvm_ir, assembly, loop_ir;
+        std::string c_source;  // kernels of the "c" target: the C99 they were compiled from
+        std::shared_ptr<const LoweredFunc> lowered;  // the program compiled (absent in a loaded executable)
         std::string target, symbol, object;  // what it was compiled for, its entry point, its object code if kept
         double compile_ms = 0;
         bool from_disk_cache = false;  // linked from the disk cache instead of compiled
@@ -205,6 +208,7 @@ public:
     const std::string& llvm_ir() const { return c_->llvm_ir; }
     const std::string& assembly() const { return c_->assembly; }
     const std::string& loop_ir() const { return c_->loop_ir; }
+    const std::string& c_source() const { return c_->c_source; }
     double compile_ms() const { return c_->compile_ms; }
     bool defined() const { return c_ != nullptr; }
     // Its parameters, target, entry point and (with BuildOptions::keep_object) object code.

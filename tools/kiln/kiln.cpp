@@ -1,13 +1,17 @@
-// The `kiln` command: compiles an ONNX model and runs or benchmarks it, as TVM's tvmc does.
+// The `kiln` command: compiles an ONNX model and runs, benchmarks or exports it, as TVM's tvmc does.
 //
-//   kiln run   model.onnx [--input NAME=FILE.npy]... [--output-dir DIR] [options]
-//   kiln bench model.onnx [--runs N] [--warmup N] [--rounds-on-stdin] [options]
+//   kiln run    model.onnx [--input NAME=FILE.npy]... [--output-dir DIR] [options]
+//   kiln bench  model.onnx [--runs N] [--warmup N] [--rounds-on-stdin] [options]
+//   kiln export model.onnx -o model.so [options]     (--target c -o DIR: C99 source and a Makefile)
 //   options: --opt-level N (0-3, default 3)  --threads N (default: all cores)  --shape NAME=1,3,224,224
 //            --profile  --dump-graph FILE.dot  --dump-passes DIR  --save FILE.kiln
 //   kiln cache info | clear
-// In place of model.onnx, a file written by --save (graph::save) runs without compiling.
+// In place of model.onnx, a file written by --save (graph::save) runs without compiling, and a library
+// written by kiln export runs through the runtime (kiln/runtime.h), as a deployed program would run it.
 #include <kiln/graph.hpp>
+#include <kiln/graph/export.hpp>
 #include <kiln/onnx.hpp>
+#include <kiln/runtime.h>
 #include <kiln/runtime/npy.hpp>
 
 #include <algorithm>
@@ -16,6 +20,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <random>
@@ -28,7 +33,7 @@ struct Args {
     std::string command, model;
     std::map<std::string, std::string> inputs;
     std::map<std::string, std::vector<int64_t>> shapes;
-    std::string output_dir, dump_graph, dump_passes, save;
+    std::string output_dir, dump_graph, dump_passes, save, output, target = "llvm";
     int opt_level = 3, threads = 0, runs = 50, warmup = 5;
     bool profile = false, rounds_on_stdin = false;
     std::vector<std::string> compile_flags;  // those given, which a saved executable cannot honour
@@ -39,11 +44,17 @@ struct Args {
                  "kiln: %s\n\n"
                  "usage: kiln run   MODEL.onnx [--input NAME=FILE.npy]... [--output-dir DIR] [options]\n"
                  "       kiln bench MODEL.onnx [--runs N] [--warmup N] [--rounds-on-stdin] [options]\n"
+                 "       kiln export MODEL.onnx -o FILE.so [--target c] [options]\n"
                  "       kiln cache info | clear\n"
                  "bench:\n"
                  "  --rounds-on-stdin    time one round of --runs runs per line read from standard input and print\n"
                  "                       its median, until end of input: a script can interleave kiln's rounds with\n"
                  "                       another runtime's, so both see the same machine (scripts/bench_zoo.py)\n"
+                 "export:\n"
+                 "  -o FILE              write the compiled model as a shared library that the runtime (kiln/runtime.h)\n"
+                 "                       loads without LLVM; `kiln run FILE` and `kiln bench FILE` run it through the runtime\n"
+                 "  --target c           write the model as portable C99 into the directory -o names (model.c and a\n"
+                 "                       Makefile that builds model.so for the runtime) instead of a library\n"
                  "cache:\n"
                  "  info                 where the disk kernel cache is, its entries, size and limit\n"
                  "  clear                remove every entry (KILN_CACHE_DIR picks the directory; =off turns it off)\n"
@@ -79,7 +90,7 @@ Args parse(int argc, char** argv) {
     Args a;
     if (argc < 3) usage(argc < 2 ? "no command given" : "no model given");
     a.command = argv[1];
-    if (a.command != "run" && a.command != "bench") usage("unknown command '" + a.command + "'; use run, bench or cache");
+    if (a.command != "run" && a.command != "bench" && a.command != "export") usage("unknown command '" + a.command + "'; use run, bench, export or cache");
     a.model = argv[2];
     for (int i = 3; i < argc; ++i) {
         const std::string f = argv[i];
@@ -105,11 +116,17 @@ Args parse(int argc, char** argv) {
         else if (f == "--dump-graph") a.dump_graph = value(), a.compile_flags.push_back(f);
         else if (f == "--dump-passes") a.dump_passes = value(), a.compile_flags.push_back(f);
         else if (f == "--save") a.save = value();
+        else if (f == "-o" || f == "--output") a.output = value();
+        else if (f == "--target") a.target = value();
         else usage("unknown option '" + f + "'");
     }
     if (a.runs < 1) usage("--runs must be at least 1");
     if (a.warmup < 0) usage("--warmup must be 0 or more");
     if (a.rounds_on_stdin && a.command != "bench") usage("--rounds-on-stdin belongs to kiln bench");
+    if (a.command == "export" && a.output.empty()) usage("kiln export needs -o FILE.so, the library to write");
+    if (a.command != "export" && !a.output.empty()) usage("-o belongs to kiln export; kiln run writes outputs with --output-dir");
+    if (a.target != "llvm" && a.target != "c") usage("--target is llvm (a shared library, the default) or c (C99 source), not '" + a.target + "'");
+    if (a.command != "export" && a.target != "llvm") usage("--target belongs to kiln export; run and bench use the JIT");
     return a;
 }
 
@@ -149,18 +166,24 @@ double ms_between(std::chrono::steady_clock::time_point a, std::chrono::steady_c
 
 bool is_saved_executable(const std::string& path) {
     std::ifstream f(path, std::ios::binary);
-    char magic[sizeof kiln::graph::detail::exe_magic] = {};
+    char magic[sizeof kiln::runtime::detail::model_magic] = {};
     f.read(magic, sizeof magic);
-    return f.gcount() == sizeof magic && std::memcmp(magic, kiln::graph::detail::exe_magic, sizeof magic) == 0;
+    return f.gcount() == sizeof magic && std::memcmp(magic, kiln::runtime::detail::model_magic, sizeof magic) == 0;
+}
+
+void check_inputs(const Args& a, const std::vector<std::string>& names) {
+    for (auto& [name, file] : a.inputs)
+        if (std::find(names.begin(), names.end(), name) == names.end()) {
+            std::string all;
+            for (auto& n : names) all += (all.empty() ? "" : ", ") + n;
+            kiln::detail::fail("--input ", name, "=", file, ": the model has no input '", name, "'; its inputs are ", all);
+        }
 }
 
 void check_inputs(const Args& a, const kiln::graph::Graph& model) {
-    for (auto& [name, file] : a.inputs)
-        if (std::none_of(model.inputs.begin(), model.inputs.end(), [&](int v) { return model.value(v).name == name; })) {
-            std::string all;
-            for (int v : model.inputs) all += (all.empty() ? "" : ", ") + model.value(v).name;
-            kiln::detail::fail("--input ", name, "=", file, ": the model has no input '", name, "'; its inputs are ", all);
-        }
+    std::vector<std::string> names;
+    for (int v : model.inputs) names.push_back(model.value(v).name);
+    check_inputs(a, names);
 }
 
 kiln::graph::Executable load_saved(const Args& a) {
@@ -216,32 +239,137 @@ kiln::graph::Executable compile_model(const Args& a) {
     return exe;
 }
 
+// What run and bench drive: an executable (compiled, or saved and linked by the JIT), or an exported
+// library run by the runtime, as a deployed program runs it.
+struct Runner {
+    std::vector<std::pair<std::string, kiln::graph::TensorType>> inputs;
+    std::function<void(const std::string&, const kiln::Buffer&)> set_input;
+    std::function<void()> run;
+    std::function<std::vector<std::pair<std::string, kiln::Buffer>>()> outputs;
+    std::function<void()> enable_profile;  // empty where there is no per-kernel profile
+    std::function<std::string()> profile_table;
+};
+
+Runner jit_runner(std::shared_ptr<kiln::graph::Executable> exe) {
+    Runner r;
+    for (int v : exe->graph().inputs) r.inputs.emplace_back(exe->graph().value(v).name, exe->graph().value(v).type);
+    r.set_input = [exe](const std::string& name, const kiln::Buffer& b) { exe->set_input(name, b); };
+    r.run = [exe] { exe->run(); };
+    r.outputs = [exe] {
+        std::vector<std::pair<std::string, kiln::Buffer>> out;
+        for (size_t i = 0; i < exe->num_outputs(); ++i) out.emplace_back(exe->output_name(i), exe->output(i));
+        return out;
+    };
+    r.enable_profile = [exe] { exe->enable_profile(); };
+    r.profile_table = [exe] { return exe->profile_table(); };
+    return r;
+}
+
+bool is_exported_library(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    char magic[4] = {};
+    f.read(magic, sizeof magic);
+    return f.gcount() == 4 && std::memcmp(magic, "\x7f" "ELF", 4) == 0;
+}
+
+kiln::Type dtype_named(const std::string& name) {
+    for (kiln::Type t : {kiln::f32, kiln::f64, kiln::f16, kiln::i64, kiln::i32, kiln::i16, kiln::i8, kiln::u8, kiln::u32, kiln::boolean})
+        if (t.str() == name) return t;
+    kiln::detail::fail("the exported library has a value of element type '", name, "', which this kiln does not know");
+}
+
+Runner library_runner(const Args& a) {
+    if (!a.compile_flags.empty())
+        usage(a.compile_flags.front() + " does not apply to " + a.model + ": it is an exported library, compiled already; give the ONNX model instead");
+    if (a.profile) usage("--profile needs the JIT; an exported library runs its kernels without timing them (profile the ONNX model instead)");
+    auto check = [](int rc) {
+        if (rc != 0) kiln::detail::fail(kiln_last_error());
+    };
+    const auto t0 = std::chrono::steady_clock::now();
+    char error[2048];
+    std::shared_ptr<kiln_model> m(kiln_model_load(a.model.c_str(), error, sizeof error), kiln_model_free);
+    if (!m) kiln::detail::fail(error);
+    const double load_ms = ms_between(t0, std::chrono::steady_clock::now());
+    if (a.threads > 0) check(kiln_model_set_threads(m.get(), a.threads));
+    Runner r;
+    for (int i = 0; i < kiln_model_num_inputs(m.get()); ++i) {
+        int ndim = 0;
+        const int64_t* shape = kiln_model_input_shape(m.get(), i, &ndim);
+        r.inputs.emplace_back(kiln_model_input_name(m.get(), i),
+                              kiln::graph::TensorType{std::vector<int64_t>(shape, shape + ndim), dtype_named(kiln_model_input_dtype(m.get(), i))});
+    }
+    std::vector<std::string> names;
+    for (auto& in : r.inputs) names.push_back(in.first);
+    check_inputs(a, names);
+    std::printf("library     %s\n", a.model.c_str());
+    std::printf("loaded      %d input(s), %d output(s), in %.1f ms (the runtime: no compiler, no LLVM)\n", kiln_model_num_inputs(m.get()),
+                kiln_model_num_outputs(m.get()), load_ms);
+    r.set_input = [m, check](const std::string& name, const kiln::Buffer& b) {
+        check(kiln_model_set_input_bytes(m.get(), name.c_str(), b.data(), static_cast<size_t>(b.size() * b.dtype().bytes())));
+    };
+    r.run = [m, check] { check(kiln_model_run(m.get())); };
+    r.outputs = [m] {
+        std::vector<std::pair<std::string, kiln::Buffer>> out;
+        for (int i = 0; i < kiln_model_num_outputs(m.get()); ++i) {
+            int ndim = 0;
+            const int64_t* shape = kiln_model_output_shape(m.get(), i, &ndim);
+            size_t bytes = 0;
+            void* data = const_cast<void*>(kiln_model_output_bytes(m.get(), i, &bytes));
+            out.emplace_back(kiln_model_output_name(m.get(), i),
+                             kiln::Buffer(data, std::vector<int64_t>(shape, shape + ndim), dtype_named(kiln_model_output_dtype(m.get(), i))));
+        }
+        return out;
+    };
+    return r;
+}
+
+int export_command(const Args& a, const kiln::graph::Executable& exe) {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (a.target == "c") {
+        kiln::graph::export_c_source(exe, a.output);
+        std::printf("exported    %s/model.c and Makefile (C99) in %.0f ms; `make -C %s` builds model.so for the runtime\n", a.output.c_str(),
+                    ms_between(t0, std::chrono::steady_clock::now()), a.output.c_str());
+        return 0;
+    }
+    kiln::graph::export_library(exe, a.output);
+    std::printf("exported    %s (%.1f MiB) in %.0f ms; load it with kiln_model_load (kiln/runtime.h), or `kiln run %s`\n", a.output.c_str(),
+                std::filesystem::file_size(a.output) / 1048576.0, ms_between(t0, std::chrono::steady_clock::now()), a.output.c_str());
+    return 0;
+}
+
 int main_checked(const Args& a) {
     using clock = std::chrono::steady_clock;
-    kiln::graph::Executable exe = is_saved_executable(a.model) ? load_saved(a) : compile_model(a);
-    if (!a.save.empty()) {
-        kiln::graph::save(exe, a.save);
-        std::printf("saved       %s (%.1f MiB)\n", a.save.c_str(), std::filesystem::file_size(a.save) / 1048576.0);
+    if (is_exported_library(a.model) && a.command == "export") usage(a.model + " is exported already; give the ONNX model or a saved executable");
+    Runner runner;
+    if (is_exported_library(a.model)) {
+        runner = library_runner(a);
+    } else {
+        auto exe = std::make_shared<kiln::graph::Executable>(is_saved_executable(a.model) ? load_saved(a) : compile_model(a));
+        if (!a.save.empty()) {
+            kiln::graph::save(*exe, a.save);
+            std::printf("saved       %s (%.1f MiB)\n", a.save.c_str(), std::filesystem::file_size(a.save) / 1048576.0);
+        }
+        if (a.command == "export") return export_command(a, *exe);
+        runner = jit_runner(exe);
     }
 
     std::mt19937 rng(42);
-    for (int v : exe.graph().inputs) {
-        const auto& val = exe.graph().value(v);
-        auto it = a.inputs.find(val.name);
-        if (it != a.inputs.end()) exe.set_input(val.name, kiln::npy::load(it->second));
-        else exe.set_input(val.name, random_input(val.type, rng));
-        std::printf("input       %s %s%s\n", val.name.c_str(), val.type.str().c_str(), it != a.inputs.end() ? (" from " + it->second).c_str() : " (random)");
+    for (auto& [name, type] : runner.inputs) {
+        auto it = a.inputs.find(name);
+        if (it != a.inputs.end()) runner.set_input(name, kiln::npy::load(it->second));
+        else runner.set_input(name, random_input(type, rng));
+        std::printf("input       %s %s%s\n", name.c_str(), type.str().c_str(), it != a.inputs.end() ? (" from " + it->second).c_str() : " (random)");
     }
 
     const int runs = a.command == "bench" ? a.runs : 1;
     const int warmup = a.command == "bench" ? a.warmup : 0;
-    for (int i = 0; i < warmup; ++i) exe.run();
-    if (a.profile) exe.enable_profile();
+    for (int i = 0; i < warmup; ++i) runner.run();
+    if (a.profile) runner.enable_profile();
     auto time_runs = [&] {
         std::vector<double> r;
         for (int i = 0; i < runs; ++i) {
             const auto t0 = clock::now();
-            exe.run();
+            runner.run();
             r.push_back(ms_between(t0, clock::now()));
         }
         std::sort(r.begin(), r.end());
@@ -267,19 +395,17 @@ int main_checked(const Args& a) {
                     static_cast<int>(t.size()), warmup);
     else
         std::printf("latency     %.3f ms (one cold run; use kiln bench for a median)\n", t[0]);
-    for (size_t i = 0; i < exe.num_outputs(); ++i) {
-        const kiln::Buffer out = exe.output(i);
-        std::printf("output      %s %s  %s\n", exe.output_name(i).c_str(), kiln::graph::TensorType{out.shape(), out.dtype()}.str().c_str(),
-                    summary(out).c_str());
+    for (auto& [name, out] : runner.outputs()) {
+        std::printf("output      %s %s  %s\n", name.c_str(), kiln::graph::TensorType{out.shape(), out.dtype()}.str().c_str(), summary(out).c_str());
         if (!a.output_dir.empty()) {
             std::filesystem::create_directories(a.output_dir);
-            std::string file = exe.output_name(i);
+            std::string file = name;
             std::replace_if(file.begin(), file.end(), [](char c) { return c == '/' || c == '\\' || c == ':'; }, '_');
             kiln::npy::save(a.output_dir + "/" + file + ".npy", out);
         }
     }
     if (!a.output_dir.empty()) std::printf("outputs     written to %s/\n", a.output_dir.c_str());
-    if (a.profile) std::printf("\n%s", exe.profile_table().c_str());
+    if (a.profile) std::printf("\n%s", runner.profile_table().c_str());
     return 0;
 }
 

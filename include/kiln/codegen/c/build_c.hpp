@@ -1,0 +1,91 @@
+#pragma once
+// kiln::build for Target{.kind = "c"}: the kernel printed as C99 (codegen_c.hpp), compiled by the system's
+// C compiler ($KILN_CC, else cc) into a shared object of its own and loaded with dlopen, so it runs and is
+// checked exactly like a JIT kernel. OpenMP runs its parallel loops where the compiler has it.
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <mutex>
+
+#include "kiln/codegen/c/codegen_c.hpp"
+#include "kiln/jit/kernel.hpp"
+#include "kiln/target.hpp"
+
+namespace kiln::detail {
+
+inline std::string run_command(const std::string& command, int& status) {
+    std::string output;
+    FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+    if (!pipe) {
+        status = -1;
+        return "cannot start a shell";
+    }
+    char buf[512];
+    while (size_t n = std::fread(buf, 1, sizeof buf, pipe)) output.append(buf, n);
+    status = ::pclose(pipe);
+    return output;
+}
+
+// The flags C kernels compile with: this CPU's instructions, and OpenMP when the compiler has it.
+inline const std::string& c_flags(const std::string& cc) {
+    static std::once_flag once;
+    static std::string flags;
+    std::call_once(once, [&] {
+        flags = "-std=c99 -O3 -march=native -fPIC -shared";
+        int status = 0;
+        run_command(cc + " -fopenmp -x c -E - < /dev/null > /dev/null", status);
+        if (status == 0) flags += " -fopenmp";
+    });
+    return flags;
+}
+
+inline Kernel build_c(const LoweredFunc& f, const BuildOptions& opt) {
+    (void)opt;
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::string cc = c_compiler();
+    if (cc.empty())
+        fail("build: target 'c' needs a C compiler and there is no `cc`; install one (apt-get install gcc) or name it in $KILN_CC");
+    auto compiled = std::make_shared<Kernel::Compiled>();
+    compiled->loop_ir = to_string(f);
+    compiled->symbol = "kiln_" + f.name;
+    compiled->c_source = codegen::emit_c(f, compiled->symbol);
+
+    namespace fs = std::filesystem;
+    static std::atomic<int> serial{0};
+    std::error_code ec;
+    const fs::path stem = fs::temp_directory_path(ec) / ("kiln_c_" + std::to_string(::getpid()) + "_" + std::to_string(serial++));
+    const std::string source = stem.string() + ".c", library = stem.string() + ".so";
+    {
+        std::ofstream out(source);
+        out << compiled->c_source;
+        if (!out) fail("build: cannot write the C source of '", f.name, "' to '", source, "'");
+    }
+    int status = 0;
+    const std::string command = cc + " " + c_flags(cc) + " -o '" + library + "' '" + source + "' -lm";
+    const std::string output = run_command(command, status);
+    fs::remove(source, ec);
+    if (status != 0) {
+        fs::remove(library, ec);
+        fail("build: the C compiler rejected kernel '", f.name, "' (", command, "):\n", output, "report this as a kiln bug, with the kernel's schedule");
+    }
+    // The object stays mapped after the file is gone; the kernel lives as long as the process, like a JIT kernel.
+    void* handle = ::dlopen(library.c_str(), RTLD_NOW | RTLD_LOCAL);
+    fs::remove(library, ec);
+    if (!handle) fail("build: cannot load the compiled C kernel '", f.name, "': ", ::dlerror());
+    compiled->fn = reinterpret_cast<void (*)(void**, int64_t*)>(::dlsym(handle, compiled->symbol.c_str()));
+    if (!compiled->fn) fail("build: the compiled C kernel has no symbol '", compiled->symbol, "'");
+    compiled->target = "c " + cc + " " + c_flags(cc);
+    for (auto& a : f.args) compiled->params.push_back({a.op->name, a.op->dtype, a.op->shape, a.op->kind == OpKind::Compute});
+    compiled->size_vars = f.size_vars;
+    compiled->lowered = std::make_shared<const LoweredFunc>(f);
+    compiled->compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    return Kernel(compiled);
+}
+
+}  // namespace kiln::detail
