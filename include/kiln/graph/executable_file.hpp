@@ -58,7 +58,7 @@ inline Executable load_executable(const std::string& path, int threads = 0) {
         switch (v.kind) {
             case ValueKind::Arena: ex.storage_[id] = Buffer(arena + v.arena_offset, v.shape, v.dtype); break;
             case ValueKind::Constant: {
-                Buffer b(v.shape, v.dtype);
+                Buffer b = Buffer::uninitialized(v.shape, v.dtype);
                 std::memcpy(b.data(), v.constant.data(), v.constant.size());
                 ex.graph_.values[id].data = b;
                 ex.storage_[id] = b;

@@ -16,16 +16,11 @@ public:
     Buffer() = default;
 
     // An owning buffer of the given shape.
-    Buffer(std::vector<int64_t> shape, Type dtype = f32) : dtype_(dtype), shape_(std::move(shape)) {
-        check_shape();
-        strides_ = row_major(shape_);
-        const size_t bytes = std::max<size_t>(64, (size() * dtype.bytes() + 63) / 64 * 64);
-        void* p = std::aligned_alloc(64, bytes);
-        if (!p) detail::fail("Buffer: could not allocate ", bytes, " bytes");
-        std::memset(p, 0, bytes);
-        storage_ = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
-        data_ = p;
-    }
+    Buffer(std::vector<int64_t> shape, Type dtype = f32) : Buffer(std::move(shape), dtype, true) {}
+
+    // An owning buffer whose elements the caller writes next, so they are not zeroed first (only the
+    // padding after them is): an importer filling tens of MiB of weights saves a pass over them.
+    static Buffer uninitialized(std::vector<int64_t> shape, Type dtype = f32) { return Buffer(std::move(shape), dtype, false); }
 
     // A borrowing view of memory owned elsewhere; strides default to row-major.
     Buffer(void* data, std::vector<int64_t> shape, Type dtype, std::vector<int64_t> strides = {})
@@ -74,6 +69,19 @@ public:
     }
 
 private:
+    Buffer(std::vector<int64_t> shape, Type dtype, bool zeroed) : dtype_(dtype), shape_(std::move(shape)) {
+        check_shape();
+        strides_ = row_major(shape_);
+        const size_t used = static_cast<size_t>(size() * dtype.bytes());
+        const size_t bytes = std::max<size_t>(64, (used + 63) / 64 * 64);
+        void* p = std::aligned_alloc(64, bytes);
+        if (!p) detail::fail("Buffer: could not allocate ", bytes, " bytes");
+        if (zeroed) std::memset(p, 0, bytes);
+        else std::memset(static_cast<char*>(p) + used, 0, bytes - used);
+        storage_ = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+        data_ = p;
+    }
+
     void check_shape() const {
         if (!dtype_.is_scalar() || dtype_.is_handle()) detail::fail("Buffer: element type ", dtype_.str(), " is not a scalar type");
         for (auto d : shape_) if (d < 0) detail::fail("Buffer: negative dimension ", d);
