@@ -161,7 +161,7 @@ def main():
     p.add_argument("--zoo", required=True, help="the directory scripts/make_zoo.py wrote")
     p.add_argument("--models", help="comma-separated names (default: every model in the zoo)")
     p.add_argument("--threads", default="1,2")
-    p.add_argument("--engines", default=",".join(ENGINES))
+    p.add_argument("--engines", default="kiln,ort,openvino", help="of " + ",".join(ENGINES) + "; kiln_so is asked for by name")
     p.add_argument("--rounds", type=int, default=8)
     p.add_argument("--runs", type=int, default=20)
     p.add_argument("--opt-level", type=int, default=3)

@@ -56,11 +56,9 @@ inline std::string rename_symbol(const std::string& object, const std::string& f
 inline std::string model_object(const std::string& model_file, const std::string& triple) {
     llvm::LLVMContext ctx;
     llvm::Module mod("kiln_model", ctx);
-    Target t;
+    Target t;  // data and three trampolines: the triple's generic CPU suffices
     t.triple = triple;
     t.cpu = "generic";
-    t.features = "+sse2";
-    t.vector_bits = 128;
     auto tm = jit::target_machine(t);
     mod.setDataLayout(tm->createDataLayout());
     mod.setTargetTriple(triple);
