@@ -192,7 +192,7 @@ private:
             case ExprKind::Not: return "(!" + expr(e.as<Not>()->a, lane) + ")";
             case ExprKind::Select: {
                 auto* n = e.as<Select>();
-                return "(" + expr(n->cond, lane) + " ? " + expr(n->t, lane) + " : " + expr(n->f, lane) + ")";
+                return lazy(n->cond, n->t, n->f, lane);
             }
             case ExprKind::Cast: {
                 auto* n = e.as<Cast>();
@@ -208,15 +208,23 @@ private:
             case ExprKind::Broadcast: return expr(e.as<Broadcast>()->value, "");
             case ExprKind::Load: {
                 auto* n = e.as<Load>();
-                std::string v = buffer_name(n->buffer) + "[" + expr(n->index, lane) + "]";
-                if (t.element_of().is_bool()) v = "(" + v + " != 0)";
-                if (n->predicate.defined()) v = "(" + expr(n->predicate, lane) + " ? " + v + " : 0)";
-                return v;
+                if (!n->predicate.defined()) return element(n, lane);
+                const std::string predicate = expr(n->predicate, lane);
+                ++conditional_;
+                const std::string v = element(n, lane);
+                --conditional_;
+                return "(" + predicate + " ? " + v + " : 0)";
             }
             case ExprKind::Let: {
-                // Hoisted in front of the statement being printed: C99 has no expression that binds a name.
+                // C99 has no expression that binds a name, so the binding is hoisted in front of the statement
+                // being printed; inside one side of a conditional it is substituted instead, since hoisting
+                // would evaluate it (a load, perhaps out of bounds) on the side not taken.
                 auto* n = e.as<Let>();
                 const std::string value = expr(n->value, lane);
+                if (conditional_ > 0) {
+                    vars_[n->var.get()] = {"(" + value + ")", false};
+                    return expr(n->body, lane);
+                }
                 const std::string name = bind_var(n->var);
                 pending_.push_back(scalar_type(n->value.type().element_of()) + " " + name + " = " + value + ";");
                 return expr(n->body, lane);
@@ -225,6 +233,20 @@ private:
             case ExprKind::Reduce: kiln::detail::fail("internal: a reduction reached the C backend");
             default: return binary(static_cast<const BinaryNode*>(e.get()), lane);
         }
+    }
+
+    // `c ? t : f`, which evaluates only the side taken, as the JIT's branches do.
+    std::string lazy(const Expr& c, const Expr& t, const Expr& f, const std::string& lane) {
+        const std::string cond = expr(c, lane);
+        ++conditional_;
+        const std::string a = expr(t, lane), b = expr(f, lane);
+        --conditional_;
+        return "(" + cond + " ? " + a + " : " + b + ")";
+    }
+
+    std::string element(const Load* n, const std::string& lane) {
+        const std::string v = buffer_name(n->buffer) + "[" + expr(n->index, lane) + "]";
+        return n->type.element_of().is_bool() ? "(" + v + " != 0)" : v;
     }
 
     std::string binary(const BinaryNode* n, const std::string& lane) {
@@ -278,8 +300,7 @@ private:
             case Intrinsic::Reinterpret:
                 return "kiln_bits_" + suffix(n->args[0].type().element_of()) + "_" + suffix(t) + "(" + expr(n->args[0], lane) + ")";
             case Intrinsic::Likely: return expr(n->args[0], lane);
-            case Intrinsic::IfThenElse:
-                return "(" + expr(n->args[0], lane) + " ? " + expr(n->args[1], lane) + " : " + expr(n->args[2], lane) + ")";
+            case Intrinsic::IfThenElse: return lazy(n->args[0], n->args[1], n->args[2], lane);
             case Intrinsic::TensorAccess: kiln::detail::fail("internal: a tensor access reached the C backend");
         }
         return "";
@@ -434,6 +455,7 @@ private:
     std::ostringstream out_, body_;
     int indent_ = 0;
     int counter_ = 0;
+    int conditional_ = 0;  // inside one side of a conditional expression
     std::vector<std::string> pending_;
     std::unordered_map<const VarNode*, Binding> vars_;
     std::unordered_map<const VarNode*, std::pair<std::string, Type>> buffers_;
