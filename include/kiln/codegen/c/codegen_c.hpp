@@ -217,17 +217,19 @@ private:
             }
             case ExprKind::Let: {
                 // C99 has no expression that binds a name, so the binding is hoisted in front of the statement
-                // being printed; inside one side of a conditional it is substituted instead, since hoisting
-                // would evaluate it (a load, perhaps out of bounds) on the side not taken.
+                // being printed. Inside one side of a conditional only the declaration is hoisted and the value
+                // assigned where it stood, `(x = value, body)`: evaluating it (a load, perhaps out of bounds) on
+                // the side not taken would be wrong, and substituting it would repeat it at every use.
                 auto* n = e.as<Let>();
                 const std::string value = expr(n->value, lane);
-                if (conditional_ > 0) {
-                    vars_[n->var.get()] = {"(" + value + ")", false};
+                const std::string name = bind_var(n->var);
+                const std::string type = scalar_type(n->value.type().element_of());
+                if (conditional_ == 0) {
+                    pending_.push_back(type + " " + name + " = " + value + ";");
                     return expr(n->body, lane);
                 }
-                const std::string name = bind_var(n->var);
-                pending_.push_back(scalar_type(n->value.type().element_of()) + " " + name + " = " + value + ";");
-                return expr(n->body, lane);
+                pending_.push_back(type + " " + name + ";");
+                return "(" + name + " = " + value + ", " + expr(n->body, lane) + ")";
             }
             case ExprKind::Call: return call(e.as<Call>(), lane);
             case ExprKind::Reduce: kiln::detail::fail("internal: a reduction reached the C backend");
