@@ -1,35 +1,11 @@
 #pragma once
 // Where code goes. The host (this CPU, with every feature it has) by default, or an explicit CPU.
-#include <cstdlib>
-#include <filesystem>
 #include <string>
 #include <vector>
 
+#include "kiln/codegen/c/toolchain.hpp"
+
 namespace kiln {
-
-namespace detail {
-
-inline bool program_on_path(const std::string& program) {
-    const char* path = std::getenv("PATH");
-    const std::string dirs = path ? path : "/usr/bin:/bin";
-    for (size_t from = 0; from <= dirs.size();) {
-        size_t to = dirs.find(':', from);
-        if (to == std::string::npos) to = dirs.size();
-        std::error_code ec;
-        if (to > from && std::filesystem::exists(std::filesystem::path(dirs.substr(from, to - from)) / program, ec)) return true;
-        from = to + 1;
-    }
-    return false;
-}
-
-// The C compiler driver kiln compiles C kernels and links exported libraries with: $KILN_CC, else `cc`.
-// Empty when there is none.
-inline std::string c_compiler() {
-    if (const char* env = std::getenv("KILN_CC"); env && *env) return env;
-    return program_on_path("cc") ? "cc" : "";
-}
-
-}  // namespace detail
 
 struct Target {
     std::string kind = "llvm";  // the backend

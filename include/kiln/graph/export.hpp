@@ -105,12 +105,6 @@ inline std::string linker_command(const ExportOptions& opt) {
     return kiln::detail::program_on_path("ld.lld") ? cc + " -fuse-ld=lld" : cc;
 }
 
-inline std::string shell_quote(const std::string& s) {
-    std::string out = "'";
-    for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    return out + "'";
-}
-
 }  // namespace detail
 
 // Writes `exe` as a shared library at `path`, loadable by the runtime (kiln_model_load, or
@@ -147,22 +141,18 @@ inline void export_library(const Executable& exe, const std::string& path, const
         const std::string name = runtime::model_abi::kernel_symbol(k);
         const fs::path file = dir / (name + ".o");
         write(file, detail::rename_symbol(std::string(kernel.object), kernel.symbol, name));
-        objects += " " + detail::shell_quote(file.string());
+        objects += " " + kiln::detail::shell_quote(file.string());
         kernel.symbol = name;
         kernel.object = {};
     }
     m.has_objects = false;
     const fs::path model = dir / "kiln_model.o";
     write(model, detail::model_object(runtime::write_model_file(m), triple));
-    objects += " " + detail::shell_quote(model.string());
+    objects += " " + kiln::detail::shell_quote(model.string());
 
-    const std::string command = detail::linker_command(opt) + " -shared -Wl,-z,noexecstack -o " + detail::shell_quote(path) + objects + " -lm 2>&1";
-    std::string output;
-    FILE* pipe = ::popen(command.c_str(), "r");
-    if (!pipe) kiln::detail::fail("export_library: cannot run the linker (", command, ")");
-    char buf[512];
-    while (size_t n = std::fread(buf, 1, sizeof buf, pipe)) output.append(buf, n);
-    const int status = ::pclose(pipe);
+    const std::string command = detail::linker_command(opt) + " -shared -Wl,-z,noexecstack -o " + kiln::detail::shell_quote(path) + objects + " -lm";
+    int status = 0;
+    const std::string output = kiln::detail::run_command(command, status);
     if (status != 0)
         kiln::detail::fail("export_library: linking '", path, "' failed (", command, "):\n", output,
                            "name a working linker in ExportOptions::linker or $KILN_CC");

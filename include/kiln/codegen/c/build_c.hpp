@@ -14,23 +14,11 @@
 #include <mutex>
 
 #include "kiln/codegen/c/codegen_c.hpp"
+#include "kiln/codegen/c/toolchain.hpp"
 #include "kiln/jit/kernel.hpp"
 #include "kiln/target.hpp"
 
 namespace kiln::detail {
-
-inline std::string run_command(const std::string& command, int& status) {
-    std::string output;
-    FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-    if (!pipe) {
-        status = -1;
-        return "cannot start a shell";
-    }
-    char buf[512];
-    while (size_t n = std::fread(buf, 1, sizeof buf, pipe)) output.append(buf, n);
-    status = ::pclose(pipe);
-    return output;
-}
 
 // The flags C kernels compile with: this CPU's instructions, and OpenMP when the compiler has it.
 inline const std::string& c_flags(const std::string& cc) {
@@ -67,7 +55,7 @@ inline Kernel build_c(const LoweredFunc& f, const BuildOptions& opt) {
         if (!out) fail("build: cannot write the C source of '", f.name, "' to '", source, "'");
     }
     int status = 0;
-    const std::string command = cc + " " + c_flags(cc) + " -o '" + library + "' '" + source + "' -lm";
+    const std::string command = cc + " " + c_flags(cc) + " -o " + shell_quote(library) + " " + shell_quote(source) + " -lm";
     const std::string output = run_command(command, status);
     fs::remove(source, ec);
     if (status != 0) {
