@@ -126,8 +126,8 @@ inline Kernel build(const LoweredFunc& f, const BuildOptions& opt = {}) {
     if (use_disk) {
         if (auto entry = disk.load(disk_key); entry && entry->symbol == symbol) {
             try {
-                addr = jit::JIT::instance().add_object(entry->object, symbol);
-                object = std::move(entry->object);
+                object = std::string(entry->object);
+                addr = jit::JIT::instance().add_object(object, symbol);
                 compiled->from_disk_cache = true;
             } catch (const Error&) {
                 // An entry that passed its checksum but that the linker refuses is recompiled and replaced.

@@ -18,28 +18,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A cache directory of the test's own, empty; the environment's choice comes back afterwards.
-struct TempCache {
-    fs::path dir;
-    explicit TempCache(const std::string& name) : dir(fs::temp_directory_path() / ("kiln_cache_test_" + name + "_" + std::to_string(::getpid()))) {
-        fs::remove_all(dir);
-        set_cache_dir(dir.string());
-    }
-    ~TempCache() {
-        set_cache_dir("");
-        set_cache_limit(int64_t{1} << 30);
-        std::error_code ec;
-        fs::remove_all(dir, ec);
-    }
-    std::vector<fs::path> files() const {
-        std::vector<fs::path> out;
-        std::error_code ec;
-        for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); ++it) out.push_back(it->path());
-        std::sort(out.begin(), out.end());
-        return out;
-    }
-};
-
 // B = A * scale + 1 over 37 values (not a multiple of the vector): each scale is a distinct program.
 Kernel build_scaled(float scale, bool use_disk_cache = true) {
     auto A = placeholder({37}, f32, "A");
@@ -69,7 +47,7 @@ std::string read_all(const fs::path& p) {
 }  // namespace
 
 TEST_CASE("disk cache: a miss compiles and stores, a hit links the stored object") {
-    TempCache cache("hit");
+    test::TempCache cache("hit");
     Kernel first = build_scaled(2.0f);
     CHECK_FALSE(first.compiled().from_disk_cache);
     REQUIRE(cache.files().size() == 1);
@@ -100,7 +78,7 @@ TEST_CASE("disk cache: a miss compiles and stores, a hit links the stored object
 }
 
 TEST_CASE("disk cache: damaged, truncated and foreign entries are recompiled and replaced") {
-    TempCache cache("damaged");
+    test::TempCache cache("damaged");
     build_scaled(2.0f);
     REQUIRE(cache.files().size() == 1);
     const fs::path entry = cache.files()[0];
@@ -128,7 +106,7 @@ TEST_CASE("disk cache: damaged, truncated and foreign entries are recompiled and
 }
 
 TEST_CASE("disk cache: a full cache drops its least recently used entries") {
-    TempCache cache("prune");
+    test::TempCache cache("prune");
     build_scaled(1.0f);
     REQUIRE(cache.files().size() == 1);
     const int64_t one = static_cast<int64_t>(fs::file_size(cache.files()[0]));
@@ -158,7 +136,7 @@ TEST_CASE("disk cache: a full cache drops its least recently used entries") {
 }
 
 TEST_CASE("disk cache: a directory that cannot be written, and the cache turned off") {
-    TempCache cache("readonly");
+    test::TempCache cache("readonly");
     // A path under a regular file can never be created, whoever runs the test.
     fs::create_directories(cache.dir);
     overwrite(cache.dir / "file", "not a directory");
@@ -188,7 +166,7 @@ TEST_CASE("disk cache: a directory that cannot be written, and the cache turned 
 }
 
 TEST_CASE("disk cache: two processes filling one directory at once leave every entry whole") {
-    TempCache cache("processes");
+    test::TempCache cache("processes");
     const float scales[] = {11.0f, 12.0f, 13.0f, 14.0f, 15.0f, 16.0f};
     // Each child compiles the same kernels in the same order, so they race to write each entry. A child
     // only compiles (no kernel runs, so no thread of the pool is needed after fork) and exits at once.

@@ -148,7 +148,7 @@ TEST_CASE("kiln bench --rounds-on-stdin: one round per line read, then the media
     CHECK(r.out.find("over 6 runs (1 warm-up)") != std::string::npos);
 }
 
-TEST_CASE("kiln cache: a second compile links every kernel from the disk cache; info and clear") {
+TEST_CASE("kiln cache: a second compile links the whole executable, a compile that dumps every kernel, from the disk cache; info and clear") {
     const std::string dir = model_dir("model_transformer_encoder");
     const auto cache = std::filesystem::temp_directory_path() / ("kiln_cli_cache_" + std::to_string(::getpid()));
     std::filesystem::remove_all(cache);
@@ -159,6 +159,11 @@ TEST_CASE("kiln cache: a second compile links every kernel from the disk cache; 
     REQUIRE(r.code == 0);
     CHECK(r.out.find("; 0 of ") != std::string::npos);
     r = run_cli(bench, env);
+    REQUIRE(r.code == 0);
+    CHECK(r.out.find(" + the whole executable from the disk cache ") != std::string::npos);
+    const auto dot = std::filesystem::temp_directory_path() / ("kiln_cli_cache_" + std::to_string(::getpid()) + ".dot");
+    r = run_cli(bench + " --dump-graph " + dot.string(), env);
+    std::filesystem::remove(dot);
     REQUIRE(r.code == 0);
     const auto at = r.out.find(" kernels from the disk cache");
     REQUIRE(at != std::string::npos);

@@ -7,7 +7,11 @@
 #include <future>
 #include <thread>
 
+#include <dlfcn.h>
+#include <sys/stat.h>
+
 #include "kiln/build.hpp"
+#include "kiln/graph/fingerprint.hpp"
 #include "kiln/graph/lower_group.hpp"
 #include "kiln/graph/passes/alter_layout.hpp"
 #include "kiln/graph/passes/canonicalize.hpp"
@@ -30,15 +34,33 @@ struct CompileOptions {
     int opt_level = 3;
     int threads = 0;  // kernel threads; 0 keeps the pool's current size
     Target target{};
-    // Called with (pass name, graph after it) for --dump.
+    // Called with (pass name, graph after it) for --dump. A compile with a dump set always runs the passes.
     std::function<void(const std::string&, const Graph&, const std::vector<Group>*)> dump;
+    // Keep the compiled executable whole in the disk cache (kiln/jit/disk_cache.hpp), keyed by the graph's
+    // fingerprint (graph/fingerprint.hpp), the opt level, the target and this program's binary, and on a
+    // later compile of the same graph link it instead: no passes, lowering or LLVM, a start in tens of
+    // milliseconds. (Each kernel is cached on its own either way.) An executable from such an entry is
+    // like one from load_executable: graph() holds only the values its kernels use, groups() is empty,
+    // and it cannot be written as C source; hence it is asked for, not the default. `kiln run` and
+    // `kiln bench` ask for it.
+    bool cache_executable = false;
 };
 
 struct CompileTimes {
     double passes_ms = 0, lower_ms = 0, llvm_ms = 0, total_ms = 0;
     int kernels = 0, distinct_kernels = 0;
     int disk_cache_hits = 0;  // distinct kernels linked from the disk cache instead of compiled
+    bool from_disk_cache = false;  // the whole executable came from the disk cache: no pass, lowering or LLVM ran
 };
+
+namespace detail {
+
+// A kernel argument over contiguous memory of the given shape.
+inline kiln::detail::ArgValue dense_arg(void* data, Type dtype, const std::vector<int64_t>& shape) {
+    return {data, dtype, true, shape, Buffer::row_major(shape)};
+}
+
+}  // namespace detail
 
 struct ProfileEntry {
     std::string name;
@@ -192,6 +214,66 @@ private:
     friend Executable compile(const Graph&, const CompileOptions&);
     friend void save(const Executable&, const std::string&);
     friend Executable load_executable(const std::string&, int);
+
+    // The executable a model file with object code describes: its kernels linked into the JIT (no
+    // compilation), its memory allocated, its constants copied out of `m` (which may be freed after).
+    // graph() holds only the inputs, outputs and the values the kernels use; groups() is empty.
+    static Executable from_model_file(const runtime::ModelFile& m, int threads, const char* who) {
+        using runtime::ValueKind;
+        Executable ex;
+        ex.threads_ = threads > 0 ? threads : m.threads;
+        ex.allocate_arena(static_cast<int64_t>(m.arena_bytes), who);
+        char* arena = static_cast<char*>(ex.arena_.get());
+        std::unordered_map<int32_t, int> new_id;  // saved id -> id in ex.graph_
+        for (auto& v : m.values) {
+            const int id = ex.graph_.add_value(v.name, TensorType{v.shape, v.dtype});
+            new_id[v.id] = id;
+            switch (v.kind) {
+                case ValueKind::Arena: ex.storage_[id] = Buffer(arena + v.arena_offset, v.shape, v.dtype); break;
+                case ValueKind::Constant: {
+                    Buffer b = Buffer::uninitialized(v.shape, v.dtype);
+                    std::memcpy(b.data(), v.constant.data(), v.constant.size());
+                    ex.graph_.values[id].data = b;
+                    ex.storage_[id] = b;
+                    break;
+                }
+                case ValueKind::Input:
+                case ValueKind::Output: ex.storage_[id] = Buffer(v.shape, v.dtype); break;
+            }
+        }
+        for (auto v : m.inputs) ex.graph_.inputs.push_back(new_id.at(v));
+        for (auto v : m.outputs) ex.graph_.outputs.push_back(new_id.at(v));
+
+        std::vector<Kernel> kernels;
+        for (auto& k : m.kernels) {
+            auto c = std::make_shared<Kernel::Compiled>();
+            c->symbol = k.symbol;
+            c->target = m.target;
+            for (auto& p : k.params) {
+                Kernel::Param param{p.name, p.dtype, {}, p.is_output};
+                for (int64_t d : p.shape) param.shape.push_back(make_int(i64, d));
+                c->params.push_back(std::move(param));
+            }
+            c->object = std::string(k.object);
+            c->fn = reinterpret_cast<void (*)(void**, int64_t*)>(jit::JIT::instance().add_object(c->object, c->symbol));
+            kernels.emplace_back(std::move(c));
+        }
+        for (auto& s : m.steps) {
+            Step st;
+            st.name = s.name;
+            st.kernel = kernels[s.kernel];
+            for (size_t i = 0; i < s.values.size(); ++i) {
+                const int id = new_id.at(s.values[i]);
+                const Buffer& b = ex.storage_.at(id);
+                st.args.push_back(detail::dense_arg(b.data(), b.dtype(), s.shapes[i]));
+                st.values.push_back(id);
+            }
+            ex.steps_.push_back(std::move(st));
+        }
+        ex.times_.kernels = static_cast<int>(ex.steps_.size());
+        ex.times_.distinct_kernels = static_cast<int>(kernels.size());
+        return ex;
+    }
     struct Step {
         Kernel kernel;
         std::vector<kiln::detail::ArgValue> args;
@@ -202,7 +284,7 @@ private:
     // The arena every intermediate lives in, `bytes` from the memory plan.
     void allocate_arena(int64_t bytes, const char* who) {
         const size_t size = static_cast<size_t>(std::max<int64_t>((bytes + 63) / 64 * 64, 64));
-        void* arena = std::aligned_alloc(64, size);
+        void* arena = runtime::allocate_aligned(size);
         if (!arena) kiln::detail::fail(who, ": could not allocate the ", bytes, "-byte arena");
         arena_ = std::shared_ptr<void>(arena, [](void* p) { std::free(p); });
         arena_bytes_ = bytes;
@@ -231,11 +313,6 @@ private:
 namespace detail {
 
 inline std::vector<int64_t> kernel_shape(const TensorType& t) { return t.shape.empty() ? std::vector<int64_t>{1} : t.shape; }
-
-// A kernel argument over contiguous memory of the given shape.
-inline kiln::detail::ArgValue dense_arg(void* data, Type dtype, const std::vector<int64_t>& shape) {
-    return {data, dtype, true, shape, Buffer::row_major(shape)};
-}
 
 // Runs one node as a kernel on its constant inputs: the evaluator of constant folding.
 inline std::vector<Buffer> evaluate_node(const Graph& g, const Node& n, const Target& target) {
@@ -272,6 +349,33 @@ inline std::vector<Buffer> evaluate_node(const Graph& g, const Node& n, const Ta
         res.push_back(std::move(own));
     }
     return res;
+}
+
+// Whole-model entries of the disk cache carry this in place of a kernel symbol.
+inline constexpr const char* kModelEntrySymbol = "kiln model";
+
+// The binary this code was compiled into: its path, size and modification time. A kernel's entry is keyed
+// by its LLVM IR, so a change to kiln's code generator shows in its key; a whole model's entry would skip
+// the passes, schedules and lowering that a rebuilt kiln may do differently at the same version, so it is
+// keyed by the program too, and a rebuilt program compiles afresh (its old entries age out).
+inline std::string program_identity() {
+    static const std::string identity = [] {
+        Dl_info info{};
+        if (!dladdr(reinterpret_cast<void*>(&program_identity), &info) || !info.dli_fname) return std::string("unknown program");
+        struct stat st{};
+        if (::stat(info.dli_fname, &st) != 0) return std::string(info.dli_fname);
+        return std::string(info.dli_fname) + " " + std::to_string(st.st_size) + " " + std::to_string(st.st_mtim.tv_sec) + "." +
+               std::to_string(st.st_mtim.tv_nsec);
+    }();
+    return identity;
+}
+
+// What decides the executable: the graph, the options that change its code, the target, the program
+// (above), and the versions and settings that key each kernel (build.hpp's disk_cache_key).
+inline std::string model_cache_key(const std::string& graph_fingerprint, const CompileOptions& opt) {
+    return std::string("kiln model\nkiln " KILN_VERSION "\nllvm " LLVM_VERSION_STRING "\n") + jit::kCodegenSettings + "\n" +
+           program_identity() + "\n" + jit::resolve(opt.target).str() +
+           "\nopt_level " + std::to_string(opt.opt_level) + "\n" + graph_fingerprint;
 }
 
 // First-fit placement of intermediate values in one arena by their live ranges [first write, last read].
@@ -336,6 +440,26 @@ inline Executable compile(const Graph& model, const CompileOptions& opt = {}) {
     const auto t_start = clock::now();
     if (opt.opt_level < 0 || opt.opt_level > 3) kiln::detail::fail("graph::compile: opt_level is ", opt.opt_level, "; use 0 to 3");
     if (opt.threads < 0) kiln::detail::fail("graph::compile: threads is ", opt.threads, "; use 0 (keep) or a positive count");
+    // The whole executable from the disk cache, when this graph was compiled with these options before.
+    auto& disk = jit::DiskCache::instance();
+    std::string model_key;
+    if (opt.cache_executable && !opt.dump && opt.target.kind == "llvm" && disk.enabled())
+        if (auto print = fingerprint(model))
+            model_key = detail::model_cache_key(*print, opt);
+    if (!model_key.empty())
+        if (auto entry = disk.load(model_key); entry && entry->symbol == detail::kModelEntrySymbol) {
+            try {
+                const runtime::ModelFileContext ctx{"graph::compile", "the disk cache", "it is recompiled"};
+                Executable ex = Executable::from_model_file(runtime::read_model_file(entry->object, ctx, ""), opt.threads, "graph::compile");
+                ex.times_.from_disk_cache = true;
+                ex.times_.disk_cache_hits = ex.times_.distinct_kernels;
+                ex.times_.llvm_ms = ex.times_.total_ms = ms_since(t_start);
+                return ex;
+            } catch (const Error&) {
+                // An entry that passed its checksum but does not read or link is compiled afresh and replaced.
+            }
+        }
+
     Executable ex;
     ex.threads_ = opt.threads;
     // Constant folding runs its kernels on the threads the executable will use.
@@ -432,6 +556,13 @@ inline Executable compile(const Graph& model, const CompileOptions& opt = {}) {
         ex.steps_.push_back(std::move(st));
     }
     ex.times_.total_ms = ms_since(t_start);
+    if (!model_key.empty()) {
+        try {
+            disk.store(model_key, detail::kModelEntrySymbol, runtime::write_model_file(ex.describe(true)));
+        } catch (const Error&) {
+            // Symbolic sizes: the executable cannot be described as a file, so only its kernels are cached.
+        }
+    }
     return ex;
 }
 

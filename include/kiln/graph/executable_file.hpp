@@ -27,7 +27,6 @@ inline void save(const Executable& exe, const std::string& path) {
 // result holds only its inputs, outputs and the values the kernels use; groups() is empty.
 // The checksum catches damage, not intent: the file holds machine code, so load only files you saved.
 inline Executable load_executable(const std::string& path, int threads = 0) {
-    using runtime::ValueKind;
     const auto t0 = std::chrono::steady_clock::now();
     std::string data;
     {
@@ -47,58 +46,7 @@ inline Executable load_executable(const std::string& path, int threads = 0) {
         kiln::detail::fail("load_executable: '", path, "' was compiled for ", m.target, " but this machine is ", host,
                            "; compile the model on this machine (graph::compile) and save it here");
 
-    Executable ex;
-    ex.threads_ = threads > 0 ? threads : m.threads;
-    ex.allocate_arena(static_cast<int64_t>(m.arena_bytes), "load_executable");
-    char* arena = static_cast<char*>(ex.arena_.get());
-    std::unordered_map<int32_t, int> new_id;  // saved id -> id in ex.graph_
-    for (auto& v : m.values) {
-        const int id = ex.graph_.add_value(v.name, TensorType{v.shape, v.dtype});
-        new_id[v.id] = id;
-        switch (v.kind) {
-            case ValueKind::Arena: ex.storage_[id] = Buffer(arena + v.arena_offset, v.shape, v.dtype); break;
-            case ValueKind::Constant: {
-                Buffer b = Buffer::uninitialized(v.shape, v.dtype);
-                std::memcpy(b.data(), v.constant.data(), v.constant.size());
-                ex.graph_.values[id].data = b;
-                ex.storage_[id] = b;
-                break;
-            }
-            case ValueKind::Input:
-            case ValueKind::Output: ex.storage_[id] = Buffer(v.shape, v.dtype); break;
-        }
-    }
-    for (auto v : m.inputs) ex.graph_.inputs.push_back(new_id.at(v));
-    for (auto v : m.outputs) ex.graph_.outputs.push_back(new_id.at(v));
-
-    std::vector<Kernel> kernels;
-    for (auto& k : m.kernels) {
-        auto c = std::make_shared<Kernel::Compiled>();
-        c->symbol = k.symbol;
-        c->target = m.target;
-        for (auto& p : k.params) {
-            Kernel::Param param{p.name, p.dtype, {}, p.is_output};
-            for (int64_t d : p.shape) param.shape.push_back(make_int(i64, d));
-            c->params.push_back(std::move(param));
-        }
-        c->object = std::string(k.object);
-        c->fn = reinterpret_cast<void (*)(void**, int64_t*)>(jit::JIT::instance().add_object(c->object, c->symbol));
-        kernels.emplace_back(std::move(c));
-    }
-    for (auto& s : m.steps) {
-        Executable::Step st;
-        st.name = s.name;
-        st.kernel = kernels[s.kernel];
-        for (size_t i = 0; i < s.values.size(); ++i) {
-            const int id = new_id.at(s.values[i]);
-            const Buffer& b = ex.storage_.at(id);
-            st.args.push_back(detail::dense_arg(b.data(), b.dtype(), s.shapes[i]));
-            st.values.push_back(id);
-        }
-        ex.steps_.push_back(std::move(st));
-    }
-    ex.times_.kernels = static_cast<int>(ex.steps_.size());
-    ex.times_.distinct_kernels = static_cast<int>(kernels.size());
+    Executable ex = Executable::from_model_file(m, threads, "load_executable");
     ex.times_.total_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     ex.times_.llvm_ms = ex.times_.total_ms;
     return ex;

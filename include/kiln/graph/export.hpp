@@ -171,8 +171,9 @@ inline void export_c_source(const Executable& exe, const std::string& dir) {
     codegen::CodeGenC cg;
     for (size_t k = 0; k < kernels.size(); ++k) {
         if (!kernels[k]->lowered)
-            kiln::detail::fail("export_c_source: kernel '", kernels[k]->symbol, "' was loaded from a saved executable, which holds only object code; ",
-                               "compile the model (graph::compile) to write it as C");
+            kiln::detail::fail("export_c_source: kernel '", kernels[k]->symbol, "' was linked from object code (a saved executable, or an ",
+                               "executable the disk cache kept whole), which holds no loop IR; compile the model (graph::compile, without ",
+                               "CompileOptions::cache_executable) to write it as C");
         m.kernels[k].symbol = runtime::model_abi::kernel_symbol(k);
         cg.compile(*kernels[k]->lowered, m.kernels[k].symbol);
     }

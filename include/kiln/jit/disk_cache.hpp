@@ -21,12 +21,16 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "kiln/error.hpp"
@@ -46,8 +50,11 @@ namespace jit {
 
 class DiskCache {
 public:
+    // Views into the entry's file, mapped into memory for as long as the Entry lives: a whole model's
+    // entry is tens of MiB, which is read without a copy.
     struct Entry {
-        std::string symbol, object;
+        std::shared_ptr<const void> mapping;
+        std::string_view symbol, object;
     };
 
     static DiskCache& instance() {
@@ -80,10 +87,11 @@ public:
             if (dir_.empty()) return std::nullopt;
             path = dir_ / file_name(key);
         }
-        std::ifstream in(path, std::ios::binary);
-        if (!in) return std::nullopt;
-        std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        auto [mapped, size] = map_file(path);
+        if (!mapped) return std::nullopt;
+        const std::string_view bytes(static_cast<const char*>(mapped.get()), size);
         auto entry = parse(bytes, key);
+        if (entry) entry->mapping = std::move(mapped);
         std::error_code ec;
         if (!entry) {
             std::filesystem::remove(path, ec);  // damaged or foreign: the recompiled kernel replaces it
@@ -197,10 +205,10 @@ private:
         in.remove_prefix(8);
         return true;
     }
-    static bool get_string(std::string_view& in, std::string& s) {
+    static bool get_string(std::string_view& in, std::string_view& s) {
         uint64_t n = 0;
         if (!get_u64(in, n) || n > in.size()) return false;
-        s.assign(in.data(), n);
+        s = in.substr(0, n);
         in.remove_prefix(n);
         return true;
     }
@@ -217,12 +225,28 @@ private:
         return out + body;
     }
 
+    // The file, read-only and populated in one call, and its size; null if it cannot be read.
+    static std::pair<std::shared_ptr<const void>, size_t> map_file(const std::filesystem::path& path) {
+        const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return {nullptr, 0};
+        struct stat st{};
+        if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0) {
+            ::close(fd);
+            return {nullptr, 0};
+        }
+        const size_t size = static_cast<size_t>(st.st_size);
+        void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+        ::close(fd);
+        if (p == MAP_FAILED) return {nullptr, 0};
+        return {std::shared_ptr<const void>(p, [size](const void* q) { ::munmap(const_cast<void*>(q), size); }), size};
+    }
+
     static std::optional<Entry> parse(std::string_view bytes, const std::string& key) {
         if (bytes.size() < sizeof kMagic || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0) return std::nullopt;
         bytes.remove_prefix(sizeof kMagic);
         uint64_t sum = 0;
         if (!get_u64(bytes, sum) || runtime::hash64(bytes) != sum) return std::nullopt;
-        std::string stored_key;
+        std::string_view stored_key;
         Entry e;
         if (!get_string(bytes, stored_key) || stored_key != key || !get_string(bytes, e.symbol) || !get_string(bytes, e.object) || !bytes.empty() ||
             e.symbol.empty() || e.object.empty())

@@ -507,6 +507,13 @@ inline void schedule_conv2d(Schedule& s, const Tensor& out, const Target& target
     auto [xo, xi] = st.split(T.axis(3), tile.cols);
     st.reorder({T.axis(0), oo, yo, xo, oi_blk, yi, xi, T.axis(4)});
     if (ob % lanes == 0) st.vectorize(T.axis(4));
+    // The copy-out unrolled too: then every access to the accumulator tile has a constant index, LLVM
+    // turns the tile into registers at once, and its memory passes (LICM's promotion, GVN, DSE) have
+    // nothing to chase. With a loop here they worked through the tile's loads and stores for a third of
+    // each convolution's compile time.
+    st.unroll(oi_blk);
+    st.unroll(yi);
+    st.unroll(xi);
     st.parallel(st.fuse(st.fuse(T.axis(0), oo), yo));
 
     Stage cs = s[CC];

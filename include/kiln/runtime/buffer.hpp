@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kiln/ir/type.hpp"
+#include "kiln/runtime/memory.hpp"
 
 namespace kiln {
 
@@ -74,7 +75,7 @@ private:
         strides_ = row_major(shape_);
         const size_t used = static_cast<size_t>(size() * dtype.bytes());
         const size_t bytes = std::max<size_t>(64, (used + 63) / 64 * 64);
-        void* p = std::aligned_alloc(64, bytes);
+        void* p = runtime::allocate_aligned(bytes);
         if (!p) detail::fail("Buffer: could not allocate ", bytes, " bytes");
         if (zeroed) std::memset(p, 0, bytes);
         else std::memset(static_cast<char*>(p) + used, 0, bytes - used);

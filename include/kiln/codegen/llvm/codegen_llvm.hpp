@@ -111,6 +111,47 @@ private:
     // Booleans are stored as bytes.
     llvm::Type* storage_type(Type t) { return t.element_of().is_bool() ? llvm_type(u8.with_lanes(t.lanes)) : llvm_type(t); }
 
+    // Value numbering while emitting: an operation on operands already emitted in a block that dominates
+    // this one is reused, not emitted again. Unrolled micro-kernels repeat the same address arithmetic in
+    // every statement; emitting it once per loop body makes the module several times smaller, and LLVM's
+    // time grows with the module it is given, not with the code that survives optimisation. The key is
+    // the operands' LLVM values, so a variable rebound by a later let is a different key, never a stale one.
+    struct ValueKey {
+        int kind;
+        uint32_t type;
+        llvm::Value* ops[3];
+        bool operator==(const ValueKey&) const = default;
+    };
+    struct ValueKeyHash {
+        size_t operator()(const ValueKey& k) const {
+            size_t h = std::hash<uint64_t>()((uint64_t(k.kind) << 32) | k.type);
+            for (auto* p : k.ops) h = h * 1000003u ^ std::hash<const void*>()(p);
+            return h;
+        }
+    };
+    static uint32_t type_code(Type t) { return uint32_t(t.code) << 24 | uint32_t(t.bits) << 16 | t.lanes; }
+
+    // Emits `make()` unless the same operation on the same operands is already available here.
+    template <class Make>
+    llvm::Value* numbered(const Expr& e, std::initializer_list<llvm::Value*> ops, Make make) {
+        ValueKey k{static_cast<int>(e.kind()), type_code(e.type()), {nullptr, nullptr, nullptr}};
+        size_t i = 0;
+        for (auto* op : ops) k.ops[i++] = op;
+        if (auto it = numbered_.find(k); it != numbered_.end()) return it->second;
+        llvm::Value* v = make();
+        numbered_.emplace(k, v);
+        if (!numbered_scopes_.empty()) numbered_scopes_.back().push_back(k);
+        return v;
+    }
+
+    // Values emitted inside a nested block (a loop body, one side of a branch) do not dominate the code
+    // after it, so they are forgotten when it ends.
+    void open_scope() { numbered_scopes_.emplace_back(); }
+    void close_scope() {
+        for (auto& k : numbered_scopes_.back()) numbered_.erase(k);
+        numbered_scopes_.pop_back();
+    }
+
     llvm::Value* emit(const Expr& e) {
         switch (e.kind()) {
             case ExprKind::IntImm: return llvm::ConstantInt::get(llvm_type(e.type()), static_cast<uint64_t>(e.as<IntImm>()->value), e.type().is_int());
@@ -120,25 +161,37 @@ private:
                 if (it == vars_.end()) kiln::detail::fail("internal: codegen met unbound variable '", e.as<VarNode>()->name, "'");
                 return it->second;
             }
-            case ExprKind::Not: return b_.CreateNot(emit(e.as<Not>()->a));
+            case ExprKind::Not: {
+                llvm::Value* a = emit(e.as<Not>()->a);
+                return numbered(e, {a}, [&] { return b_.CreateNot(a); });
+            }
             case ExprKind::Select: {
                 auto* n = e.as<Select>();
                 // One condition for every lane choosing between loads (which input of a Concat a row comes
                 // from): a branch, so only the chosen side is read.
                 if (auto* bc = n->cond.as<Broadcast>(); bc && (reads_memory(n->t) || reads_memory(n->f)))
                     return emit_branch(emit(bc->value), n->t, n->f);
-                return b_.CreateSelect(emit(n->cond), emit(n->t), emit(n->f));
+                llvm::Value *c = emit(n->cond), *t = emit(n->t), *f = emit(n->f);
+                return numbered(e, {c, t, f}, [&] { return b_.CreateSelect(c, t, f); });
             }
-            case ExprKind::Cast: return emit_cast(e.as<Cast>()->value.type(), e.type(), emit(e.as<Cast>()->value));
+            case ExprKind::Cast: {
+                llvm::Value* v = emit(e.as<Cast>()->value);
+                return numbered(e, {v}, [&] { return emit_cast(e.as<Cast>()->value.type(), e.type(), v); });
+            }
             case ExprKind::Ramp: {
                 auto* n = e.as<Ramp>();
-                llvm::Value* base = b_.CreateVectorSplat(n->lanes, emit(n->base));
-                llvm::Value* stride = b_.CreateVectorSplat(n->lanes, emit(n->stride));
-                std::vector<llvm::Constant*> steps;
-                for (int i = 0; i < n->lanes; ++i) steps.push_back(llvm::ConstantInt::get(llvm_type(n->base.type()), i));
-                return b_.CreateAdd(base, b_.CreateMul(stride, llvm::ConstantVector::get(steps)));
+                llvm::Value *base = emit(n->base), *stride = emit(n->stride);
+                return numbered(e, {base, stride}, [&] {
+                    std::vector<llvm::Constant*> steps;
+                    for (int i = 0; i < n->lanes; ++i) steps.push_back(llvm::ConstantInt::get(llvm_type(n->base.type()), i));
+                    return b_.CreateAdd(b_.CreateVectorSplat(n->lanes, base),
+                                        b_.CreateMul(b_.CreateVectorSplat(n->lanes, stride), llvm::ConstantVector::get(steps)));
+                });
             }
-            case ExprKind::Broadcast: return b_.CreateVectorSplat(e.as<Broadcast>()->lanes, emit(e.as<Broadcast>()->value));
+            case ExprKind::Broadcast: {
+                llvm::Value* v = emit(e.as<Broadcast>()->value);
+                return numbered(e, {v}, [&] { return b_.CreateVectorSplat(e.as<Broadcast>()->lanes, v); });
+            }
             case ExprKind::Load: return emit_load(e.as<Load>());
             case ExprKind::Let: {
                 auto* n = e.as<Let>();
@@ -147,7 +200,11 @@ private:
             }
             case ExprKind::Call: return emit_call(e.as<Call>());
             case ExprKind::Reduce: kiln::detail::fail("internal: a reduction reached code generation");
-            default: return emit_binary(static_cast<const BinaryNode*>(e.get()));
+            default: {
+                auto* n = static_cast<const BinaryNode*>(e.get());
+                llvm::Value *a = emit(n->a), *b = emit(n->b);
+                return numbered(e, {a, b}, [&] { return emit_binary(n, a, b); });
+            }
         }
     }
 
@@ -163,9 +220,7 @@ private:
         return b_.CreateIntCast(v, t, from.is_int());
     }
 
-    llvm::Value* emit_binary(const BinaryNode* n) {
-        llvm::Value* a = emit(n->a);
-        llvm::Value* b = emit(n->b);
+    llvm::Value* emit_binary(const BinaryNode* n, llvm::Value* a, llvm::Value* b) {
         const Type t = n->a.type();
         const bool fp = t.is_float(), sgn = t.is_int();
         // Signed arithmetic of 32 bits or more does not overflow (as in C++ and TVM). Saying so lets
@@ -248,11 +303,15 @@ private:
         auto* done_bb = llvm::BasicBlock::Create(ctx_, "ite.done", fn_);
         b_.CreateCondBr(c, then_bb, else_bb);
         b_.SetInsertPoint(then_bb);
+        open_scope();
         llvm::Value* tv = emit(t);
+        close_scope();
         auto* then_end = b_.GetInsertBlock();
         b_.CreateBr(done_bb);
         b_.SetInsertPoint(else_bb);
+        open_scope();
         llvm::Value* fv = emit(f);
+        close_scope();
         auto* else_end = b_.GetInsertBlock();
         b_.CreateBr(done_bb);
         b_.SetInsertPoint(done_bb);
@@ -393,11 +452,15 @@ private:
                 auto* done_bb = llvm::BasicBlock::Create(ctx_, "if.done", fn_);
                 b_.CreateCondBr(emit(n->cond), then_bb, else_bb ? else_bb : done_bb);
                 b_.SetInsertPoint(then_bb);
+                open_scope();
                 emit(n->then_case);
+                close_scope();
                 b_.CreateBr(done_bb);
                 if (else_bb) {
                     b_.SetInsertPoint(else_bb);
+                    open_scope();
                     emit(n->else_case);
+                    close_scope();
                     b_.CreateBr(done_bb);
                 }
                 b_.SetInsertPoint(done_bb);
@@ -424,7 +487,9 @@ private:
         b_.CreateCondBr(b_.CreateICmpSLT(iv, hi), body, done);
         b_.SetInsertPoint(body);
         vars_[n->var.get()] = iv;
+        open_scope();
         emit(n->body);
+        close_scope();
         llvm::Value* next = b_.CreateAdd(iv, llvm::ConstantInt::get(iv->getType(), 1), "", true, true);
         iv->addIncoming(next, b_.GetInsertBlock());
         b_.CreateBr(head);
@@ -474,6 +539,11 @@ private:
         // lives in an output buffer in registers across a reduction loop.
         auto saved_vars = vars_;
         auto saved_bufs = buffers_;
+        // Another function: nothing emitted so far is visible in it.
+        auto saved_numbered = std::move(numbered_);
+        auto saved_scopes = std::move(numbered_scopes_);
+        numbered_.clear();
+        numbered_scopes_.clear();
         auto* saved_fn = fn_;
         auto* saved_entry = entry_;
         auto* saved_block = b_.GetInsertBlock();
@@ -513,6 +583,8 @@ private:
         b_.CreateRetVoid();
         vars_ = std::move(saved_vars);
         buffers_ = std::move(saved_bufs);
+        numbered_ = std::move(saved_numbered);
+        numbered_scopes_ = std::move(saved_scopes);
         fn_ = saved_fn;
         entry_ = saved_entry;
         b_.SetInsertPoint(saved_block);
@@ -527,9 +599,11 @@ private:
         auto* c = as_const_int(total);
         const int64_t bytes = c ? *c * std::max(1, n->dtype.bytes()) : -1;
         if (c && bytes <= 64 * 1024) {
-            // Constant-size scratch lives in the entry block so LLVM can promote it to registers.
+            // Constant-size scratch lives in the entry block so LLVM can promote it to registers. An array
+            // type rather than a count: SROA skips array allocations, so a counted one stayed in memory
+            // through the whole early pipeline (InstCombine rewrites it only later).
             llvm::IRBuilder<> eb(entry_, entry_->begin());
-            auto* a = eb.CreateAlloca(et, eb.getInt64(static_cast<uint64_t>(*c)), n->buffer.name());
+            auto* a = eb.CreateAlloca(llvm::ArrayType::get(et, static_cast<uint64_t>(*c)), nullptr, n->buffer.name());
             a->setAlignment(llvm::Align(64));
             buffers_[n->buffer.get()] = {a, n->dtype};
             emit(n->body);
@@ -555,6 +629,8 @@ private:
     llvm::BasicBlock* entry_ = nullptr;
     std::unordered_map<const VarNode*, llvm::Value*> vars_;
     std::unordered_map<const VarNode*, BufferInfo> buffers_;
+    std::unordered_map<ValueKey, llvm::Value*, ValueKeyHash> numbered_;
+    std::vector<std::vector<ValueKey>> numbered_scopes_;
 };
 
 }  // namespace kiln::codegen
