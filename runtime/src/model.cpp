@@ -14,7 +14,6 @@
 #include <string>
 #include <vector>
 
-#include "kiln/runtime/memory.hpp"
 #include "kiln/runtime/model_abi.hpp"
 #include "kiln/runtime/model_file.hpp"
 #include "kiln/runtime/thread_pool.hpp"
@@ -38,7 +37,7 @@ using AlignedBlock = std::unique_ptr<void, AlignedFree>;
 // so it is left to fault in during the first run rather than at load.
 AlignedBlock allocate(size_t bytes, bool zeroed, const std::string& what, const std::string& path) {
     const size_t size = std::max<size_t>((bytes + 63) / 64 * 64, 64);
-    void* p = kiln::runtime::allocate_aligned(size);
+    void* p = std::aligned_alloc(64, size);
     if (!p) kiln::detail::fail("kiln_model_load: '", path, "' needs ", bytes, " bytes for ", what, ", which could not be allocated");
     if (zeroed) std::memset(p, 0, size);
     return AlignedBlock(p);

@@ -284,7 +284,7 @@ private:
     // The arena every intermediate lives in, `bytes` from the memory plan.
     void allocate_arena(int64_t bytes, const char* who) {
         const size_t size = static_cast<size_t>(std::max<int64_t>((bytes + 63) / 64 * 64, 64));
-        void* arena = runtime::allocate_aligned(size);
+        void* arena = std::aligned_alloc(64, size);
         if (!arena) kiln::detail::fail(who, ": could not allocate the ", bytes, "-byte arena");
         arena_ = std::shared_ptr<void>(arena, [](void* p) { std::free(p); });
         arena_bytes_ = bytes;

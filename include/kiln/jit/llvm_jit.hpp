@@ -7,7 +7,6 @@
 #include <llvm/IR/LegacyPassManager.h>
 #include <llvm/MC/TargetRegistry.h>
 #include <llvm/Passes/PassBuilder.h>
-#include <llvm/Support/CommandLine.h>
 #include <llvm/Support/TargetSelect.h>
 #include <llvm/TargetParser/Host.h>
 #include <llvm/Target/TargetMachine.h>
@@ -27,13 +26,6 @@ inline void init_llvm() {
         llvm::InitializeNativeTarget();
         llvm::InitializeNativeTargetAsmPrinter();
         llvm::InitializeNativeTargetAsmParser();
-        // Loop strength reduction took 60-70% of code generation for a convolution's micro-kernel and
-        // bought nothing measurable: kiln's address arithmetic is already base + constant offset, which
-        // x86 addressing takes as it is. LLVM offers no per-module switch, only this option; a program
-        // that sets it itself (on its command line, before kiln's first compile) keeps its choice.
-        auto& opts = llvm::cl::getRegisteredOptions();
-        if (auto it = opts.find("disable-lsr"); it != opts.end() && it->second->getNumOccurrences() == 0)
-            static_cast<llvm::cl::opt<bool>*>(it->second)->setValue(true);
     });
 }
 
@@ -74,7 +66,7 @@ inline std::unique_ptr<llvm::TargetMachine> target_machine(const Target& t) {
 
 // What optimize() and target_machine() do to a module, in words: part of the disk cache's key, so an
 // entry compiled under other settings is never linked. Change it with either function.
-constexpr const char* kCodegenSettings = "O3 loop+slp vectorize, no unroll; codegen aggressive, no LSR; PIC";
+constexpr const char* kCodegenSettings = "O3 loop+slp vectorize, no unroll; codegen aggressive; PIC";
 
 inline void optimize(llvm::Module& m, llvm::TargetMachine& tm) {
     llvm::LoopAnalysisManager lam;

@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "kiln/ir/type.hpp"
-#include "kiln/runtime/memory.hpp"
 
 namespace kiln {
 
@@ -29,6 +28,11 @@ public:
         check_shape();
         if (strides_.empty()) strides_ = row_major(shape_);
         if (strides_.size() != shape_.size()) detail::fail("Buffer: ", shape_.size(), " dimensions but ", strides_.size(), " strides");
+    }
+    // A view of memory that `owner` keeps alive: the buffer (and every copy of it) shares the ownership,
+    // as an importer does with weights it already holds in memory of their own.
+    Buffer(std::shared_ptr<void> owner, void* data, std::vector<int64_t> shape, Type dtype) : Buffer(data, std::move(shape), dtype) {
+        storage_ = std::move(owner);
     }
     template <typename T>
     static Buffer borrow(T* data, std::vector<int64_t> shape, std::vector<int64_t> strides = {}) {
@@ -75,7 +79,7 @@ private:
         strides_ = row_major(shape_);
         const size_t used = static_cast<size_t>(size() * dtype.bytes());
         const size_t bytes = std::max<size_t>(64, (used + 63) / 64 * 64);
-        void* p = runtime::allocate_aligned(bytes);
+        void* p = std::aligned_alloc(64, bytes);
         if (!p) detail::fail("Buffer: could not allocate ", bytes, " bytes");
         if (zeroed) std::memset(p, 0, bytes);
         else std::memset(static_cast<char*>(p) + used, 0, bytes - used);

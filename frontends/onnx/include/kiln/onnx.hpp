@@ -44,6 +44,29 @@ template <typename... Parts>
 }
 
 // A TensorProto's data as a kiln Buffer (raw_data or the typed repeated fields).
+inline Buffer tensor_to_buffer(const ::onnx::TensorProto& t, const std::string& who);
+
+// The same, taking raw_data over rather than copying it: the bytes protobuf parsed into a string of their
+// own become the buffer's memory, which saves a copy of every weight (and faulting in its pages) at import.
+inline Buffer take_tensor(::onnx::TensorProto& t, const std::string& who) {
+    if (!t.has_raw_data() || t.external_data_size() > 0 || t.data_location() == ::onnx::TensorProto_DataLocation_EXTERNAL)
+        return tensor_to_buffer(t, who);
+    const Type dt = graph::dtype_from_onnx(t.data_type(), who + ": tensor '" + t.name() + "'");
+    if (reinterpret_cast<uintptr_t>(t.raw_data().data()) % static_cast<uintptr_t>(std::max(1, dt.bytes())) != 0) return tensor_to_buffer(t, who);
+    // Anything unusual (a negative or huge dimension, a size that does not match) goes the checked way,
+    // which refuses it with its message.
+    std::vector<int64_t> shape(t.dims().begin(), t.dims().end());
+    int64_t n = 1;
+    for (auto d : shape) {
+        if (d < 0 || (d > 0 && n > (int64_t{1} << 40) / d)) return tensor_to_buffer(t, who);
+        n *= d;
+    }
+    if (t.raw_data().size() != static_cast<size_t>(n * dt.bytes()) || n == 0) return tensor_to_buffer(t, who);
+    auto bytes = std::make_shared<std::string>(std::move(*t.mutable_raw_data()));
+    void* data = bytes->data();
+    return Buffer(std::shared_ptr<void>(bytes, data), data, shape, dt);
+}
+
 inline Buffer tensor_to_buffer(const ::onnx::TensorProto& t, const std::string& who) {
     if (t.data_location() == ::onnx::TensorProto_DataLocation_EXTERNAL || t.external_data_size() > 0)
         kiln::detail::fail(who, ": tensor '", t.name(), "' keeps its data in an external file; save the model with its weights inside");
@@ -170,9 +193,9 @@ inline graph::Graph load_from_bytes(std::string_view bytes, const LoadOptions& o
     Graph g;
     g.opset = static_cast<int>(opset);
     std::map<std::string, int> value_of;
-    for (const auto& init : gp.initializer()) {
+    for (auto& init : *model.mutable_graph()->mutable_initializer()) {
         if (init.name().empty()) fail_model(where, "has an initializer without a name");
-        value_of[init.name()] = g.add_constant(init.name(), tensor_to_buffer(init, "ONNX model '" + where + "'"));
+        value_of[init.name()] = g.add_constant(init.name(), take_tensor(init, "ONNX model '" + where + "'"));
     }
     for (const auto& in : gp.input()) {
         if (value_of.count(in.name())) continue;  // an initializer listed as an input too (older exporters)
