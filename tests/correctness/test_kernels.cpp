@@ -519,3 +519,26 @@ TEST_CASE("workspace blocks are 64-byte aligned and reused by later calls") {
     for (void* p : many) cache.release(p);
     CHECK(cache.cached_blocks() == runtime::WorkspaceCache::kMaxBlocks);
 }
+
+TEST_CASE("a buffer over memory with an owner keeps it alive, and a kernel reads it in place") {
+    // The importer's case: weights that live in memory of their own (protobuf's string), handed over, not copied.
+    auto values = std::make_shared<std::vector<float>>(37);
+    for (int i = 0; i < 37; ++i) (*values)[static_cast<size_t>(i)] = 0.25f * static_cast<float>(i) - 3.0f;
+    float* data = values->data();
+    Buffer a(std::shared_ptr<void>(values, data), data, {37}, f32);
+    std::weak_ptr<std::vector<float>> watch = values;
+    values.reset();
+    CHECK_FALSE(watch.expired());  // the buffer shares ownership
+    CHECK(a.owning());
+    CHECK(a.data() == data);
+    auto A = placeholder({37}, f32, "A");
+    auto B = compute({37}, [&](Expr i) { return A(i) * 2.0f + 1.0f; }, "B");
+    Schedule s(B);
+    auto [o, i] = s[B].split(B.axis(0), 16);
+    s[B].vectorize(i);
+    Buffer b({37});
+    build(s, {A, B})(a, b);
+    for (int k = 0; k < 37; ++k) CHECK(b.data_as<float>()[k] == (0.25f * static_cast<float>(k) - 3.0f) * 2.0f + 1.0f);
+    { Buffer copy = a; a = Buffer(); CHECK_FALSE(watch.expired()); }
+    CHECK(watch.expired());  // the last copy released it
+}
