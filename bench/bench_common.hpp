@@ -81,11 +81,22 @@ inline void print_table() {
     }
 }
 
+// With --benchmark_format=json or csv, Google Benchmark's own reporter prints that format and nothing else;
+// the ratio table belongs to the console output.
 inline int main(int argc, char** argv) {
+    bool console = true;
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (arg.rfind("--benchmark_format=", 0) == 0 && arg != "--benchmark_format=console") console = false;
+    }
     benchmark::Initialize(&argc, argv);
-    TableReporter reporter;
-    benchmark::RunSpecifiedBenchmarks(&reporter);
-    print_table();
+    if (console) {
+        TableReporter reporter;
+        benchmark::RunSpecifiedBenchmarks(&reporter);
+        print_table();
+    } else {
+        benchmark::RunSpecifiedBenchmarks();
+    }
     benchmark::Shutdown();
     return 0;
 }

@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# Builds and runs the whole test suite.
+# Builds and runs the whole test suite, and says how long each phase took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+start=$SECONDS
+phase() { printf '\n== %s (%ds so far)\n' "$1" $((SECONDS - start)); }
+phase "dependencies"
 bash scripts/deps.sh
 py=$(bash scripts/pyenv.sh)
+phase "configure"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DKILN_PYTHON="$py"
+phase "build"
 cmake --build build --target kiln_tests kiln_graph_tests kiln_onnx_conformance kiln_cli
-ctest --test-dir build --output-on-failure
+phase "test"
+ctest --test-dir build --output-on-failure -j "$(nproc)"
+phase "done"
 
-# The ONNX conformance summary (every failure and why: build/tests/onnx_conformance.txt).
-tail -n 1 build/tests/onnx_conformance.txt
+# The ONNX conformance summary (every failure and why: build/tests/onnx_conformance.txt), when it ran.
+if [ -f build/tests/onnx_conformance.txt ]; then tail -n 1 build/tests/onnx_conformance.txt; fi

@@ -1,7 +1,54 @@
 #pragma once
-// The backend header: kiln::build lowers a schedule, generates LLVM IR, optimises it for the
-// target and JIT-compiles it, or links the same kernel from the disk cache (kiln/jit/disk_cache.hpp).
-// This is the only kiln header that includes LLVM.
+// The backend: kiln::build lowers a schedule, generates LLVM IR, optimises it for the target and
+// JIT-compiles it, or links the same kernel from the disk cache (kiln/jit/disk_cache.hpp).
+// Its definitions include LLVM; see kiln/config.hpp for compiling them in one file of a program only.
+#include <string>
+
+#include "kiln/config.hpp"
+#include "kiln/jit/disk_cache.hpp"
+#include "kiln/jit/kernel.hpp"
+#include "kiln/kiln.hpp"
+#include "kiln/runtime/thread_pool.hpp"
+
+namespace kiln {
+
+// This machine as a target: its triple, CPU name and features, and vector width.
+KILN_SEPARABLE Target host_target();
+
+// Compiles a lowered function for opt.target (the host by default), or the C compiler's kernel for a
+// Target of kind "c". The same program compiles once per process, and once per machine with the disk cache.
+KILN_SEPARABLE Kernel build(const LoweredFunc& f, const BuildOptions& opt = {});
+
+// Lowers and compiles: auto f = kiln::build(s, {A, B, C}); f(a, b, c);
+inline Kernel build(const Schedule& s, const std::vector<Tensor>& args, const BuildOptions& opt = {}) {
+    return build(lower_func(s, args, LowerOptions{opt.name, ""}), opt);
+}
+
+// Empties the disk kernel cache and this process's in-memory one.
+KILN_SEPARABLE void clear_cache();
+
+// Empties this process's in-memory kernel cache only: the next build of a program links it from the disk
+// cache or compiles it. Kernels already handed out stay valid.
+KILN_SEPARABLE void clear_memory_cache();
+
+namespace jit {
+
+// `t` with what it leaves open (triple, CPU, features, vector width) filled in from the host.
+KILN_SEPARABLE Target resolve(Target t);
+
+// Links object code (a relocatable object, as a build keeps it with BuildOptions::keep_object) into the
+// process's JIT and returns the address of `symbol`. Each object is linked into a library of its own.
+KILN_SEPARABLE void* link_object(const std::string& object, const std::string& symbol);
+
+// What, besides the lowered program and the target, decides a kernel's object code: the versions of kiln
+// and LLVM and the optimisation settings. Part of every disk cache key.
+KILN_SEPARABLE std::string codegen_identity();
+
+}  // namespace jit
+
+}  // namespace kiln
+
+#if defined(KILN_IMPLEMENTATION) || !defined(KILN_SEPARATE_IMPLEMENTATION)
 #include <chrono>
 #include <unordered_map>
 
@@ -10,10 +57,7 @@
 
 #include "kiln/codegen/c/build_c.hpp"
 #include "kiln/codegen/llvm/codegen_llvm.hpp"
-#include "kiln/jit/disk_cache.hpp"
-#include "kiln/jit/kernel.hpp"
 #include "kiln/jit/llvm_jit.hpp"
-#include "kiln/kiln.hpp"
 #include "kiln/version.hpp"
 
 namespace kiln {
@@ -72,7 +116,7 @@ private:
 // lowered program and kiln's code generator together; jit::kCodegenSettings for the pipeline after it.
 // Bitcode, not text: writing it takes a fraction of the time of printing the module.
 inline std::string disk_cache_key(const llvm::Module& m, const Target& target) {
-    std::string key = "kiln " KILN_VERSION "\nllvm " LLVM_VERSION_STRING "\n" + std::string(jit::kCodegenSettings) + "\n" + target.str() + "\n";
+    std::string key = jit::codegen_identity() + "\n" + target.str() + "\n";
     llvm::raw_string_ostream os(key);
     llvm::WriteBitcodeToFile(m, os);
     os.flush();
@@ -81,9 +125,9 @@ inline std::string disk_cache_key(const llvm::Module& m, const Target& target) {
 
 }  // namespace detail
 
-inline Target host_target() { return jit::host_target(); }
+KILN_SEPARABLE Target host_target() { return jit::host_target(); }
 
-inline Kernel build(const LoweredFunc& f, const BuildOptions& opt = {}) {
+KILN_SEPARABLE Kernel build(const LoweredFunc& f, const BuildOptions& opt) {
     if (opt.target.kind == "c") {
         const std::string key = "c\n" + to_string(f);
         auto& cache = detail::KernelCache::get();
@@ -165,15 +209,20 @@ inline Kernel build(const LoweredFunc& f, const BuildOptions& opt = {}) {
     return Kernel(compiled);
 }
 
-// Empties the disk kernel cache and this process's in-memory one.
-inline void clear_cache() {
+KILN_SEPARABLE void clear_cache() {
     jit::DiskCache::instance().clear();
     detail::KernelCache::get().clear();
 }
 
-// Lowers and compiles: auto f = kiln::build(s, {A, B, C}); f(a, b, c);
-inline Kernel build(const Schedule& s, const std::vector<Tensor>& args, const BuildOptions& opt = {}) {
-    return build(lower_func(s, args, LowerOptions{opt.name, ""}), opt);
-}
+KILN_SEPARABLE void clear_memory_cache() { detail::KernelCache::get().clear(); }
+
+namespace jit {
+
+KILN_SEPARABLE void* link_object(const std::string& object, const std::string& symbol) { return JIT::instance().add_object(object, symbol); }
+
+KILN_SEPARABLE std::string codegen_identity() { return "kiln " KILN_VERSION "\nllvm " LLVM_VERSION_STRING "\n" + std::string(kCodegenSettings); }
+
+}  // namespace jit
 
 }  // namespace kiln
+#endif  // the implementation

@@ -6,3 +6,4 @@
 #include "kiln/graph/compile.hpp"
 #include "kiln/graph/executable_file.hpp"
 #include "kiln/graph/export.hpp"
+#include "kiln/graph/printer.hpp"

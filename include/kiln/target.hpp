@@ -9,9 +9,9 @@ namespace kiln {
 
 struct Target {
     std::string kind = "llvm";  // the backend
-    std::string triple;         // empty: the host's
-    std::string cpu;            // empty: the host's (e.g. znver5)
-    std::string features;       // empty: the host's, as +avx512f,+fma,...
+    std::string triple{};       // empty: the host's
+    std::string cpu{};          // empty: the host's (e.g. znver5)
+    std::string features{};     // empty: the host's, as +avx512f,+fma,...
     int vector_bits = 0;        // 0: the widest the features allow
 
     // Backends this build of kiln has, like TVM's Target.list_kinds(). "c": C99 source

@@ -1,3 +1,9 @@
+// The IR, the simplifier and single lowering passes, run alone.
+#include <kiln/arith/simplify.hpp>
+#include <kiln/lower/infer_bound.hpp>
+#include <kiln/lower/inline_compute.hpp>
+#include <kiln/lower/schedule_ops.hpp>
+
 #include "helpers.hpp"
 
 using namespace kiln;

@@ -1,6 +1,10 @@
 // Every primitive against a naive reference or Eigen, on shapes that do not divide evenly.
 #include <Eigen/Dense>
 
+#include <thread>
+
+#include <kiln/runtime/workspace.hpp>
+
 #include "helpers.hpp"
 
 using namespace kiln;

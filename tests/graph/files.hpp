@@ -1,6 +1,7 @@
 #pragma once
-// Files for the graph tests: the models of make_models.py (KILN_GRAPH_MODELS, set by ctest), temporary
-// paths of this process, and whole files read and written as bytes.
+// Files for the graph tests: the models of make_models.py and the programs the tests run (paths the build
+// compiles in, which the environment variable of the same name overrides), temporary paths of this
+// process, and whole files read and written as bytes.
 #include <doctest/doctest.h>
 
 #include <unistd.h>
@@ -13,11 +14,16 @@
 
 namespace test {
 
-inline std::string model_dir(const std::string& name) {
-    const char* d = std::getenv("KILN_GRAPH_MODELS");
-    REQUIRE_MESSAGE(d, "KILN_GRAPH_MODELS is not set; run through ctest");
-    return std::string(d) + "/" + name;
+// KILN_GRAPH_MODELS, KILN_CLI or KILN_C_API_CHECK: from the environment, else as tests/CMakeLists.txt set it.
+inline std::string path_setting(const char* name) {
+    if (const char* v = std::getenv(name)) return v;
+    const std::string key = name;
+    const char* built = key == "KILN_GRAPH_MODELS" ? KILN_TEST_GRAPH_MODELS : key == "KILN_CLI" ? KILN_TEST_CLI : key == "KILN_C_API_CHECK" ? KILN_TEST_C_API_CHECK : "";
+    REQUIRE_MESSAGE(*built, name, " is not known to this build; set it in the environment");
+    return built;
 }
+
+inline std::string model_dir(const std::string& name) { return path_setting("KILN_GRAPH_MODELS") + "/" + name; }
 
 inline std::string temp_path(const std::string& stem, const std::string& ext) {
     return (std::filesystem::temp_directory_path() / (stem + "_" + std::to_string(::getpid()) + ext)).string();

@@ -9,6 +9,8 @@
 // what kiln implements (float8 casts, training mode, empty tensors); they are reported, not counted.
 // Fails when a test in PASS_LIST (tests/graph/onnx_conformance_pass.txt) fails, or when fewer than 95% of
 // the counted tests pass. --write-pass-list rewrites PASS_LIST with the tests that pass now.
+#include <onnx/onnx_pb.h>
+
 #include <kiln/onnx.hpp>
 
 #include <cmath>

@@ -10,7 +10,11 @@
 
 #include <kiln/runtime/npy.hpp>
 
+#include "graph/files.hpp"
+
 namespace {
+
+using test::model_dir;
 
 struct Result {
     int code;
@@ -19,20 +23,13 @@ struct Result {
 
 // `env`: variable assignments put before the command ("NAME=value ").
 Result run_cli(const std::string& args, const std::string& env = "") {
-    const char* cli = std::getenv("KILN_CLI");
-    REQUIRE_MESSAGE(cli, "KILN_CLI is not set; run through ctest");
+    const std::string cli = test::path_setting("KILN_CLI");
     const auto log = std::filesystem::temp_directory_path() / ("kiln_cli_test_" + std::to_string(::getpid()) + ".log");
-    const int status = std::system((env + std::string(cli) + " " + args + " > " + log.string() + " 2>&1").c_str());
+    const int status = std::system((env + cli + " " + args + " > " + log.string() + " 2>&1").c_str());
     std::stringstream ss;
     ss << std::ifstream(log).rdbuf();
     std::filesystem::remove(log);
     return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, ss.str()};
-}
-
-std::string model_dir(const std::string& name) {
-    const char* d = std::getenv("KILN_GRAPH_MODELS");
-    REQUIRE_MESSAGE(d, "KILN_GRAPH_MODELS is not set; run through ctest");
-    return std::string(d) + "/" + name;
 }
 
 // `--output-dir out` of a model with one output: the file written there against ONNX Runtime's output.

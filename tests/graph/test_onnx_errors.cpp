@@ -4,6 +4,8 @@
 
 #include <random>
 
+#include <onnx/onnx_pb.h>
+
 #include <kiln/onnx.hpp>
 
 namespace {

@@ -11,12 +11,9 @@
 #include <kiln/onnx.hpp>
 #include <kiln/runtime/npy.hpp>
 
-namespace {
+#include "graph/files.hpp"
 
-std::string models_dir() {
-    const char* d = std::getenv("KILN_GRAPH_MODELS");
-    return d ? d : "";
-}
+namespace {
 
 double max_rel_error(const kiln::Buffer& got, const kiln::Buffer& want) {
     auto as_double = [](const kiln::Buffer& b, int64_t i) -> double {
@@ -57,8 +54,7 @@ void run_case(const std::string& dir, double tol, int opt_level, int threads) {
 }  // namespace
 
 TEST_CASE("graph: ONNX models against ONNX Runtime") {
-    const std::string root = models_dir();
-    if (root.empty()) FAIL("KILN_GRAPH_MODELS is not set; run the suite through ctest, which builds the models first");
+    const std::string root = test::path_setting("KILN_GRAPH_MODELS");
     std::ifstream list(root + "/cases.txt");
     REQUIRE_MESSAGE(list.good(), "no cases.txt in ", root, "; tests/graph/make_models.py writes it");
     std::string name;

@@ -7,6 +7,13 @@
 #include <random>
 
 #include <kiln/graph.hpp>
+#include <kiln/graph/lower_group.hpp>
+#include <kiln/graph/passes/alter_layout.hpp>
+#include <kiln/graph/passes/canonicalize.hpp>
+#include <kiln/graph/passes/eliminate_common_subexpr.hpp>
+#include <kiln/graph/passes/fold_scale_axis.hpp>
+#include <kiln/graph/passes/fuse_ops.hpp>
+#include <kiln/graph/passes/simplify_inference.hpp>
 
 using namespace kiln;
 using namespace kiln::graph;

@@ -2,26 +2,16 @@
 // graph::compile: runs the graph passes of an optimisation level, lowers every fused group to a kiln
 // kernel (identical groups compile once; distinct ones compile on worker threads), plans the memory of
 // the intermediates by liveness, and returns an Executable that runs the kernels in order.
-// This header includes the backend (LLVM) through kiln/build.hpp.
+// Its definitions include the backend (LLVM); see kiln/config.hpp for compiling them in one file only.
 #include <chrono>
-#include <future>
-#include <thread>
-
-#include <dlfcn.h>
-#include <sys/stat.h>
+#include <cstdio>
+#include <functional>
+#include <sstream>
+#include <unordered_map>
 
 #include "kiln/build.hpp"
-#include "kiln/graph/fingerprint.hpp"
-#include "kiln/graph/lower_group.hpp"
-#include "kiln/graph/passes/alter_layout.hpp"
-#include "kiln/graph/passes/canonicalize.hpp"
-#include "kiln/graph/passes/dead_code.hpp"
-#include "kiln/graph/passes/eliminate_common_subexpr.hpp"
-#include "kiln/graph/passes/fold_scale_axis.hpp"
-#include "kiln/graph/passes/fold_constant.hpp"
-#include "kiln/graph/passes/fuse_ops.hpp"
-#include "kiln/graph/passes/simplify_inference.hpp"
-#include "kiln/graph/printer.hpp"
+#include "kiln/graph/graph.hpp"
+#include "kiln/graph/group.hpp"
 #include "kiln/runtime/model_file.hpp"
 #include "kiln/runtime/thread_pool.hpp"
 
@@ -35,7 +25,7 @@ struct CompileOptions {
     int threads = 0;  // kernel threads; 0 keeps the pool's current size
     Target target{};
     // Called with (pass name, graph after it) for --dump. A compile with a dump set always runs the passes.
-    std::function<void(const std::string&, const Graph&, const std::vector<Group>*)> dump;
+    std::function<void(const std::string&, const Graph&, const std::vector<Group>*)> dump{};
     // Keep the compiled executable whole in the disk cache (kiln/jit/disk_cache.hpp), keyed by the graph's
     // fingerprint (graph/fingerprint.hpp), the opt level, the target and this program's binary, and on a
     // later compile of the same graph link it instead: no passes, lowering or LLVM, a start in tens of
@@ -59,6 +49,21 @@ namespace detail {
 inline kiln::detail::ArgValue dense_arg(void* data, Type dtype, const std::vector<int64_t>& shape) {
     return {data, dtype, true, shape, Buffer::row_major(shape)};
 }
+
+}  // namespace detail
+
+class Executable;
+
+// The graph after the passes of opt.opt_level (what compile lowers), each pass reported to opt.dump.
+KILN_SEPARABLE Graph optimize(const Graph& input, const CompileOptions& opt);
+
+// Optimises, fuses, lowers and builds `model`; see CompileOptions.
+KILN_SEPARABLE Executable compile(const Graph& model, const CompileOptions& opt = {});
+
+namespace detail {
+
+// Runs one node as a kernel on its constant inputs: the evaluator of constant folding.
+KILN_SEPARABLE std::vector<Buffer> evaluate_node(const Graph& g, const Node& n, const Target& target);
 
 }  // namespace detail
 
@@ -255,7 +260,7 @@ private:
                 c->params.push_back(std::move(param));
             }
             c->object = std::string(k.object);
-            c->fn = reinterpret_cast<void (*)(void**, int64_t*)>(jit::JIT::instance().add_object(c->object, c->symbol));
+            c->fn = reinterpret_cast<void (*)(void**, int64_t*)>(jit::link_object(c->object, c->symbol));
             kernels.emplace_back(std::move(c));
         }
         for (auto& s : m.steps) {
@@ -310,12 +315,36 @@ private:
     CompileTimes times_;
 };
 
+}  // namespace kiln::graph
+
+#if defined(KILN_IMPLEMENTATION) || !defined(KILN_SEPARATE_IMPLEMENTATION)
+#include <atomic>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include <dlfcn.h>
+#include <sys/stat.h>
+
+#include "kiln/graph/fingerprint.hpp"
+#include "kiln/graph/lower_group.hpp"
+#include "kiln/graph/passes/alter_layout.hpp"
+#include "kiln/graph/passes/canonicalize.hpp"
+#include "kiln/graph/passes/dead_code.hpp"
+#include "kiln/graph/passes/eliminate_common_subexpr.hpp"
+#include "kiln/graph/passes/fold_scale_axis.hpp"
+#include "kiln/graph/passes/fold_constant.hpp"
+#include "kiln/graph/passes/fuse_ops.hpp"
+#include "kiln/graph/passes/simplify_inference.hpp"
+#include "kiln/jit/disk_cache.hpp"
+
+namespace kiln::graph {
+
 namespace detail {
 
 inline std::vector<int64_t> kernel_shape(const TensorType& t) { return t.shape.empty() ? std::vector<int64_t>{1} : t.shape; }
 
-// Runs one node as a kernel on its constant inputs: the evaluator of constant folding.
-inline std::vector<Buffer> evaluate_node(const Graph& g, const Node& n, const Target& target) {
+KILN_SEPARABLE std::vector<Buffer> evaluate_node(const Graph& g, const Node& n, const Target& target) {
     Group grp;
     grp.nodes = {static_cast<int>(&n - g.nodes.data())};
     for (int v : n.inputs)
@@ -373,8 +402,7 @@ inline std::string program_identity() {
 // What decides the executable: the graph, the options that change its code, the target, the program
 // (above), and the versions and settings that key each kernel (build.hpp's disk_cache_key).
 inline std::string model_cache_key(const std::string& graph_fingerprint, const CompileOptions& opt) {
-    return std::string("kiln model\nkiln " KILN_VERSION "\nllvm " LLVM_VERSION_STRING "\n") + jit::kCodegenSettings + "\n" +
-           program_identity() + "\n" + jit::resolve(opt.target).str() +
+    return "kiln model\n" + jit::codegen_identity() + "\n" + program_identity() + "\n" + jit::resolve(opt.target).str() +
            "\nopt_level " + std::to_string(opt.opt_level) + "\n" + graph_fingerprint;
 }
 
@@ -406,7 +434,7 @@ inline int64_t plan_arena(std::vector<Interval>& iv) {
 
 }  // namespace detail
 
-inline Graph optimize(const Graph& input, const CompileOptions& opt) {
+KILN_SEPARABLE Graph optimize(const Graph& input, const CompileOptions& opt) {
     Graph g = passes::dead_code_elimination(input);
     auto dump = [&](const std::string& pass) {
         if (opt.dump) opt.dump(pass, g, nullptr);
@@ -434,7 +462,7 @@ inline Graph optimize(const Graph& input, const CompileOptions& opt) {
     return g;
 }
 
-inline Executable compile(const Graph& model, const CompileOptions& opt = {}) {
+KILN_SEPARABLE Executable compile(const Graph& model, const CompileOptions& opt) {
     using clock = std::chrono::steady_clock;
     auto ms_since = [](clock::time_point t) { return std::chrono::duration<double, std::milli>(clock::now() - t).count(); };
     const auto t_start = clock::now();
@@ -567,3 +595,4 @@ inline Executable compile(const Graph& model, const CompileOptions& opt = {}) {
 }
 
 }  // namespace kiln::graph
+#endif  // the implementation

@@ -5,16 +5,29 @@
 // of the kernel calls and their arguments, the memory plan and the constants (packed weights included).
 // It runs only on the target it was compiled for; loading it elsewhere is an error that says so.
 // For a program without LLVM, export the model instead (graph::export_library, kiln/graph/export.hpp).
-#include <fstream>
-#include <string_view>
-
 #include "kiln/graph/compile.hpp"
 
 namespace kiln::graph {
 
 // Writes `exe` to `path`. Fails if a kernel's object code was not kept (executables from
 // graph::compile always keep it) or the file cannot be written.
-inline void save(const Executable& exe, const std::string& path) {
+KILN_SEPARABLE void save(const Executable& exe, const std::string& path);
+
+// Loads an executable written by graph::save: links its kernels into the JIT (no compilation) and
+// allocates its memory. `threads` > 0 replaces the thread count it was saved with. graph() of the
+// result holds only its inputs, outputs and the values the kernels use; groups() is empty.
+// The checksum catches damage, not intent: the file holds machine code, so load only files you saved.
+KILN_SEPARABLE Executable load_executable(const std::string& path, int threads = 0);
+
+}  // namespace kiln::graph
+
+#if defined(KILN_IMPLEMENTATION) || !defined(KILN_SEPARATE_IMPLEMENTATION)
+#include <fstream>
+#include <string_view>
+
+namespace kiln::graph {
+
+KILN_SEPARABLE void save(const Executable& exe, const std::string& path) {
     const std::string data = runtime::write_model_file(exe.describe(true));
     std::ofstream f(path, std::ios::binary);
     if (!f) kiln::detail::fail("save: cannot open '", path, "' for writing");
@@ -22,11 +35,7 @@ inline void save(const Executable& exe, const std::string& path) {
     if (!f) kiln::detail::fail("save: writing '", path, "' failed");
 }
 
-// Loads an executable written by graph::save: links its kernels into the JIT (no compilation) and
-// allocates its memory. `threads` > 0 replaces the thread count it was saved with. graph() of the
-// result holds only its inputs, outputs and the values the kernels use; groups() is empty.
-// The checksum catches damage, not intent: the file holds machine code, so load only files you saved.
-inline Executable load_executable(const std::string& path, int threads = 0) {
+KILN_SEPARABLE Executable load_executable(const std::string& path, int threads) {
     const auto t0 = std::chrono::steady_clock::now();
     std::string data;
     {
@@ -53,3 +62,4 @@ inline Executable load_executable(const std::string& path, int threads = 0) {
 }
 
 }  // namespace kiln::graph
+#endif  // the implementation

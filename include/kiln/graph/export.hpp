@@ -11,6 +11,34 @@
 // The trampolines keep the library free of undefined kiln symbols, so it loads into a program that links
 // the runtime statically as well as one that links it as a shared library, and binds to that runtime's
 // thread pool and workspace rather than to whichever the dynamic linker would find first.
+#include "kiln/graph/compile.hpp"
+
+namespace kiln::graph {
+
+struct ExportOptions {
+    // The command that links the shared library: a C compiler driver and its flags. Empty: $KILN_CC if
+    // set, else `cc`, with -fuse-ld=lld when LLD is installed (it links a model in a fraction of the time).
+    std::string linker;
+};
+
+// Writes `exe` as a shared library at `path`, loadable by the runtime (kiln_model_load, or
+// kiln::runtime::Model). Its results are bit-identical to the executable's: the same object code runs
+// on the same memory plan. The library runs only on CPUs with the features it was compiled for; the
+// runtime refuses to load it elsewhere.
+KILN_SEPARABLE void export_library(const Executable& exe, const std::string& path, const ExportOptions& opt = {});
+
+// Writes `exe` as portable C99 into the directory `dir` (created if needed): model.c, every kernel as
+// kiln_kernel_<i> (kiln/codegen/c/codegen_c.hpp) and the model file with its weights as a string, and a
+// Makefile that compiles it into model.so. The runtime loads that library as it loads one from
+// export_library; its parallel loops use OpenMP (OMP_NUM_THREADS) rather than the runtime's pool. This is
+// the path to machines LLVM does not reach: nothing in model.c depends on the CPU it was written on.
+// Kernels arrive unrolled and lane by lane, as lowered for the JIT, so a C compiler takes its time over
+// them: about a minute at -O2 for MobileNet-V2 (the Makefile's default).
+KILN_SEPARABLE void export_c_source(const Executable& exe, const std::string& dir);
+
+}  // namespace kiln::graph
+
+#if defined(KILN_IMPLEMENTATION) || !defined(KILN_SEPARATE_IMPLEMENTATION)
 #include <unistd.h>
 
 #include <cstdio>
@@ -26,16 +54,9 @@
 #include <llvm/Support/raw_ostream.h>
 
 #include "kiln/codegen/c/codegen_c.hpp"
-#include "kiln/graph/compile.hpp"
 #include "kiln/runtime/model_abi.hpp"
 
 namespace kiln::graph {
-
-struct ExportOptions {
-    // The command that links the shared library: a C compiler driver and its flags. Empty: $KILN_CC if
-    // set, else `cc`, with -fuse-ld=lld when LLD is installed (it links a model in a fraction of the time).
-    std::string linker;
-};
 
 namespace detail {
 
@@ -52,6 +73,10 @@ inline std::string rename_symbol(const std::string& object, const std::string& f
     return std::string(out.data(), out.size());
 }
 
+// GCC 12 takes LLVM's placement-style `new GlobalVariable` (User::operator new with its operand count) for a
+// mismatch with its sized delete; it is not one.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 // The object of our own: the model file, the ABI version, the runtime slots and the trampolines.
 inline std::string model_object(const std::string& model_file, const std::string& triple) {
     llvm::LLVMContext ctx;
@@ -95,6 +120,7 @@ inline std::string model_object(const std::string& model_file, const std::string
     trampoline("kiln_free", llvm::FunctionType::get(void_t, {ptr}, false), runtime::model_abi::slot_free);
     return jit::emit_object(mod, *tm);
 }
+#pragma GCC diagnostic pop
 
 inline std::string linker_command(const ExportOptions& opt) {
     if (!opt.linker.empty()) return opt.linker;
@@ -107,11 +133,7 @@ inline std::string linker_command(const ExportOptions& opt) {
 
 }  // namespace detail
 
-// Writes `exe` as a shared library at `path`, loadable by the runtime (kiln_model_load, or
-// kiln::runtime::Model). Its results are bit-identical to the executable's: the same object code runs
-// on the same memory plan. The library runs only on CPUs with the features it was compiled for; the
-// runtime refuses to load it elsewhere.
-inline void export_library(const Executable& exe, const std::string& path, const ExportOptions& opt = {}) {
+KILN_SEPARABLE void export_library(const Executable& exe, const std::string& path, const ExportOptions& opt) {
     runtime::ModelFile m = exe.describe(true);
     const std::string triple = runtime::model_abi::target_field(m.target, "mtriple");
     if (triple.empty()) kiln::detail::fail("export_library: the kernels' target '", m.target, "' names no triple");
@@ -158,14 +180,7 @@ inline void export_library(const Executable& exe, const std::string& path, const
                            "name a working linker in ExportOptions::linker or $KILN_CC");
 }
 
-// Writes `exe` as portable C99 into the directory `dir` (created if needed): model.c, every kernel as
-// kiln_kernel_<i> (kiln/codegen/c/codegen_c.hpp) and the model file with its weights as a string, and a
-// Makefile that compiles it into model.so. The runtime loads that library as it loads one from
-// export_library; its parallel loops use OpenMP (OMP_NUM_THREADS) rather than the runtime's pool. This is
-// the path to machines LLVM does not reach: nothing in model.c depends on the CPU it was written on.
-// Kernels arrive unrolled and lane by lane, as lowered for the JIT, so a C compiler takes its time over
-// them: about a minute at -O2 for MobileNet-V2 (the Makefile's default).
-inline void export_c_source(const Executable& exe, const std::string& dir) {
+KILN_SEPARABLE void export_c_source(const Executable& exe, const std::string& dir) {
     runtime::ModelFile m = exe.describe(false);
     const auto kernels = exe.distinct_kernels();
     codegen::CodeGenC cg;
@@ -219,3 +234,4 @@ inline void export_c_source(const Executable& exe, const std::string& dir) {
 }
 
 }  // namespace kiln::graph
+#endif  // the implementation

@@ -7,6 +7,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "kiln/arith/simplify.hpp"
+#include "kiln/graph/group.hpp"
 #include "kiln/graph/op_registry.hpp"
 #include "kiln/graph/ops/elementwise.hpp"
 #include "kiln/graph/ops/layout.hpp"
@@ -17,14 +19,6 @@
 #include "kiln/nn.hpp"
 
 namespace kiln::graph {
-
-// Nodes computed by one kernel, in topological order, with the values it reads and writes.
-struct Group {
-    std::vector<int> nodes;
-    std::vector<int> inputs;   // values read from outside the group (graph inputs, constants, other groups)
-    std::vector<int> outputs;  // values read outside the group or returned by the graph
-    std::string name;          // for profiles and dumps: the op types of its nodes, joined by '_'
-};
 
 struct GroupSchedule {
     Schedule schedule;

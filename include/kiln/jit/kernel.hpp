@@ -162,7 +162,7 @@ public:
                 int64_t want = detail::eval_size(ps[i].shape[d], env, ok);
                 if (!ok || want != a.shape[d])
                     detail::fail("kernel: argument ", i, " ('", ps[i].name, "') has size ", a.shape[d], " in dimension ", d, " but the kernel expects ",
-                                 to_string(ps[i].shape[d]), ok ? " = " + std::to_string(want) : std::string());
+                                 to_string(ps[i].shape[d]), ok && !as_const_int(ps[i].shape[d]) ? " = " + std::to_string(want) : std::string());
             }
         }
         std::vector<int64_t> sizes;

@@ -14,6 +14,7 @@
 
 #include <mutex>
 
+#include "kiln/config.hpp"
 #include "kiln/runtime/thread_pool.hpp"
 #include "kiln/runtime/workspace.hpp"
 #include "kiln/target.hpp"
@@ -44,7 +45,7 @@ inline Target host_target() {
     return t;
 }
 
-inline Target resolve(Target t) {
+KILN_SEPARABLE Target resolve(Target t) {
     Target host = host_target();
     if (t.triple.empty()) t.triple = host.triple;
     if (t.cpu.empty()) t.cpu = host.cpu;

@@ -1,19 +1,15 @@
 #pragma once
 // The lowering pipeline, top to bottom: from a schedule to the loop IR the backends compile.
 // Every pass is a function in its own header; kiln::lower() can stop after any of them.
-#include <functional>
 #include <ostream>
+#include <sstream>
+#include <string>
+#include <vector>
 
-#include "kiln/lower/infer_bound.hpp"
-#include "kiln/lower/inline_compute.hpp"
-#include "kiln/lower/loop_partition.hpp"
-#include "kiln/lower/lower_math.hpp"
-#include "kiln/lower/schedule_ops.hpp"
-#include "kiln/lower/simplify.hpp"
-#include "kiln/lower/storage_flatten.hpp"
-#include "kiln/lower/storage_reuse.hpp"
-#include "kiln/lower/unroll.hpp"
-#include "kiln/lower/vectorize.hpp"
+#include "kiln/config.hpp"
+#include "kiln/ir/printer.hpp"
+#include "kiln/lower/buffer_arg.hpp"
+#include "kiln/schedule/schedule.hpp"
 
 namespace kiln {
 
@@ -54,6 +50,32 @@ inline const std::vector<std::string>& lower_pass_names() {
                                                    "lower_math", "vectorize", "unroll", "storage_reuse", "final_simplify"};
     return names;
 }
+
+// The schedule lowered through the whole pipeline (or up to opt.after) into a kernel's loop IR.
+KILN_SEPARABLE LoweredFunc lower_func(const Schedule& sched, const std::vector<Tensor>& args, const LowerOptions& opt = {});
+
+// The loop IR of a schedule, printable: std::cout << kiln::lower(s, {A, B, C});
+inline LoweredFunc lower(const Schedule& sched, const std::vector<Tensor>& args, const LowerOptions& opt = {}) {
+    return lower_func(sched, args, opt);
+}
+
+}  // namespace kiln
+
+#if defined(KILN_IMPLEMENTATION) || !defined(KILN_SEPARATE_IMPLEMENTATION)
+#include <functional>
+
+#include "kiln/lower/infer_bound.hpp"
+#include "kiln/lower/inline_compute.hpp"
+#include "kiln/lower/loop_partition.hpp"
+#include "kiln/lower/lower_math.hpp"
+#include "kiln/lower/schedule_ops.hpp"
+#include "kiln/lower/simplify.hpp"
+#include "kiln/lower/storage_flatten.hpp"
+#include "kiln/lower/storage_reuse.hpp"
+#include "kiln/lower/unroll.hpp"
+#include "kiln/lower/vectorize.hpp"
+
+namespace kiln {
 
 namespace passes::detail {
 
@@ -109,7 +131,7 @@ inline void check_free_vars(const Stmt& body, const std::vector<Var>& size_vars,
 
 }  // namespace passes::detail
 
-inline LoweredFunc lower_func(const Schedule& sched, const std::vector<Tensor>& args, const LowerOptions& opt = {}) {
+KILN_SEPARABLE LoweredFunc lower_func(const Schedule& sched, const std::vector<Tensor>& args, const LowerOptions& opt) {
     using namespace passes;
     if (!opt.after.empty() && std::find(lower_pass_names().begin(), lower_pass_names().end(), opt.after) == lower_pass_names().end()) {
         std::string all;
@@ -152,9 +174,5 @@ inline LoweredFunc lower_func(const Schedule& sched, const std::vector<Tensor>& 
     return f;
 }
 
-// The loop IR of a schedule, printable: std::cout << kiln::lower(s, {A, B, C});
-inline LoweredFunc lower(const Schedule& sched, const std::vector<Tensor>& args, const LowerOptions& opt = {}) {
-    return lower_func(sched, args, opt);
-}
-
 }  // namespace kiln
+#endif  // the implementation

@@ -2,15 +2,11 @@
 // Pass: storage flattening. Realize becomes Allocate of a flat buffer; multi-dimensional
 // Provide and tensor reads become Store and Load at a row-major (or reorder_storage) offset
 // relative to the region's origin.
+#include "kiln/arith/simplify.hpp"
+#include "kiln/lower/buffer_arg.hpp"
 #include "kiln/lower/inline_compute.hpp"
 
 namespace kiln::passes {
-
-// A tensor argument of the kernel: the op it stands for and the flat buffer that holds it.
-struct BufferArg {
-    OpPtr op;
-    Var buffer;
-};
 
 namespace detail {
 

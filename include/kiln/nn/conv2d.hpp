@@ -26,7 +26,7 @@ struct Conv2dOptions {
     std::array<int, 4> padding{0, 0, 0, 0};  // top, left, bottom, right (ONNX's order)
     std::array<int, 2> dilation{1, 1};
     int groups = 1;     // groups == channels (with one output per channel) is a depthwise convolution
-    Tensor bias;        // optional, shape [OC]
+    Tensor bias{};      // optional, shape [OC]
     int64_t out_channels = 0;  // OC; only needed with a weight already packed by pack_conv2d_weight
     std::string name = "conv2d";
     Target target{};    // decides the channel blocks

@@ -19,7 +19,7 @@ namespace kiln::nn {
 
 struct MatmulOptions {
     bool transpose_b = false;  // B is [N, K] (a weight matrix stored row per output), as in dense layers
-    Tensor bias;               // optional, shape [N], added to every row
+    Tensor bias{};             // optional, shape [N], added to every row
     int64_t columns = 0;       // N; only needed with a B already packed by pack_matmul_weight
     std::string name = "matmul";
     Target target{};           // decides the tile (and so the packed layout of B)

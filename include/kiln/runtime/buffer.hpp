@@ -31,7 +31,8 @@ public:
     }
     // A view of memory that `owner` keeps alive: the buffer (and every copy of it) shares the ownership,
     // as an importer does with weights it already holds in memory of their own.
-    Buffer(std::shared_ptr<void> owner, void* data, std::vector<int64_t> shape, Type dtype) : Buffer(data, std::move(shape), dtype) {
+    Buffer(std::shared_ptr<void> owner, void* data, std::vector<int64_t> shape, Type dtype, std::vector<int64_t> strides = {})
+        : Buffer(data, std::move(shape), dtype, std::move(strides)) {
         storage_ = std::move(owner);
     }
     template <typename T>

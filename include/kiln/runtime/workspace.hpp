@@ -42,11 +42,14 @@ public:
         const size_t size = *static_cast<size_t*>(base);
         free_.push_back({base, size});
         cached_bytes_ += size;
-        while (free_.size() > kMaxBlocks || cached_bytes_ > kMaxBytes) {
-            cached_bytes_ -= free_.front().size;
-            std::free(free_.front().base);
-            free_.erase(free_.begin());
+        // The oldest blocks go first, erased as one range.
+        size_t drop = 0;
+        while (free_.size() - drop > kMaxBlocks || cached_bytes_ > kMaxBytes) {
+            cached_bytes_ -= free_[drop].size;
+            std::free(free_[drop].base);
+            ++drop;
         }
+        free_.erase(free_.begin(), free_.begin() + static_cast<std::ptrdiff_t>(drop));
     }
 
     size_t cached_blocks() const { return free_.size(); }

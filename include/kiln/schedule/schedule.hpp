@@ -8,6 +8,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "kiln/arith/const_bound.hpp"
 #include "kiln/te/tensor.hpp"
 
 namespace kiln {

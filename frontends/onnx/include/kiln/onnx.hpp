@@ -4,22 +4,15 @@
 // be bound by the caller; nodes whose inputs are all constant (shape arithmetic) are evaluated while
 // importing, as later nodes may need their values to know their own shapes. A file from a user may
 // be anything: every problem is a kiln::Error naming the node, its op type and what is wrong.
-#include <fstream>
-#include <functional>
+#include <initializer_list>
 #include <map>
-#include <memory>
-#include <sstream>
+#include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <onnx/onnx_pb.h>
-
+#include "kiln/config.hpp"
 #include "kiln/graph/compile.hpp"
-#include "kiln/graph/dtype.hpp"
 
 namespace kiln::onnx {
 
@@ -30,6 +23,44 @@ struct LoadOptions {
     std::map<std::string, Buffer> constants;
     Target target{};  // for evaluating constant nodes while importing
 };
+
+// Reads the model in the file at `path`.
+KILN_SEPARABLE graph::Graph load(const std::string& path, const LoadOptions& opt = {});
+
+// Parses an in-memory model; `where` names it in messages.
+KILN_SEPARABLE graph::Graph load_from_bytes(std::string_view bytes, const LoadOptions& opt = {}, const std::string& where = "<memory>");
+
+// One tensor stored as a serialized TensorProto (the .pb files of the ONNX test data sets).
+KILN_SEPARABLE Buffer load_tensor(const std::string& path);
+
+// With input shapes only: kiln::onnx::load("model.onnx", {{"input", {1, 3, 224, 224}}}). An initializer
+// list rather than a map, which would make that call ambiguous with LoadOptions (write
+// LoadOptions{.shapes = ...} for the other fields).
+inline graph::Graph load(const std::string& path, std::initializer_list<std::pair<const std::string, std::vector<int64_t>>> shapes) {
+    LoadOptions o;
+    o.shapes = shapes;
+    return load(path, o);
+}
+
+}  // namespace kiln::onnx
+
+#if defined(KILN_IMPLEMENTATION) || !defined(KILN_SEPARATE_IMPLEMENTATION)
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <sstream>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <onnx/onnx_pb.h>
+
+#include "kiln/graph/dtype.hpp"
+#include "kiln/graph/lower_group.hpp"  // the operator registry, filled: infer_types while importing
+
+namespace kiln::onnx {
 
 namespace detail {
 
@@ -175,8 +206,7 @@ inline bool fold_at_import(const Graph& g, const Node& n) {
 
 }  // namespace detail
 
-// Parses an in-memory model; `where` names it in messages.
-inline graph::Graph load_from_bytes(std::string_view bytes, const LoadOptions& opt = {}, const std::string& where = "<memory>") {
+KILN_SEPARABLE graph::Graph load_from_bytes(std::string_view bytes, const LoadOptions& opt, const std::string& where) {
     using namespace detail;
     if (bytes.empty()) fail_model(where, "the file is empty");
     ::onnx::ModelProto model;
@@ -288,7 +318,7 @@ inline graph::Graph load_from_bytes(std::string_view bytes, const LoadOptions& o
     return g;
 }
 
-inline graph::Graph load(const std::string& path, const LoadOptions& opt = {}) {
+KILN_SEPARABLE graph::Graph load(const std::string& path, const LoadOptions& opt) {
     // The file is mapped, with its pages populated in one call, and parsed where it lies: read into a
     // string, a 45 MiB model was copied once more and faulted into fresh memory page by page.
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -310,8 +340,7 @@ inline graph::Graph load(const std::string& path, const LoadOptions& opt = {}) {
     return load_from_bytes(std::string_view(static_cast<const char*>(map), size), opt, path);
 }
 
-// One tensor stored as a serialized TensorProto (the .pb files of the ONNX test data sets).
-inline Buffer load_tensor(const std::string& path) {
+KILN_SEPARABLE Buffer load_tensor(const std::string& path) {
     std::ifstream f(path, std::ios::binary);
     if (!f) kiln::detail::fail("ONNX tensor '", path, "': cannot open the file");
     std::stringstream ss;
@@ -321,11 +350,5 @@ inline Buffer load_tensor(const std::string& path) {
     return detail::tensor_to_buffer(t, "ONNX tensor '" + path + "'");
 }
 
-// The spelling: kiln::onnx::load("model.onnx", {{"input", {1, 3, 224, 224}}}).
-inline graph::Graph load(const std::string& path, const std::map<std::string, std::vector<int64_t>>& shapes) {
-    LoadOptions o;
-    o.shapes = shapes;
-    return load(path, o);
-}
-
 }  // namespace kiln::onnx
+#endif  // the implementation

@@ -183,7 +183,7 @@ inline std::vector<TensorType> infer_gemm(const Graph& g, const Node& n) {
 }
 
 inline std::vector<Tensor> compute_gemm(const OpCall& c) {
-    const auto &as = c.in_type(0).shape, &bs = c.in_type(1).shape;
+    const auto& as = c.in_type(0).shape;
     const bool ta = c.node.attrs.get_int("transA", 0), tb = c.node.attrs.get_int("transB", 0);
     const double alpha = c.node.attrs.get_float("alpha", 1), beta = c.node.attrs.get_float("beta", 1);
     Tensor A = ta ? transposed(c.in[0], as, c.name() + "_At") : c.in[0];
