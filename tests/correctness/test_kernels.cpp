@@ -130,6 +130,26 @@ TEST_CASE("transpose of 37x53, tiled, with Eigen maps as arguments") {
     RowMat t2(53, 37);
     f(cm, t2);
     CHECK(test::max_rel_err(t2.data(), ref.data(), 53 * 37) == 0.0);
+    // A column-major output is written back from the dense copy the kernel filled.
+    Eigen::MatrixXf t3(53, 37);
+    f(a, t3);
+    CHECK((t3 - Eigen::MatrixXf(ref)).cwiseAbs().maxCoeff() == 0.0f);
+}
+
+TEST_CASE("strided arguments of three dimensions and more than one tile go through dense copies and back") {
+    // X is a [5, 70, 45] view that takes every other plane of its memory and transposes the last two axes.
+    auto X = placeholder({5, 70, 45}, f32, "X");
+    auto Y = compute({5, 70, 45}, [&](Expr b, Expr i, Expr j) { return X(b, i, j) + 1.0f; }, "Y");
+    Schedule s(Y);
+    auto f = build(s, {X, Y});
+    Buffer memory = test::random_buffer({10, 45, 70}, 21);
+    Buffer x(memory.data(), {5, 70, 45}, f32, {2 * 45 * 70, 1, 70});
+    Buffer y_memory({5, 45, 70});
+    Buffer y(y_memory.data(), {5, 70, 45}, f32, {45 * 70, 1, 70});
+    f(x, y);
+    for (int b = 0; b < 5; ++b)
+        for (int i = 0; i < 70; ++i)
+            for (int j = 0; j < 45; ++j) CHECK_EQ(y.at<float>(b, i, j), memory.at<float>(2 * b, j, i) + 1.0f);
 }
 
 TEST_CASE("elementwise chain with every intrinsic, vectorized and scalar") {

@@ -1,13 +1,14 @@
 // The `kiln` command: compiles an ONNX model and runs, benchmarks or exports it, as TVM's tvmc does.
+// Subcommands and options on CLI11 (`kiln --help`, `kiln run --help`, ...):
 //
 //   kiln run    model.onnx [--input NAME=FILE.npy]... [--output-dir DIR] [options]
 //   kiln bench  model.onnx [--runs N] [--warmup N] [--rounds-on-stdin] [options]
 //   kiln export model.onnx -o model.so [options]     (--target c -o DIR: C99 source and a Makefile)
-//   options: --opt-level N (0-3, default 3)  --threads N (default: all cores)  --shape NAME=1,3,224,224
-//            --profile  --dump-graph FILE.dot  --dump-passes DIR  --save FILE.kiln
 //   kiln cache info | clear
 // In place of model.onnx, a file written by --save (graph::save) runs without compiling, and a library
 // written by kiln export runs through the runtime (kiln/runtime.h), as a deployed program would run it.
+#include <CLI/CLI.hpp>
+
 #include <kiln/graph.hpp>
 #include <kiln/graph/export.hpp>
 #include <kiln/onnx.hpp>
@@ -22,6 +23,7 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <random>
 #include <sstream>
@@ -39,96 +41,106 @@ struct Args {
     std::vector<std::string> compile_flags;  // those given, which a saved executable cannot honour
 };
 
-[[noreturn]] void usage(const std::string& why) {
-    std::fprintf(stderr,
-                 "kiln: %s\n\n"
-                 "usage: kiln run   MODEL.onnx [--input NAME=FILE.npy]... [--output-dir DIR] [options]\n"
-                 "       kiln bench MODEL.onnx [--runs N] [--warmup N] [--rounds-on-stdin] [options]\n"
-                 "       kiln export MODEL.onnx -o FILE.so [--target c] [options]\n"
-                 "       kiln cache info | clear\n"
-                 "bench:\n"
-                 "  --rounds-on-stdin    time one round of --runs runs per line read from standard input and print\n"
-                 "                       its median, until end of input: a script can interleave kiln's rounds with\n"
-                 "                       another runtime's, so both see the same machine (scripts/bench_zoo.py)\n"
-                 "export:\n"
-                 "  -o FILE              write the compiled model as a shared library that the runtime (kiln/runtime.h)\n"
-                 "                       loads without LLVM; `kiln run FILE` and `kiln bench FILE` run it through the runtime\n"
-                 "  --target c           write the model as portable C99 into the directory -o names (model.c and a\n"
-                 "                       Makefile that builds model.so for the runtime) instead of a library\n"
-                 "cache:\n"
-                 "  info                 where the disk kernel cache is, its entries, size and limit\n"
-                 "  clear                remove every entry (KILN_CACHE_DIR picks the directory; =off turns it off)\n"
-                 "options:\n"
-                 "  --opt-level N        graph optimisation level 0-3 (default 3)\n"
-                 "  --threads N          kernel threads (default: every core)\n"
-                 "  --shape NAME=D,D,..  the shape of an input with symbolic dimensions\n"
-                 "  --profile            print the time of every fused kernel\n"
-                 "  --dump-graph FILE    write the optimised graph, fused kernels as clusters, as Graphviz dot\n"
-                 "  --dump-passes DIR    write the graph after every pass as DIR/NN_pass.txt and .dot\n"
-                 "  --save FILE          save the compiled executable; `kiln run FILE` then runs it without compiling\n",
-                 why.c_str());
+// A command line that parsed but asks for something that cannot be done: exit 2, as for a parse error.
+[[noreturn]] void misuse(const std::string& why) {
+    std::fprintf(stderr, "kiln: %s\nRun with --help for more information.\n", why.c_str());
     std::exit(2);
-}
-
-int to_int(const std::string& flag, const std::string& s) {
-    try {
-        size_t used = 0;
-        const int v = std::stoi(s, &used);
-        if (used == s.size()) return v;
-    } catch (...) {
-    }
-    usage(flag + " takes a whole number, not '" + s + "'");
 }
 
 std::pair<std::string, std::string> split_eq(const std::string& flag, const std::string& s) {
     const auto eq = s.find('=');
-    if (eq == std::string::npos || eq == 0) usage(flag + " takes NAME=VALUE, not '" + s + "'");
+    if (eq == std::string::npos || eq == 0) misuse(flag + " takes NAME=VALUE, not '" + s + "'");
     return {s.substr(0, eq), s.substr(eq + 1)};
 }
 
-Args parse(int argc, char** argv) {
-    Args a;
-    if (argc < 3) usage(argc < 2 ? "no command given" : "no model given");
-    a.command = argv[1];
-    if (a.command != "run" && a.command != "bench" && a.command != "export") usage("unknown command '" + a.command + "'; use run, bench, export or cache");
-    a.model = argv[2];
-    for (int i = 3; i < argc; ++i) {
-        const std::string f = argv[i];
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc) usage(f + " needs a value");
-            return argv[++i];
-        };
-        if (f == "--input") a.inputs.insert(split_eq(f, value()));
-        else if (f == "--shape") {
-            auto [name, dims] = split_eq(f, value());
+// An integer option's check: a whole number in [lo, hi], or a message that says what it is not.
+CLI::Validator whole_number(int lo, int hi = std::numeric_limits<int>::max()) {
+    const std::string range = hi == std::numeric_limits<int>::max() ? "at least " + std::to_string(lo) : "from " + std::to_string(lo) + " to " + std::to_string(hi);
+    return CLI::Validator(
+        [lo, hi, range](std::string& s) -> std::string {
+            size_t used = 0;
+            long long v = 0;
+            try {
+                v = std::stoll(s, &used);
+            } catch (...) {
+                used = 0;
+            }
+            if (used == 0 || used != s.size()) return "takes a whole number, not '" + s + "'";
+            if (v < lo || v > hi) return "must be " + range + ", not " + s;
+            return "";
+        },
+        "INT " + range);
+}
+
+// The subcommands and their options (CLI11), filled into `a`.
+struct CommandLine {
+    CLI::App app{"kiln: compile an ONNX model with kiln and run, benchmark or export it; manage kiln's disk cache", "kiln"};
+    CLI::App *run, *bench, *exp, *cache, *cache_info, *cache_clear;
+    std::vector<std::string> inputs, shapes;
+
+    explicit CommandLine(Args& a) {
+        app.require_subcommand(1);
+        app.footer("In place of MODEL.onnx, a file written by --save runs without compiling, and a library written by kiln export runs\n"
+                   "through the runtime (kiln/runtime.h), as a deployed program would run it.");
+        run = app.add_subcommand("run", "compile the model (or load it), run it once and print or write its outputs");
+        bench = app.add_subcommand("bench", "compile the model (or load it) and time it: the median of --runs runs after --warmup");
+        exp = app.add_subcommand("export", "write the compiled model as a shared library the LLVM-free runtime loads, or as C99 source");
+        for (CLI::App* sub : {run, bench, exp}) {
+            sub->add_option("model", a.model, "MODEL.onnx, an executable written by --save, or (run, bench) a library from kiln export")->required();
+            sub->add_option("--opt-level", a.opt_level, "graph optimisation level 0-3 (default 3)")->check(whole_number(0, 3));
+            sub->add_option("--threads", a.threads, "kernel threads (default: every core)")->check(whole_number(0));
+            sub->add_option("--shape", shapes, "NAME=D,D,..: the shape of an input with symbolic dimensions");
+            sub->add_option("--dump-graph", a.dump_graph, "write the optimised graph, fused kernels as clusters, as Graphviz dot to FILE");
+            sub->add_option("--dump-passes", a.dump_passes, "write the graph after every pass as DIR/NN_pass.txt and .dot");
+            sub->add_option("--save", a.save, "save the compiled executable to FILE; `kiln run FILE` then runs it without compiling");
+        }
+        for (CLI::App* sub : {run, bench}) {
+            sub->add_option("--input", inputs, "NAME=FILE.npy: an input's value (the others are random)");
+            sub->add_flag("--profile", a.profile, "print the time of every fused kernel");
+        }
+        run->add_option("--output-dir", a.output_dir, "write every output as DIR/NAME.npy");
+        bench->add_option("--runs", a.runs, "timed runs (default 50)")->check(whole_number(1));
+        bench->add_option("--warmup", a.warmup, "untimed runs first (default 5)")->check(whole_number(0));
+        bench->add_flag("--rounds-on-stdin", a.rounds_on_stdin,
+                        "time one round of --runs runs per line read from standard input and print its median, until end of input: a script "
+                        "can interleave kiln's rounds with another runtime's, so both see the same machine (scripts/bench_zoo.py)");
+        exp->add_option("-o,--output", a.output, "the library to write (FILE.so), or with --target c the directory")->required();
+        exp->add_option("--target", a.target, "llvm: a shared library for the runtime (default); c: model.c and a Makefile that builds it")
+            ->check(CLI::IsMember({"llvm", "c"}));
+        cache = app.add_subcommand("cache", "the disk kernel cache (KILN_CACHE_DIR picks the directory; =off turns it off)");
+        cache->require_subcommand(1);
+        cache_info = cache->add_subcommand("info", "where the cache is, its entries, size and limit");
+        cache_clear = cache->add_subcommand("clear", "remove every entry");
+    }
+
+    // After a successful parse: the command, and what options cannot say by type alone.
+    void finish(Args& a) {
+        for (CLI::App* sub : {run, bench, exp, cache})
+            if (sub->parsed()) a.command = sub->get_name();
+        if (a.command == "cache") return;
+        CLI::App* sub = run->parsed() ? run : bench->parsed() ? bench : exp;
+        for (auto& in : inputs) a.inputs.insert(split_eq("--input", in));
+        for (auto& sh : shapes) {
+            auto [name, dims] = split_eq("--shape", sh);
             std::vector<int64_t> shape;
             std::stringstream ss(dims);
-            for (std::string d; std::getline(ss, d, ',');) shape.push_back(to_int(f, d));
+            for (std::string d; std::getline(ss, d, ',');) {
+                size_t used = 0;
+                int64_t v = 0;
+                try {
+                    v = std::stoll(d, &used);
+                } catch (...) {
+                    used = 0;
+                }
+                if (used == 0 || used != d.size() || v < 1) misuse("--shape " + sh + ": dimensions are positive whole numbers, not '" + d + "'");
+                shape.push_back(v);
+            }
             a.shapes[name] = shape;
-            a.compile_flags.push_back(f);
-        } else if (f == "--output-dir") a.output_dir = value();
-        else if (f == "--opt-level") a.opt_level = to_int(f, value()), a.compile_flags.push_back(f);
-        else if (f == "--threads") a.threads = to_int(f, value());
-        else if (f == "--runs") a.runs = to_int(f, value());
-        else if (f == "--warmup") a.warmup = to_int(f, value());
-        else if (f == "--profile") a.profile = true;
-        else if (f == "--rounds-on-stdin") a.rounds_on_stdin = true;
-        else if (f == "--dump-graph") a.dump_graph = value(), a.compile_flags.push_back(f);
-        else if (f == "--dump-passes") a.dump_passes = value(), a.compile_flags.push_back(f);
-        else if (f == "--save") a.save = value();
-        else if (f == "-o" || f == "--output") a.output = value();
-        else if (f == "--target") a.target = value();
-        else usage("unknown option '" + f + "'");
+        }
+        for (const char* flag : {"--shape", "--opt-level", "--dump-graph", "--dump-passes"})
+            if (sub->count(flag)) a.compile_flags.push_back(flag);
     }
-    if (a.runs < 1) usage("--runs must be at least 1");
-    if (a.warmup < 0) usage("--warmup must be 0 or more");
-    if (a.rounds_on_stdin && a.command != "bench") usage("--rounds-on-stdin belongs to kiln bench");
-    if (a.command == "export" && a.output.empty()) usage("kiln export needs -o FILE.so, the library to write");
-    if (a.command != "export" && !a.output.empty()) usage("-o belongs to kiln export; kiln run writes outputs with --output-dir");
-    if (a.target != "llvm" && a.target != "c") usage("--target is llvm (a shared library, the default) or c (C99 source), not '" + a.target + "'");
-    if (a.command != "export" && a.target != "llvm") usage("--target belongs to kiln export; run and bench use the JIT");
-    return a;
-}
+};
 
 // Inputs not given on the command line: uniform in [-1, 1) for floats, 0 or 1 for integers (safe as indices).
 kiln::Buffer random_input(const kiln::graph::TensorType& t, std::mt19937& rng) {
@@ -188,7 +200,7 @@ void check_inputs(const Args& a, const kiln::graph::Graph& model) {
 
 kiln::graph::Executable load_saved(const Args& a) {
     if (!a.compile_flags.empty())
-        usage(a.compile_flags.front() + " does not apply to " + a.model + ": it is a saved executable, compiled already; give the ONNX model instead");
+        misuse(a.compile_flags.front() + " does not apply to " + a.model + ": it is a saved executable, compiled already; give the ONNX model instead");
     kiln::graph::Executable exe = kiln::graph::load_executable(a.model, a.threads);
     const auto& ct = exe.compile_times();
     std::printf("executable  %s\n", a.model.c_str());
@@ -288,8 +300,8 @@ kiln::Type dtype_named(const std::string& name) {
 
 Runner library_runner(const Args& a) {
     if (!a.compile_flags.empty())
-        usage(a.compile_flags.front() + " does not apply to " + a.model + ": it is an exported library, compiled already; give the ONNX model instead");
-    if (a.profile) usage("--profile needs the JIT; an exported library runs its kernels without timing them (profile the ONNX model instead)");
+        misuse(a.compile_flags.front() + " does not apply to " + a.model + ": it is an exported library, compiled already; give the ONNX model instead");
+    if (a.profile) misuse("--profile needs the JIT; an exported library runs its kernels without timing them (profile the ONNX model instead)");
     auto check = [](int rc) {
         if (rc != 0) kiln::detail::fail(kiln_last_error());
     };
@@ -347,7 +359,7 @@ int export_command(const Args& a, const kiln::graph::Executable& exe) {
 
 int main_checked(const Args& a) {
     using clock = std::chrono::steady_clock;
-    if (is_exported_library(a.model) && a.command == "export") usage(a.model + " is exported already; give the ONNX model or a saved executable");
+    if (is_exported_library(a.model) && a.command == "export") misuse(a.model + " is exported already; give the ONNX model or a saved executable");
     Runner runner;
     if (is_exported_library(a.model)) {
         runner = library_runner(a);
@@ -420,10 +432,8 @@ int main_checked(const Args& a) {
 }  // namespace
 
 // `kiln cache info` and `kiln cache clear`.
-int cache_command(int argc, char** argv) {
-    const std::string what = argc > 2 ? argv[2] : "";
-    if (argc != 3 || (what != "info" && what != "clear")) usage("kiln cache takes one of info or clear");
-    if (what == "clear") {
+int cache_command(bool clear) {
+    if (clear) {
         const kiln::CacheInfo before = kiln::cache_info();
         kiln::clear_cache();
         std::printf("cleared     %lld entries (%.1f MiB) from %s\n", static_cast<long long>(before.entries), before.bytes / 1048576.0,
@@ -441,8 +451,29 @@ int cache_command(int argc, char** argv) {
 }
 
 int main(int argc, char** argv) {
-    if (argc > 1 && std::string(argv[1]) == "cache") return cache_command(argc, argv);
-    const Args a = parse(argc, argv);
+    Args a;
+    CommandLine cl(a);
+    // CLI11 would answer an unknown command only with "a subcommand is required"; name it.
+    auto known = [](const CLI::App* app, const std::string& name) {
+        for (const CLI::App* sub : app->get_subcommands([](const CLI::App*) { return true; }))
+            if (sub->get_name() == name) return true;
+        return false;
+    };
+    if (argc > 1 && argv[1][0] != '-' && !known(&cl.app, argv[1])) misuse(std::string("unknown command '") + argv[1] + "'; use run, bench, export or cache");
+    if (argc == 2 && std::string(argv[1]) == "cache") misuse("kiln cache takes info or clear");
+    if (argc > 2 && std::string(argv[1]) == "cache" && argv[2][0] != '-' && !known(cl.cache, argv[2]))
+        misuse(std::string("kiln cache takes info or clear, not '") + argv[2] + "'");
+    try {
+        cl.app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return cl.app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return cl.app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        misuse(e.what());
+    }
+    cl.finish(a);
+    if (a.command == "cache") return cache_command(cl.cache_clear->parsed());
     try {
         return main_checked(a);
     } catch (const kiln::Error& e) {

@@ -2,12 +2,14 @@
 // A compiled kernel and the checks every call makes: arity, null pointers, element types, ranks,
 // shapes (binding symbolic sizes), overlapping outputs. Arguments may be kiln::Buffer, raw
 // pointers, or Eigen matrices and maps (row-major ones are used in place; others are copied).
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <sstream>
 
 #include "kiln/lower/lower.hpp"
 #include "kiln/runtime/buffer.hpp"
+#include "kiln/runtime/workspace.hpp"
 #include "kiln/target.hpp"
 
 namespace kiln {
@@ -196,8 +198,8 @@ public:
             auto& a = args[i];
             ptrs[i] = a.data;
             if (!a.has_shape || a.strides == Buffer::row_major(a.shape)) continue;
-            temps[i] = Buffer(a.shape, a.dtype);
-            copy_strided(a, temps[i], true);
+            temps[i] = scratch(a.shape, a.dtype);
+            if (!ps[i].is_output) copy_strided(a, temps[i], true);
             ptrs[i] = temps[i].data();
         }
         c_->fn(ptrs.data(), sizes.data());
@@ -218,19 +220,57 @@ public:
     }
 
 private:
-    static void copy_strided(const detail::ArgValue& a, const Buffer& dense, bool to_dense) {
+    // The dense copy of a strided argument, from this thread's workspace blocks (runtime/workspace.hpp): a
+    // kernel called in a loop on a column-major matrix reuses the same memory rather than mapping and
+    // faulting in fresh pages on every call.
+    static Buffer scratch(const std::vector<int64_t>& shape, Type dtype) {
+        int64_t bytes = dtype.bytes();
+        for (int64_t d : shape) bytes *= d;
+        void* p = runtime::workspace_cache().allocate(bytes);
+        if (!p) detail::fail("kernel: cannot allocate ", bytes, " bytes for the dense copy of a strided argument");
+        return Buffer(std::shared_ptr<void>(p, [](void* q) { runtime::workspace_cache().release(q); }), p, shape, dtype);
+    }
+
+    // Between a strided argument and its dense row-major copy, in 32 x 32 tiles of the last two dimensions:
+    // a column-major matrix is read (or written) a tile at a time from cache lines already loaded, rather
+    // than one cache line per element across the whole matrix.
+    template <typename E>
+    static void copy_tiles(const detail::ArgValue& a, E* dense, bool to_dense) {
+        constexpr int64_t kTile = 32;
         const size_t nd = a.shape.size();
-        const int eb = a.dtype.bytes();
-        std::vector<int64_t> idx(nd, 0);
-        const int64_t total = dense.size();
-        auto* d = static_cast<char*>(dense.data());
-        auto* s = static_cast<char*>(a.data);
-        for (int64_t flat = 0; flat < total; ++flat) {
-            int64_t off = 0;
-            for (size_t k = 0; k < nd; ++k) off += idx[k] * a.strides[k];
-            if (to_dense) std::memcpy(d + flat * eb, s + off * eb, eb);
-            else std::memcpy(s + off * eb, d + flat * eb, eb);
-            for (size_t k = nd; k-- > 0;) { if (++idx[k] < a.shape[k]) break; idx[k] = 0; }
+        const int64_t cols = nd ? a.shape[nd - 1] : 1, col_stride = nd ? a.strides[nd - 1] : 0;
+        const int64_t rows = nd >= 2 ? a.shape[nd - 2] : 1, row_stride = nd >= 2 ? a.strides[nd - 2] : 0;
+        const size_t outer_dims = nd >= 2 ? nd - 2 : 0;
+        int64_t planes = 1;
+        for (size_t k = 0; k < outer_dims; ++k) planes *= a.shape[k];
+        std::vector<int64_t> idx(outer_dims, 0);
+        E* strided = static_cast<E*>(a.data);
+        for (int64_t p = 0; p < planes; ++p) {
+            int64_t base = 0;
+            for (size_t k = 0; k < outer_dims; ++k) base += idx[k] * a.strides[k];
+            E* plane = dense + p * rows * cols;
+            for (int64_t r0 = 0; r0 < rows; r0 += kTile)
+                for (int64_t c0 = 0; c0 < cols; c0 += kTile)
+                    for (int64_t r = r0; r < std::min(rows, r0 + kTile); ++r)
+                        for (int64_t c = c0; c < std::min(cols, c0 + kTile); ++c) {
+                            E& view = strided[base + r * row_stride + c * col_stride];
+                            if (to_dense) plane[r * cols + c] = view;
+                            else view = plane[r * cols + c];
+                        }
+            for (size_t k = outer_dims; k-- > 0;) {
+                if (++idx[k] < a.shape[k]) break;
+                idx[k] = 0;
+            }
+        }
+    }
+
+    static void copy_strided(const detail::ArgValue& a, const Buffer& dense, bool to_dense) {
+        switch (a.dtype.bytes()) {
+            case 1: return copy_tiles(a, static_cast<uint8_t*>(dense.data()), to_dense);
+            case 2: return copy_tiles(a, static_cast<uint16_t*>(dense.data()), to_dense);
+            case 4: return copy_tiles(a, static_cast<uint32_t*>(dense.data()), to_dense);
+            case 8: return copy_tiles(a, static_cast<uint64_t*>(dense.data()), to_dense);
+            default: detail::fail("kernel: cannot copy elements of ", a.dtype.bytes(), " bytes");
         }
     }
 
