@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # How long a user's file takes to compile, and the compiler's peak memory (docs/performance.md):
-#   a file that only describes and lowers kernels (kiln/kiln.hpp, kiln/nn.hpp: tests/consumer/dsl_only.cpp);
+#   a file that describes, schedules and lowers kernels (kiln/kiln.hpp, kiln/nn.hpp: tests/consumer/dsl_only.cpp);
 #   a file that calls kiln::build, graph::compile and onnx::load (tests/consumer/jit_compiled_once.cpp),
 #     header-only (the default) and in a program that compiles kiln's backend once (KILN_SEPARATE_IMPLEMENTATION).
 # Usage: scripts/bench_user_compile.sh [compiler]   (default c++; no ccache, -fsyntax-only not used)
@@ -16,7 +16,8 @@ run() {
   printf '%-58s %6s %8s %8d\n' "$name" "$opt" "${out% *}" "$(( ${out#* } / 1024 ))"
 }
 for opt in -O0 -O2; do
-  run "describes kernels (dsl_only.cpp)" $opt tests/consumer/dsl_only.cpp
+  run "describes and lowers kernels (dsl_only.cpp), header-only" $opt tests/consumer/dsl_only.cpp
+  run "describes and lowers kernels, KILN_SEPARATE_IMPLEMENTATION" $opt -DKILN_SEPARATE_IMPLEMENTATION tests/consumer/dsl_only.cpp
   run "calls graph::compile, header-only" $opt tests/consumer/jit_compiled_once.cpp
   run "calls graph::compile, KILN_SEPARATE_IMPLEMENTATION" $opt -DKILN_SEPARATE_IMPLEMENTATION tests/consumer/jit_compiled_once.cpp
 done

@@ -127,16 +127,35 @@ inline std::string disk_cache_key(const llvm::Module& m, const Target& target) {
 
 KILN_SEPARABLE Target host_target() { return jit::host_target(); }
 
+namespace detail {
+
+// Target kind "c": the C backend's kernel (codegen/c/build_c.hpp), once per process for each program.
+inline Kernel build_c_cached(const LoweredFunc& f, const BuildOptions& opt) {
+    const std::string key = std::string("c") + (opt.fp_contract ? "" : " nocontract") + "\n" + to_string(f);
+    auto& cache = KernelCache::get();
+    if (opt.use_cache)
+        if (auto hit = cache.find(key)) return Kernel(hit);
+    Kernel k = build_c(f, opt);
+    if (opt.use_cache) cache.insert(key, std::make_shared<Kernel::Compiled>(k.compiled()));
+    return k;
+}
+
+// Target kind "llvm": LLVM ORC for the CPU the target names, through the memory and disk caches.
+inline Kernel build_llvm(const LoweredFunc& f, const BuildOptions& opt);
+
+}  // namespace detail
+
 KILN_SEPARABLE Kernel build(const LoweredFunc& f, const BuildOptions& opt) {
-    if (opt.target.kind == "c") {
-        const std::string key = "c\n" + to_string(f);
-        auto& cache = detail::KernelCache::get();
-        if (opt.use_cache)
-            if (auto hit = cache.find(key)) return Kernel(hit);
-        Kernel k = detail::build_c(f, opt);
-        if (opt.use_cache) cache.insert(key, std::make_shared<Kernel::Compiled>(k.compiled()));
-        return k;
-    }
+    using Builder = Kernel (*)(const LoweredFunc&, const BuildOptions&);
+    static const std::vector<std::pair<std::string, Builder>> backends = {{"llvm", detail::build_llvm}, {"c", detail::build_c_cached}};
+    for (auto& [kind, backend] : backends)
+        if (kind == opt.target.kind) return backend(f, opt);
+    std::string kinds;
+    for (auto& k : Target::list_kinds()) kinds += (kinds.empty() ? "" : ", ") + k;
+    kiln::detail::fail("build: target kind '", opt.target.kind, "' is not available in this build; the kinds are ", kinds);
+}
+
+inline Kernel detail::build_llvm(const LoweredFunc& f, const BuildOptions& opt) {
     static const Target host = jit::resolve(Target{});
     const Target target = opt.target.cpu.empty() && opt.target.triple.empty() && opt.target.features.empty() && opt.target.vector_bits == 0 &&
                                   opt.target.kind == "llvm"
@@ -144,7 +163,7 @@ KILN_SEPARABLE Kernel build(const LoweredFunc& f, const BuildOptions& opt) {
                               : jit::resolve(opt.target);
     const std::string loop_ir = to_string(f);
     const std::string key = target.str() + "\n" + loop_ir + (opt.keep_llvm_ir ? "+ir" : "") + (opt.keep_assembly ? "+asm" : "") +
-                            (opt.keep_object ? "+obj" : "");
+                            (opt.keep_object ? "+obj" : "") + (opt.fp_contract ? "" : "+nocontract");
     auto& cache = detail::KernelCache::get();
     if (opt.use_cache)
         if (auto hit = cache.find(key)) return Kernel(hit);
@@ -159,7 +178,7 @@ KILN_SEPARABLE Kernel build(const LoweredFunc& f, const BuildOptions& opt) {
     auto tm = jit::target_machine(target);
     mod->setDataLayout(tm->createDataLayout());
     mod->setTargetTriple(target.triple);
-    codegen::CodeGenLLVM(ctx, *mod, target).compile(f, symbol);
+    codegen::CodeGenLLVM(ctx, *mod, target, opt.fp_contract).compile(f, symbol);
 
     auto& disk = jit::DiskCache::instance();
     // The IR and assembly a caller asks to keep come only out of a compile.

@@ -566,3 +566,49 @@ TEST_CASE("a buffer over memory with an owner keeps it alive, and a kernel reads
     { Buffer copy = a; a = Buffer(); CHECK_FALSE(watch.expired()); }
     CHECK(watch.expired());  // the last copy released it
 }
+
+TEST_CASE("fp_contract: a*x + b is one fused multiply-add unless the build says otherwise") {
+    // a*x = 1 + 2^-11 + 2^-24 exactly; rounded to f32 it loses the 2^-24, which the fused form keeps.
+    auto A = placeholder({3}, f32, "A");
+    auto X = placeholder({3}, f32, "X");
+    auto B = placeholder({3}, f32, "B");
+    auto Y = compute({3}, [&](Expr i) { return A(i) * X(i) + B(i); }, "Y");
+    Schedule s(Y);
+    const float a = 1.0f + std::ldexp(1.0f, -12), b = -(1.0f + std::ldexp(1.0f, -11));
+    std::vector<float> va(3, a), vx(3, a), vb(3, b), y(3);
+    auto apart = build(s, {A, X, B, Y}, {.keep_llvm_ir = true, .fp_contract = false});
+    apart(va.data(), vx.data(), vb.data(), y.data());
+    CHECK(y[0] == 0.0f);
+    CHECK(apart.llvm_ir().find("llvm.fma") == std::string::npos);
+    CHECK(apart.llvm_ir().find(" contract ") == std::string::npos);
+    if (host_target().features.find("+fma") != std::string::npos) {
+        auto fused = build(s, {A, X, B, Y});
+        fused(va.data(), vx.data(), vb.data(), y.data());
+        CHECK(y[0] == std::ldexp(1.0f, -24));
+    }
+}
+
+TEST_CASE("a vectorized loop that cannot become vector code stays serial, and lowering says which and why") {
+    auto A = placeholder({20, 24}, f32, "A");
+    auto P = compute({20, 24}, [&](Expr i, Expr j) { return A(i, j) * 2.0f; }, "P");
+    auto C = compute({20, 24}, [&](Expr i, Expr j) { return P(i, j) + 1.0f; }, "C");
+    Schedule s(C);
+    auto [jo, ji] = s[C].split(C.axis(1), 8);
+    s[C].vectorize(ji);
+    s[P].compute_at(s[C], ji);
+    const LoweredFunc f = lower(s, {A, C});
+    REQUIRE(f.warnings.size() == 1);
+    CHECK(f.warnings[0] == "vectorize: loop 'j.inner' stays serial: a stage is computed inside it (compute_at), which would need a buffer "
+                           "per lane; compute it at an outer loop");
+    CHECK(to_string(f).find("// warning: vectorize: loop 'j.inner' stays serial") != std::string::npos);
+    auto k = build(s, {A, C});
+    CHECK(k.warnings() == f.warnings);
+    Buffer a = test::random_buffer({20, 24}, 5), c({20, 24});
+    k(a, c);
+    for (int i = 0; i < 20; ++i)
+        for (int j = 0; j < 24; ++j) CHECK(c.at<float>(i, j) == a.at<float>(i, j) * 2.0f + 1.0f);
+    // A loop that does vectorize leaves no warning.
+    Schedule plain(C);
+    plain[C].vectorize(plain[C].split(C.axis(1), 8).second);
+    CHECK(lower(plain, {A, C}).warnings.empty());
+}

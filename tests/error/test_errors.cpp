@@ -16,6 +16,28 @@ struct MM {
 };
 }  // namespace
 
+TEST_CASE("kiln's own faults are InternalErrors, told apart from the caller's") {
+    try {
+        detail::internal_fail("codegen met unbound variable 'x'");
+        FAIL("internal_fail returned");
+    } catch (const InternalError& e) {
+        CHECK(std::string(e.what()) == "internal error: codegen met unbound variable 'x' (a fault in kiln, not in the calling program; "
+                                       "please report it with the program that shows it)");
+    }
+    // A user's mistake is an Error and not an InternalError.
+    auto A = placeholder({4}, f32, "A");
+    auto B = compute({4}, [&](Expr i) { return A(i); }, "B");
+    Schedule s(B);
+    bool internal = false;
+    try {
+        s[B].split(B.axis(0), 0);
+    } catch (const InternalError&) {
+        internal = true;
+    } catch (const Error&) {
+    }
+    CHECK_FALSE(internal);
+}
+
 TEST_CASE("schedule rules") {
     MM m;
     Schedule s(m.D);
@@ -115,6 +137,9 @@ TEST_CASE("the C backend refuses f16 tensors, naming the tensor") {
     BuildOptions as_c;
     as_c.target.kind = "c";
     CHECK(error_of([&] { build(s, {H, G}, as_c); }) == "build: the C backend does not handle f16 tensors ('H' of 'kernel'); use the llvm target");
+    BuildOptions as_cuda;
+    as_cuda.target.kind = "cuda";
+    CHECK(error_of([&] { build(s, {H, G}, as_cuda); }) == "build: target kind 'cuda' is not available in this build; the kinds are llvm, c");
 }
 
 TEST_CASE("call errors") {

@@ -11,6 +11,7 @@
 // the counted tests pass. --write-pass-list rewrites PASS_LIST with the tests that pass now.
 #include <onnx/onnx_pb.h>
 
+#include <kiln/graph.hpp>
 #include <kiln/onnx.hpp>
 
 #include <cmath>

@@ -6,6 +6,7 @@
 
 #include <onnx/onnx_pb.h>
 
+#include <kiln/graph.hpp>
 #include <kiln/onnx.hpp>
 
 namespace {
@@ -127,6 +128,13 @@ TEST_CASE("onnx errors: what the model asks for") {
         a->add_ints(2);
         CHECK(error_of(bytes_of(m)) ==
               "node 'conv1' (Conv): unknown attribute 'strides_typo'; Conv accepts auto_pad, dilations, group, kernel_shape, pads, strides");
+        // The node is a field of the error too, for a program that reports it on its own.
+        try {
+            kiln::onnx::load_from_bytes(bytes_of(m), {}, "m.onnx");
+            FAIL("the typo was accepted");
+        } catch (const kiln::Error& e) {
+            CHECK(e.node() == "node 'conv1' (Conv)");
+        }
     }
     {
         auto m = tiny_model();

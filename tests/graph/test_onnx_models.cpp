@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include <kiln/graph.hpp>
 #include <kiln/onnx.hpp>
 #include <kiln/runtime/npy.hpp>
 

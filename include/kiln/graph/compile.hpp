@@ -322,6 +322,7 @@ private:
 #include <future>
 #include <mutex>
 #include <thread>
+#include <unordered_set>
 
 #include <dlfcn.h>
 #include <sys/stat.h>
@@ -432,6 +433,70 @@ inline int64_t plan_arena(std::vector<Interval>& iv) {
     return peak;
 }
 
+// Where each value of an executable lives: inputs, outputs and constants in buffers of their own, every other
+// value at an offset of one arena, placed by its live range over the steps that read or write it.
+struct MemoryPlan {
+    int64_t arena_bytes = 0;
+    std::unordered_map<int, int64_t> offsets;  // value -> byte offset in the arena
+    static bool own_buffer(const Graph& g, int v) {
+        return std::find(g.inputs.begin(), g.inputs.end(), v) != g.inputs.end() ||
+               std::find(g.outputs.begin(), g.outputs.end(), v) != g.outputs.end();
+    }
+};
+
+// `step_values[k]`: the values step k reads and writes, in the order of the steps.
+inline MemoryPlan plan_memory(const Graph& g, const std::vector<std::vector<int>>& step_values) {
+    std::unordered_map<int, Interval> live;
+    for (size_t k = 0; k < step_values.size(); ++k)
+        for (int v : step_values[k]) {
+            if (g.value(v).is_constant() || MemoryPlan::own_buffer(g, v)) continue;
+            const int64_t bytes = (g.type_of(v).numel() * g.type_of(v).dtype.bytes() + 63) / 64 * 64;
+            auto it = live.find(v);
+            if (it == live.end()) live.emplace(v, Interval{v, static_cast<int>(k), static_cast<int>(k), bytes});
+            else it->second.end = static_cast<int>(k);
+        }
+    std::vector<Interval> iv;
+    for (auto& [v, i] : live) iv.push_back(i);
+    MemoryPlan plan;
+    plan.arena_bytes = plan_arena(iv);
+    for (auto& i : iv) plan.offsets[i.value] = i.offset;
+    return plan;
+}
+
+// Builds each distinct program once, the distinct ones on worker threads (LLVM is the cost of a compile),
+// and returns a kernel per function; `distinct` is how many were built.
+inline std::vector<Kernel> build_kernels(const std::vector<LoweredFunc>& funcs, const BuildOptions& bo, int& distinct_count) {
+    std::unordered_map<std::string, size_t> first_of;
+    std::vector<size_t> distinct;
+    std::vector<std::string> texts(funcs.size());
+    for (size_t k = 0; k < funcs.size(); ++k) {
+        texts[k] = to_string(funcs[k]);
+        if (first_of.emplace(texts[k], k).second) distinct.push_back(k);
+    }
+    std::vector<Kernel> kernels(funcs.size());
+    const unsigned workers = std::max(1u, std::min<unsigned>(std::thread::hardware_concurrency(), static_cast<unsigned>(distinct.size())));
+    std::atomic<size_t> next{0};
+    std::vector<std::future<void>> fs;
+    std::exception_ptr err;
+    std::mutex err_m;
+    for (unsigned w = 0; w < workers; ++w)
+        fs.push_back(std::async(std::launch::async, [&] {
+            for (size_t i; (i = next.fetch_add(1)) < distinct.size();) {
+                try {
+                    kernels[distinct[i]] = build(funcs[distinct[i]], bo);
+                } catch (...) {
+                    std::lock_guard<std::mutex> lk(err_m);
+                    if (!err) err = std::current_exception();
+                }
+            }
+        }));
+    for (auto& f : fs) f.get();
+    if (err) std::rethrow_exception(err);
+    for (size_t k = 0; k < funcs.size(); ++k) kernels[k] = kernels[first_of.at(texts[k])];
+    distinct_count = static_cast<int>(distinct.size());
+    return kernels;
+}
+
 }  // namespace detail
 
 KILN_SEPARABLE Graph optimize(const Graph& input, const CompileOptions& opt) {
@@ -508,69 +573,30 @@ KILN_SEPARABLE Executable compile(const Graph& model, const CompileOptions& opt)
     }
     ex.times_.lower_ms = ms_since(t_lower);
     const auto t_llvm = clock::now();
-    std::unordered_map<std::string, size_t> first_of;
-    std::vector<size_t> distinct;
-    std::vector<std::string> texts(funcs.size());
-    for (size_t k = 0; k < funcs.size(); ++k) {
-        texts[k] = to_string(funcs[k]);
-        if (first_of.emplace(texts[k], k).second) distinct.push_back(k);
-    }
-    std::vector<Kernel> kernels(funcs.size());
     BuildOptions bo;
     bo.target = opt.target;
     bo.keep_object = true;  // graph::save stores it
-    {
-        const unsigned workers = std::max(1u, std::min<unsigned>(std::thread::hardware_concurrency(), static_cast<unsigned>(distinct.size())));
-        std::atomic<size_t> next{0};
-        std::vector<std::future<void>> fs;
-        std::exception_ptr err;
-        std::mutex err_m;
-        for (unsigned w = 0; w < workers; ++w)
-            fs.push_back(std::async(std::launch::async, [&] {
-                for (size_t i; (i = next.fetch_add(1)) < distinct.size();) {
-                    try {
-                        kernels[distinct[i]] = build(funcs[distinct[i]], bo);
-                    } catch (...) {
-                        std::lock_guard<std::mutex> lk(err_m);
-                        if (!err) err = std::current_exception();
-                    }
-                }
-            }));
-        for (auto& f : fs) f.get();
-        if (err) std::rethrow_exception(err);
-    }
-    for (size_t k = 0; k < funcs.size(); ++k) kernels[k] = kernels[first_of.at(texts[k])];
+    int distinct = 0;
+    const std::vector<Kernel> kernels = detail::build_kernels(funcs, bo, distinct);
     ex.times_.llvm_ms = ms_since(t_llvm);
     ex.times_.kernels = static_cast<int>(funcs.size());
-    ex.times_.distinct_kernels = static_cast<int>(distinct.size());
-    for (size_t k : distinct) ex.times_.disk_cache_hits += kernels[k].compiled().from_disk_cache;
+    ex.times_.distinct_kernels = distinct;
+    std::unordered_set<const Kernel::Compiled*> counted;
+    for (auto& k : kernels)
+        if (counted.insert(&k.compiled()).second) ex.times_.disk_cache_hits += k.compiled().from_disk_cache;
 
-    // Memory: inputs, outputs and constants own their buffers; every other value lives in the arena.
-    std::vector<bool> is_output(g.values.size(), false), is_input(g.values.size(), false);
-    for (int v : g.outputs) is_output[v] = true;
-    for (int v : g.inputs) is_input[v] = true;
-    std::unordered_map<int, detail::Interval> live;
-    for (size_t k = 0; k < ex.groups_.size(); ++k) {
-        for (int v : scheds[k].arg_values) {
-            const Value& val = g.value(v);
-            if (val.is_constant() || is_input[v] || is_output[v]) continue;
-            auto it = live.find(v);
-            const int64_t bytes = (g.type_of(v).numel() * g.type_of(v).dtype.bytes() + 63) / 64 * 64;
-            if (it == live.end()) live.emplace(v, detail::Interval{v, static_cast<int>(k), static_cast<int>(k), bytes});
-            else it->second.end = static_cast<int>(k);
-        }
-    }
-    std::vector<detail::Interval> iv;
-    for (auto& [v, i] : live) iv.push_back(i);
-    ex.allocate_arena(detail::plan_arena(iv), "graph::compile");
-    void* arena = ex.arena_.get();
-    for (auto& i : iv)
-        ex.storage_[i.value] = Buffer(static_cast<char*>(arena) + i.offset, g.type_of(i.value).shape, g.type_of(i.value).dtype);
+    std::vector<std::vector<int>> step_values;
+    for (auto& sc : scheds) step_values.push_back(sc.arg_values);
+    const detail::MemoryPlan plan = detail::plan_memory(g, step_values);
+    ex.allocate_arena(plan.arena_bytes, "graph::compile");
+    char* arena = static_cast<char*>(ex.arena_.get());
+    for (auto& [v, offset] : plan.offsets) ex.storage_[v] = Buffer(arena + offset, g.type_of(v).shape, g.type_of(v).dtype);
     for (size_t v = 0; v < g.values.size(); ++v) {
-        if (ex.storage_.count(static_cast<int>(v))) continue;
+        const int id = static_cast<int>(v);
+        if (ex.storage_.count(id)) continue;
         const Value& val = g.values[v];
-        if (val.is_constant()) ex.storage_[static_cast<int>(v)] = *val.data;
-        else if (is_input[v] || is_output[v]) ex.storage_[static_cast<int>(v)] = Buffer(val.type.shape, val.type.dtype);
+        if (val.is_constant()) ex.storage_[id] = *val.data;
+        else if (plan.own_buffer(g, id)) ex.storage_[id] = Buffer(val.type.shape, val.type.dtype);
     }
     for (size_t k = 0; k < ex.groups_.size(); ++k) {
         Executable::Step st;

@@ -315,10 +315,11 @@ inline GroupSchedule lower_group(const Graph& g, const Group& grp, const Target&
         std::vector<Tensor> res;
         try {
             res = d.compute(call);
+        } catch (const InternalError&) {
+            throw;
         } catch (const Error& e) {
-            const std::string msg = e.what();
-            if (msg.rfind("node '", 0) == 0) throw;
-            detail::fail_node(n, msg);
+            if (!e.node().empty()) throw;
+            detail::fail_node(n, e.what());
         }
         for (size_t i = 0; i < n.outputs.size() && i < res.size(); ++i) tensor_of[n.outputs[i]] = res[i];
         conv |= n.op == "Conv" || n.op == "kiln.ConvBlocked";

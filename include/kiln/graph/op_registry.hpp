@@ -48,15 +48,17 @@ struct OpCall {
     std::string name(size_t out = 0) const;
 };
 
+// An operator, registered as one aggregate: r.add({.name = "Relu", .pattern = ..., .infer = ..., .compute = ...}).
 struct OpDef {
-    std::string name;
+    std::string name{};
     OpPattern pattern = OpPattern::Opaque;
-    std::vector<std::string> attrs;  // every attribute the operator understands
-    int min_inputs = 1, max_inputs = 1;
+    std::vector<std::string> attrs{};  // every attribute the operator understands
+    int min_inputs = 1;
+    int max_inputs = 1;
     // Output types from the input types, attributes and constant inputs; throws kiln::Error on a rule broken.
-    std::function<std::vector<TensorType>(const Graph&, const Node&)> infer;
+    std::function<std::vector<TensorType>(const Graph&, const Node&)> infer{};
     // The compute definition of each output.
-    std::function<std::vector<Tensor>(const OpCall&)> compute;
+    std::function<std::vector<Tensor>(const OpCall&)> compute{};
 };
 
 class OpRegistry {
@@ -86,9 +88,8 @@ namespace detail {
 // "node 'conv1' (Conv)": how every message about a node starts.
 inline std::string who(const Node& n) { return "node '" + n.label() + "' (" + n.op + ")"; }
 
-template <typename... Parts>
-[[noreturn]] void fail_node(const Node& n, const Parts&... parts) {
-    kiln::detail::fail(who(n), ": ", parts...);
+template <typename... Parts> [[noreturn]] void fail_node(const Node& n, const Parts&... parts) {
+    throw Error(kiln::detail::message(who(n), ": ", parts...), who(n));
 }
 
 inline std::string shape_str(const std::vector<int64_t>& s) {
@@ -109,26 +110,36 @@ inline int64_t norm_axis(const Node& n, int64_t axis, size_t rank, const char* w
 inline std::vector<int64_t> const_ints(const Graph& g, const Node& n, size_t i, const char* what) {
     const Buffer* b = g.constant_input(n, i);
     if (!b)
-        fail_node(n, "input ", i, " ('", what, "') must be a constant known at compile time, but it is computed by the graph; ",
+        fail_node(n, "input ", i, " ('", what,
+                  "') must be a constant known at compile time, but it is computed by the graph; ",
                   "kiln compiles static shapes, so make it an initializer or a Constant");
     std::vector<int64_t> v(static_cast<size_t>(b->size()));
     for (size_t k = 0; k < v.size(); ++k) {
-        if (b->dtype() == i64) v[k] = static_cast<const int64_t*>(b->data())[k];
-        else if (b->dtype() == i32) v[k] = static_cast<const int32_t*>(b->data())[k];
-        else fail_node(n, "input ", i, " ('", what, "') holds ", b->dtype().str(), "; it must hold i64 values");
+        if (b->dtype() == i64)
+            v[k] = static_cast<const int64_t*>(b->data())[k];
+        else if (b->dtype() == i32)
+            v[k] = static_cast<const int32_t*>(b->data())[k];
+        else
+            fail_node(n, "input ", i, " ('", what, "') holds ", b->dtype().str(), "; it must hold i64 values");
     }
     return v;
 }
 
 inline std::vector<double> const_floats(const Graph& g, const Node& n, size_t i, const char* what) {
     const Buffer* b = g.constant_input(n, i);
-    if (!b) fail_node(n, "input ", i, " ('", what, "') must be a constant known at compile time; make it an initializer or a Constant");
+    if (!b)
+        fail_node(n, "input ", i, " ('", what,
+                  "') must be a constant known at compile time; make it an initializer or a Constant");
     std::vector<double> v(static_cast<size_t>(b->size()));
     for (size_t k = 0; k < v.size(); ++k) {
-        if (b->dtype() == f32) v[k] = static_cast<const float*>(b->data())[k];
-        else if (b->dtype() == f64) v[k] = static_cast<const double*>(b->data())[k];
-        else if (b->dtype() == i64) v[k] = static_cast<double>(static_cast<const int64_t*>(b->data())[k]);
-        else fail_node(n, "input ", i, " ('", what, "') holds ", b->dtype().str(), "; it must hold floats");
+        if (b->dtype() == f32)
+            v[k] = static_cast<const float*>(b->data())[k];
+        else if (b->dtype() == f64)
+            v[k] = static_cast<const double*>(b->data())[k];
+        else if (b->dtype() == i64)
+            v[k] = static_cast<double>(static_cast<const int64_t*>(b->data())[k]);
+        else
+            fail_node(n, "input ", i, " ('", what, "') holds ", b->dtype().str(), "; it must hold floats");
     }
     return v;
 }
@@ -145,16 +156,49 @@ inline std::vector<Expr> kiln_shape(const std::vector<int64_t>& s) {
 }
 
 // compute() over a shape known only at run time of the importer: the lambda takes the index vector.
-inline Tensor compute_nd(const std::vector<int64_t>& shape, const std::function<Expr(const std::vector<Expr>&)>& f, const std::string& name) {
+inline Tensor compute_nd(const std::vector<int64_t>& shape, const std::function<Expr(const std::vector<Expr>&)>& f,
+                         const std::string& name) {
     const auto ks = kiln_shape(shape);
     auto logical = [&](std::vector<Expr> i) { return shape.empty() ? f({}) : f(i); };
     switch (ks.size()) {
-        case 1: return compute(ks, [&](Expr a) { return logical({a}); }, name);
-        case 2: return compute(ks, [&](Expr a, Expr b) { return logical({a, b}); }, name);
-        case 3: return compute(ks, [&](Expr a, Expr b, Expr c) { return logical({a, b, c}); }, name);
-        case 4: return compute(ks, [&](Expr a, Expr b, Expr c, Expr d) { return logical({a, b, c, d}); }, name);
-        case 5: return compute(ks, [&](Expr a, Expr b, Expr c, Expr d, Expr e) { return logical({a, b, c, d, e}); }, name);
-        case 6: return compute(ks, [&](Expr a, Expr b, Expr c, Expr d, Expr e, Expr g) { return logical({a, b, c, d, e, g}); }, name);
+        case 1:
+            return compute(
+                    ks, [&](Expr a) { return logical({a}); }, name);
+        case 2:
+            return compute(
+                    ks,
+                    [&](Expr a, Expr b) {
+                        return logical({a, b});
+                    },
+                    name);
+        case 3:
+            return compute(
+                    ks,
+                    [&](Expr a, Expr b, Expr c) {
+                        return logical({a, b, c});
+                    },
+                    name);
+        case 4:
+            return compute(
+                    ks,
+                    [&](Expr a, Expr b, Expr c, Expr d) {
+                        return logical({a, b, c, d});
+                    },
+                    name);
+        case 5:
+            return compute(
+                    ks,
+                    [&](Expr a, Expr b, Expr c, Expr d, Expr e) {
+                        return logical({a, b, c, d, e});
+                    },
+                    name);
+        case 6:
+            return compute(
+                    ks,
+                    [&](Expr a, Expr b, Expr c, Expr d, Expr e, Expr g) {
+                        return logical({a, b, c, d, e, g});
+                    },
+                    name);
         default: kiln::detail::fail("tensor '", name, "' has rank ", shape.size(), "; kiln supports ranks up to 6");
     }
 }
@@ -166,15 +210,16 @@ inline Expr read(const Tensor& t, const std::vector<int64_t>& s, const std::vect
 }
 
 // The numpy broadcast of two shapes, or an error naming both.
-inline std::vector<int64_t> broadcast_shapes(const Node& n, const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
+inline std::vector<int64_t> broadcast_shapes(const Node& n, const std::vector<int64_t>& a,
+                                             const std::vector<int64_t>& b) {
     const size_t r = std::max(a.size(), b.size());
     std::vector<int64_t> out(r);
     for (size_t d = 0; d < r; ++d) {
         const int64_t x = d + a.size() >= r ? a[d + a.size() - r] : 1;
         const int64_t y = d + b.size() >= r ? b[d + b.size() - r] : 1;
         if (x != y && x != 1 && y != 1)
-            fail_node(n, "inputs of shapes ", shape_str(a), " and ", shape_str(b), " do not broadcast (dimension ", d, ": ", x, " vs ", y,
-                      "); numpy broadcasting needs equal sizes or 1");
+            fail_node(n, "inputs of shapes ", shape_str(a), " and ", shape_str(b), " do not broadcast (dimension ", d,
+                      ": ", x, " vs ", y, "); numpy broadcasting needs equal sizes or 1");
         out[d] = x == 1 ? y : x;
     }
     return out;
@@ -204,7 +249,8 @@ inline void check_inputs(const Node& n, const OpDef& d) {
         if (std::find(d.attrs.begin(), d.attrs.end(), a) == d.attrs.end()) {
             std::string known;
             for (auto& x : d.attrs) known += (known.empty() ? "" : ", ") + x;
-            fail_node(n, "unknown attribute '", a, "'; ", n.op, " accepts ", known.empty() ? std::string("none") : known);
+            fail_node(n, "unknown attribute '", a, "'; ", n.op, " accepts ",
+                      known.empty() ? std::string("none") : known);
         }
 }
 
@@ -237,7 +283,9 @@ inline std::vector<TensorType> infer_types(const Graph& g, const Node& n) {
     auto t = d.infer(g, n);
     for (auto& tt : t)
         for (auto x : tt.shape)
-            if (x <= 0) detail::fail_node(n, "infers an output of shape ", detail::shape_str(tt.shape), "; empty tensors are not supported");
+            if (x <= 0)
+                detail::fail_node(n, "infers an output of shape ", detail::shape_str(tt.shape),
+                                  "; empty tensors are not supported");
     return t;
 }
 

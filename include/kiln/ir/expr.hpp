@@ -78,7 +78,7 @@ public:
     Var() = default;
     explicit Var(std::string name, Type t = i32) : expr_(make_expr<VarNode>(t, std::move(name))) {}
     explicit Var(const Expr& e) : expr_(e) {
-        if (!e.as<VarNode>()) detail::fail("internal: Var built from a non-variable expression");
+        if (!e.as<VarNode>()) detail::internal_fail("Var built from a non-variable expression");
     }
     operator Expr() const { return expr_; }
     const VarNode* get() const { return static_cast<const VarNode*>(expr_.get()); }

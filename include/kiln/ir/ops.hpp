@@ -136,7 +136,7 @@ inline Expr fold_binary(ExprKind k, const Expr& a, const Expr& b, Type t) {
 
 inline Expr broadcast(const Expr& v, int lanes) {
     if (v.type().lanes == lanes) return v;
-    if (v.type().is_vector()) detail::fail("internal: broadcast of a vector");
+    if (v.type().is_vector()) detail::internal_fail("broadcast of a vector");
     return make_expr<Broadcast>(v, lanes);
 }
 
@@ -210,7 +210,7 @@ inline Expr make_binary(ExprKind k, Expr a, Expr b) {
             if (is_zero(b)) return a;
             if (is_one(a) || is_one(b)) return make_int(t, 1);
             return make_expr<kiln::Or>(t, a, b);
-        default: detail::fail("internal: make_binary of a non-binary kind");
+        default: detail::internal_fail("make_binary of a non-binary kind");
     }
 }
 

@@ -91,6 +91,9 @@ struct BuildOptions {
     bool use_cache = true;      // reuse a kernel already compiled in this process from the same lowered program
     bool use_disk_cache = true; // reuse object code from the disk cache (kiln/jit/disk_cache.hpp), and fill it
     bool keep_object = false;   // keep the object code (Kernel::object), e.g. to save it with an executable
+    // a * b + c may become one fused multiply-add (one rounding instead of two: faster, and usually more
+    // accurate); false rounds the product and the sum apart, as a plain C++ reference does.
+    bool fp_contract = true;
 };
 
 class Kernel {
@@ -210,6 +213,11 @@ public:
     const std::string& llvm_ir() const { return c_->llvm_ir; }
     const std::string& assembly() const { return c_->assembly; }
     const std::string& loop_ir() const { return c_->loop_ir; }
+    // What the schedule asked for and lowering could not do (a vectorized loop left serial, and why).
+    const std::vector<std::string>& warnings() const {
+        static const std::vector<std::string> none;
+        return c_ && c_->lowered ? c_->lowered->warnings : none;
+    }
     const std::string& c_source() const { return c_->c_source; }
     double compile_ms() const { return c_->compile_ms; }
     bool defined() const { return c_ != nullptr; }

@@ -28,11 +28,6 @@ protected:
         }
         return r;
     }
-    Expr mutate_reduce(const Reduce* n, const Expr& e) override {
-        Expr s = mutate(n->source), c = mutate(n->condition);
-        if (s.same_as(n->source) && c.same_as(n->condition)) return e;
-        return make_expr<Reduce>(n->type, n->combiner, s, n->axis, c);
-    }
 
 private:
     const OperationNode* op_;

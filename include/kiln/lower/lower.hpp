@@ -20,10 +20,14 @@ struct LoweredFunc {
     std::vector<Var> size_vars;  // bound from argument shapes at call time
     Stmt body;
     std::string after;  // the last pass that ran
+    // What the schedule asked for and did not get (a vectorized loop left serial, and why), also printed.
+    std::vector<std::string> warnings;
 };
 
 inline std::ostream& operator<<(std::ostream& os, const LoweredFunc& f) {
-    os << "// " << f.name << " after " << f.after << "\n" << f.name << "(";
+    os << "// " << f.name << " after " << f.after << "\n";
+    for (auto& w : f.warnings) os << "// warning: " << w << "\n";
+    os << f.name << "(";
     for (size_t i = 0; i < f.args.size(); ++i) {
         const auto& op = f.args[i].op;
         os << (i ? ", " : "") << op->name << ": " << op->dtype.str() << "[";
@@ -160,7 +164,7 @@ KILN_SEPARABLE LoweredFunc lower_func(const Schedule& sched, const std::vector<T
         {"simplify", [](const Stmt& s) { return simplify(s); }},
         {"loop_partition", [](const Stmt& s) { return simplify(loop_partition(s)); }},
         {"lower_math", [](const Stmt& s) { return lower_math(s); }},
-        {"vectorize", [](const Stmt& s) { return vectorize(s); }},
+        {"vectorize", [&](const Stmt& s) { return vectorize(s, &f.warnings); }},
         {"unroll", [](const Stmt& s) { return unroll(s); }},
         {"storage_reuse", [](const Stmt& s) { return storage_reuse(s); }},
         {"final_simplify", [](const Stmt& s) { return simplify(s); }},

@@ -3,14 +3,16 @@
 // variable is ramp(min, 1, n): loads and stores turn into vector (or gather/scatter) accesses and a
 // guard on the lane becomes a predicate on the stores and loads it protects. A body that cannot be
 // expressed in vectors (a nested vector loop, an allocation per lane, a loop bound that depends
-// on the lane) stays a scalar loop.
+// on the lane) stays a scalar loop, and the pass says which loop and why (LoweredFunc::warnings).
 #include "kiln/ir/analysis.hpp"
 
 namespace kiln::passes {
 
 namespace detail {
 
-struct VectorizeFailed {};
+struct VectorizeFailed {
+    const char* why;
+};
 
 // Adds a lane predicate to every load and store underneath.
 class Predicator : public IRMutator {
@@ -31,11 +33,13 @@ protected:
     }
     Stmt mutate_store(const Store* n, const Stmt&) override {
         Expr v = mutate(n->value), idx = mutate(n->index);
-        if (idx.type().is_scalar()) throw VectorizeFailed{};
+        if (idx.type().is_scalar()) throw VectorizeFailed{"every lane would store to one address (a value that does not depend on the loop); compute it outside the loop"};
         return make_stmt<Store>(n->buffer, v, idx, join(n->predicate, idx.type().lanes));
     }
     Stmt mutate_for(const For*, const Stmt&) override { throw VectorizeFailed{}; }
-    Stmt mutate_allocate(const Allocate*, const Stmt&) override { throw VectorizeFailed{}; }
+    Stmt mutate_allocate(const Allocate*, const Stmt&) override {
+        throw VectorizeFailed{"a stage is computed inside it (compute_at), which would need a buffer per lane; compute it at an outer loop"};
+    }
 
 private:
     Expr pred_;
@@ -52,8 +56,8 @@ protected:
         auto it = retyped_.find(static_cast<const VarNode*>(e.get()));
         return it == retyped_.end() ? e : it->second;
     }
-    Expr mutate_ramp(const Ramp*, const Expr&) override { throw VectorizeFailed{}; }
-    Expr mutate_broadcast(const Broadcast*, const Expr&) override { throw VectorizeFailed{}; }
+    Expr mutate_ramp(const Ramp*, const Expr&) override { throw VectorizeFailed{"it holds a vector already"}; }
+    Expr mutate_broadcast(const Broadcast*, const Expr&) override { throw VectorizeFailed{"it holds a vector already"}; }
     Expr mutate_load(const Load* n, const Expr& e) override {
         Expr idx = mutate(n->index), pred = mutate(n->predicate);
         if (idx.same_as(n->index) && pred.same_as(n->predicate)) return e;
@@ -86,24 +90,28 @@ protected:
         if (n->op == Intrinsic::Likely) return args[0];
         return make_expr<Call>(n->type.element_of().with_lanes(lanes), n->op, std::move(args), n->producer);
     }
-    Expr mutate_reduce(const Reduce*, const Expr&) override { throw VectorizeFailed{}; }
+    Expr mutate_reduce(const Reduce*, const Expr&) override { throw VectorizeFailed{"it holds a reduction that lowering left whole"}; }
 
     Stmt mutate_store(const Store* n, const Stmt& s) override {
         Expr v = mutate(n->value), idx = mutate(n->index), pred = mutate(n->predicate);
         if (v.same_as(n->value) && idx.same_as(n->index) && pred.same_as(n->predicate)) return s;
         // A scalar address written from several lanes has no single meaning.
-        if (idx.type().is_scalar()) throw VectorizeFailed{};
+        if (idx.type().is_scalar()) throw VectorizeFailed{"every lane would store to one address (a value that does not depend on the loop); compute it outside the loop"};
         if (v.type().is_scalar()) v = broadcast(v, idx.type().lanes);
         if (pred.defined() && pred.type().is_scalar()) pred = broadcast(pred, idx.type().lanes);
         return make_stmt<Store>(n->buffer, v, idx, pred);
     }
     Stmt mutate_for(const For* n, const Stmt& s) override {
-        if (n->for_kind == ForKind::Vectorized || n->for_kind == ForKind::Parallel) throw VectorizeFailed{};
+        if (n->for_kind == ForKind::Vectorized || n->for_kind == ForKind::Parallel)
+            throw VectorizeFailed{"it encloses another vectorized or a parallel loop; vectorize only the innermost"};
         Expr mn = mutate(n->min), ext = mutate(n->extent);
-        if (mn.type().is_vector() || ext.type().is_vector()) throw VectorizeFailed{};
+        if (mn.type().is_vector() || ext.type().is_vector())
+            throw VectorizeFailed{"a loop inside it has bounds that differ from lane to lane"};
         return IRMutator::mutate_for(n, s);
     }
-    Stmt mutate_allocate(const Allocate*, const Stmt&) override { throw VectorizeFailed{}; }
+    Stmt mutate_allocate(const Allocate*, const Stmt&) override {
+        throw VectorizeFailed{"a stage is computed inside it (compute_at), which would need a buffer per lane; compute it at an outer loop"};
+    }
     Stmt mutate_let_stmt(const LetStmt* n, const Stmt& s) override {
         Expr v = mutate(n->value);
         if (v.type().is_vector()) {
@@ -131,6 +139,9 @@ private:
 
 class VectorizeLoops : public IRMutator {
 public:
+    explicit VectorizeLoops(std::vector<std::string>* warnings) : warnings_(warnings) {}
+
+public:
     using IRMutator::mutate;
 
 protected:
@@ -139,19 +150,28 @@ protected:
         Stmt body = mutate(n->body);
         auto* lanes = as_const_int(n->extent);
         if (lanes && *lanes == 1) return substitute(body, n->var, n->min);
+        const char* why = "its extent is not a constant from 2 to 1024";
         if (lanes && *lanes > 1 && *lanes <= 1024) {
             try {
                 Expr ramp = make_expr<Ramp>(n->min, make_int(n->min.type(), 1), static_cast<int>(*lanes));
                 return LaneVectorizer(n->var.get(), ramp).mutate(body);
-            } catch (const VectorizeFailed&) {
+            } catch (const VectorizeFailed& e) {
+                why = e.why;
             }
         }
+        if (warnings_) warnings_->push_back("vectorize: loop '" + n->var.name() + "' stays serial: " + why);
         return make_stmt<For>(n->var, n->min, n->extent, ForKind::Serial, body, n->annotations);
     }
+
+private:
+    std::vector<std::string>* warnings_;
 };
 
 }  // namespace detail
 
-inline Stmt vectorize(const Stmt& s) { return detail::VectorizeLoops().mutate(s); }
+// A vectorized loop that cannot become vector code stays serial; `warnings`, if given, gets a line naming it and why.
+inline Stmt vectorize(const Stmt& s, std::vector<std::string>* warnings = nullptr) {
+    return detail::VectorizeLoops(warnings).mutate(s);
+}
 
 }  // namespace kiln::passes

@@ -166,11 +166,6 @@ protected:
             return make_expr<Call>(to_->dtype, Intrinsic::TensorAccess, c->args, to_);
         return r;
     }
-    Expr mutate_reduce(const Reduce* n, const Expr& e) override {
-        Expr s = mutate(n->source), c = mutate(n->condition);
-        if (s.same_as(n->source) && c.same_as(n->condition)) return e;
-        return make_expr<Reduce>(n->type, n->combiner, s, n->axis, c);
-    }
 
 private:
     const OperationNode* from_;
@@ -394,7 +389,7 @@ inline Tensor Schedule::rfactor(const Tensor& t, const IterVar& axis) {
                 Expr f = ext.at(rel.split.inner.get());
                 return value_of(rel.split.outer) * f + value_of(rel.split.inner);
             }
-        detail::fail("internal: rfactor lost reduction axis '", iv.name(), "'");
+        detail::internal_fail("rfactor lost reduction axis '", iv.name(), "'");
     };
     VarMap sub;
     Expr cond = red->condition;

@@ -4,6 +4,7 @@
 // be bound by the caller; nodes whose inputs are all constant (shape arithmetic) are evaluated while
 // importing, as later nodes may need their values to know their own shapes. A file from a user may
 // be anything: every problem is a kiln::Error naming the node, its op type and what is wrong.
+#include <functional>
 #include <initializer_list>
 #include <map>
 #include <string>
@@ -12,7 +13,8 @@
 #include <vector>
 
 #include "kiln/config.hpp"
-#include "kiln/graph/compile.hpp"
+#include "kiln/graph/graph.hpp"
+#include "kiln/target.hpp"
 
 namespace kiln::onnx {
 
@@ -22,6 +24,10 @@ struct LoadOptions {
     // Inputs whose values are known when compiling (say the 'shape' input of a Reshape): they become constants.
     std::map<std::string, Buffer> constants;
     Target target{};  // for evaluating constant nodes while importing
+    // Evaluates a node whose inputs are all constant (shape arithmetic), whose value later nodes may need to
+    // know their own shapes. Empty: kiln's own, which compiles the node as a kernel for `target`
+    // (graph::detail::evaluate_node); the importer itself depends on no compiler.
+    std::function<std::vector<Buffer>(const graph::Graph&, const graph::Node&, const Target&)> evaluate{};
 };
 
 // Reads the model in the file at `path`.
@@ -57,6 +63,7 @@ inline graph::Graph load(const std::string& path, std::initializer_list<std::pai
 
 #include <onnx/onnx_pb.h>
 
+#include "kiln/graph/compile.hpp"  // graph::detail::evaluate_node, the default evaluator
 #include "kiln/graph/dtype.hpp"
 #include "kiln/graph/lower_group.hpp"  // the operator registry, filled: infer_types while importing
 
@@ -298,7 +305,7 @@ KILN_SEPARABLE graph::Graph load_from_bytes(std::string_view bytes, const LoadOp
         const int id = g.add_node(n, std::vector<TensorType>(types.begin(), types.begin() + static_cast<long>(names.size())), names);
         const std::vector<int> outs = g.nodes[id].outputs;
         if (fold_at_import(g, g.nodes[id])) {
-            const auto vals = graph::detail::evaluate_node(g, g.nodes[id], opt.target);
+            const auto vals = opt.evaluate ? opt.evaluate(g, g.nodes[id], opt.target) : graph::detail::evaluate_node(g, g.nodes[id], opt.target);
             for (size_t i = 0; i < names.size(); ++i) {
                 const int v = g.nodes[id].outputs[i];
                 g.values[v].data = vals[i];

@@ -55,7 +55,8 @@ inline Kernel build_c(const LoweredFunc& f, const BuildOptions& opt) {
         if (!out) fail("build: cannot write the C source of '", f.name, "' to '", source, "'");
     }
     int status = 0;
-    const std::string command = cc + " " + c_flags(cc) + " -o " + shell_quote(library) + " " + shell_quote(source) + " -lm";
+    const std::string flags = c_flags(cc) + (opt.fp_contract ? " -ffp-contract=fast" : " -ffp-contract=off");
+    const std::string command = cc + " " + flags + " -o " + shell_quote(library) + " " + shell_quote(source) + " -lm";
     const std::string output = run_command(command, status);
     fs::remove(source, ec);
     if (status != 0) {
@@ -68,7 +69,7 @@ inline Kernel build_c(const LoweredFunc& f, const BuildOptions& opt) {
     if (!handle) fail("build: cannot load the compiled C kernel '", f.name, "': ", ::dlerror());
     compiled->fn = reinterpret_cast<void (*)(void**, int64_t*)>(::dlsym(handle, compiled->symbol.c_str()));
     if (!compiled->fn) fail("build: the compiled C kernel has no symbol '", compiled->symbol, "'");
-    compiled->target = "c " + cc + " " + c_flags(cc);
+    compiled->target = "c " + cc + " " + flags;
     for (auto& a : f.args) compiled->params.push_back({a.op->name, a.op->dtype, a.op->shape, a.op->kind == OpKind::Compute});
     compiled->size_vars = f.size_vars;
     compiled->lowered = std::make_shared<const LoweredFunc>(f);

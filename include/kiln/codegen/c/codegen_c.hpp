@@ -152,7 +152,7 @@ private:
     }
     const std::string& buffer_name(const Var& buf) const {
         auto it = buffers_.find(buf.get());
-        if (it == buffers_.end()) kiln::detail::fail("internal: the C backend met unknown buffer '", buf.name(), "'");
+        if (it == buffers_.end()) kiln::detail::internal_fail("the C backend met unknown buffer '", buf.name(), "'");
         return it->second.first;
     }
 
@@ -186,7 +186,7 @@ private:
             case ExprKind::FloatImm: return literal(t, e.as<FloatImm>()->value, 0, true);
             case ExprKind::Var: {
                 auto it = vars_.find(e.as<VarNode>());
-                if (it == vars_.end()) kiln::detail::fail("internal: the C backend met unbound variable '", e.as<VarNode>()->name, "'");
+                if (it == vars_.end()) kiln::detail::internal_fail("the C backend met unbound variable '", e.as<VarNode>()->name, "'");
                 return it->second.per_lane ? it->second.name + "[" + lane + "]" : it->second.name;
             }
             case ExprKind::Not: return "(!" + expr(e.as<Not>()->a, lane) + ")";
@@ -232,7 +232,7 @@ private:
                 return "(" + name + " = " + value + ", " + expr(n->body, lane) + ")";
             }
             case ExprKind::Call: return call(e.as<Call>(), lane);
-            case ExprKind::Reduce: kiln::detail::fail("internal: a reduction reached the C backend");
+            case ExprKind::Reduce: kiln::detail::internal_fail("a reduction reached the C backend");
             default: return binary(static_cast<const BinaryNode*>(e.get()), lane);
         }
     }
@@ -276,7 +276,7 @@ private:
             case ExprKind::GE: return "(" + a + " >= " + b + ")";
             case ExprKind::And: return "(" + a + " && " + b + ")";
             case ExprKind::Or: return "(" + a + " || " + b + ")";
-            default: kiln::detail::fail("internal: unknown binary operator in the C backend");
+            default: kiln::detail::internal_fail("unknown binary operator in the C backend");
         }
     }
 
@@ -303,7 +303,7 @@ private:
                 return "kiln_bits_" + suffix(n->args[0].type().element_of()) + "_" + suffix(t) + "(" + expr(n->args[0], lane) + ")";
             case Intrinsic::Likely: return expr(n->args[0], lane);
             case Intrinsic::IfThenElse: return lazy(n->args[0], n->args[1], n->args[2], lane);
-            case Intrinsic::TensorAccess: kiln::detail::fail("internal: a tensor access reached the C backend");
+            case Intrinsic::TensorAccess: kiln::detail::internal_fail("a tensor access reached the C backend");
         }
         return "";
     }
@@ -371,7 +371,7 @@ private:
                 return;
             case StmtKind::Evaluate: return;
             case StmtKind::Provide:
-            case StmtKind::Realize: kiln::detail::fail("internal: an unflattened tensor statement reached the C backend");
+            case StmtKind::Realize: kiln::detail::internal_fail("an unflattened tensor statement reached the C backend");
         }
     }
 

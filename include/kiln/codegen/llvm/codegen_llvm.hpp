@@ -17,10 +17,11 @@ namespace kiln::codegen {
 
 class CodeGenLLVM {
 public:
-    CodeGenLLVM(llvm::LLVMContext& ctx, llvm::Module& m, const Target& target)
+    // fp_contract: a*b + c may become one fma (BuildOptions::fp_contract).
+    CodeGenLLVM(llvm::LLVMContext& ctx, llvm::Module& m, const Target& target, bool fp_contract = true)
         : ctx_(ctx), m_(m), b_(ctx), target_(target) {
         llvm::FastMathFlags fmf;
-        fmf.setAllowContract(true);  // a*b + c may become one fma: faster, and more accurate
+        fmf.setAllowContract(fp_contract);
         b_.setFastMathFlags(fmf);
     }
 
@@ -69,7 +70,7 @@ public:
         std::string err;
         llvm::raw_string_ostream es(err);
         if (llvm::verifyFunction(*inner, &es) || llvm::verifyFunction(*outer, &es))
-            kiln::detail::fail("internal: kiln generated invalid LLVM IR for '", f.name, "': ", es.str());
+            kiln::detail::internal_fail("kiln generated invalid LLVM IR for '", f.name, "': ", es.str());
         return outer;
     }
 
@@ -158,7 +159,7 @@ private:
             case ExprKind::FloatImm: return llvm::ConstantFP::get(llvm_type(e.type()), e.as<FloatImm>()->value);
             case ExprKind::Var: {
                 auto it = vars_.find(e.as<VarNode>());
-                if (it == vars_.end()) kiln::detail::fail("internal: codegen met unbound variable '", e.as<VarNode>()->name, "'");
+                if (it == vars_.end()) kiln::detail::internal_fail("codegen met unbound variable '", e.as<VarNode>()->name, "'");
                 return it->second;
             }
             case ExprKind::Not: {
@@ -199,7 +200,7 @@ private:
                 return emit(n->body);
             }
             case ExprKind::Call: return emit_call(e.as<Call>());
-            case ExprKind::Reduce: kiln::detail::fail("internal: a reduction reached code generation");
+            case ExprKind::Reduce: kiln::detail::internal_fail("a reduction reached code generation");
             default: {
                 auto* n = static_cast<const BinaryNode*>(e.get());
                 llvm::Value *a = emit(n->a), *b = emit(n->b);
@@ -252,7 +253,7 @@ private:
             case ExprKind::GE: return fp ? b_.CreateFCmpOGE(a, b) : sgn ? b_.CreateICmpSGE(a, b) : b_.CreateICmpUGE(a, b);
             case ExprKind::And: return b_.CreateAnd(a, b);
             case ExprKind::Or: return b_.CreateOr(a, b);
-            default: kiln::detail::fail("internal: unknown binary operator in codegen");
+            default: kiln::detail::internal_fail("unknown binary operator in codegen");
         }
     }
 
@@ -323,7 +324,7 @@ private:
 
     llvm::Value* address(const Var& buf, llvm::Value* index, Type elem) {
         auto it = buffers_.find(buf.get());
-        if (it == buffers_.end()) kiln::detail::fail("internal: codegen met unknown buffer '", buf.name(), "'");
+        if (it == buffers_.end()) kiln::detail::internal_fail("codegen met unknown buffer '", buf.name(), "'");
         return b_.CreateInBoundsGEP(storage_type(elem), it->second.ptr, b_.CreateSExt(index, index->getType()->getWithNewBitWidth(64)));
     }
 
@@ -424,7 +425,7 @@ private:
                 if (c->getType()->isVectorTy()) return b_.CreateSelect(c, emit(n->args[1]), emit(n->args[2]));
                 return emit_branch(c, n->args[1], n->args[2]);
             }
-            case Intrinsic::TensorAccess: kiln::detail::fail("internal: a tensor access reached code generation");
+            case Intrinsic::TensorAccess: kiln::detail::internal_fail("a tensor access reached code generation");
         }
         return nullptr;
     }
@@ -469,7 +470,7 @@ private:
             case StmtKind::Block: for (auto& c : s.as<Block>()->stmts) emit(c); return;
             case StmtKind::Evaluate: return;
             case StmtKind::Provide: case StmtKind::Realize:
-                kiln::detail::fail("internal: an unflattened tensor statement reached code generation");
+                kiln::detail::internal_fail("an unflattened tensor statement reached code generation");
         }
     }
 

@@ -85,7 +85,7 @@ inline std::vector<Group> finish_groups(const Graph& g, const std::vector<std::v
         for (size_t i = next[k].size(); i-- > 0;)
             if (--pending[next[k][i]] == 0) ready.push_back(next[k][i]);
     }
-    if (sorted.size() != out.size()) kiln::detail::fail("fuse_ops: internal: the groups form a cycle");
+    if (sorted.size() != out.size()) kiln::detail::internal_fail("fuse_ops: the groups form a cycle");
     return sorted;
 }
 

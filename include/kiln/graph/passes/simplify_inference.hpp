@@ -14,7 +14,7 @@ inline std::vector<float> floats_of(const Buffer& b) {
     std::vector<float> v(static_cast<size_t>(b.size()));
     if (b.dtype() == f32) std::memcpy(v.data(), b.data(), v.size() * sizeof(float));
     else if (b.dtype() == f64) for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(static_cast<const double*>(b.data())[i]);
-    else kiln::detail::fail("simplify_inference: internal: expected a float constant");
+    else kiln::detail::internal_fail("simplify_inference: expected a float constant");
     return v;
 }
 
