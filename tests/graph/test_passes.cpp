@@ -8,6 +8,7 @@
 
 #include <kiln/graph.hpp>
 #include <kiln/graph/lower_group.hpp>
+#include <kiln/graph/memory_plan.hpp>
 #include <kiln/graph/passes/alter_layout.hpp>
 #include <kiln/graph/passes/canonicalize.hpp>
 #include <kiln/graph/passes/eliminate_common_subexpr.hpp>
@@ -437,4 +438,23 @@ TEST_CASE("lower_group: a stage with little work runs on the calling thread, a l
         Buffer want = reference.output(0), got = exe.output(0);
         for (int64_t i = 0; i < want.size(); ++i) REQUIRE(got.data_as<float>()[i] == want.data_as<float>()[i]);
     }
+}
+
+TEST_CASE("plan_memory: values whose live ranges do not overlap share the arena; inputs, outputs and constants stay out") {
+    Graph g;
+    const int in = g.add_value("in", TensorType{{16}, f32});
+    const int a = g.add_value("a", TensorType{{16}, f32});     // written by step 0, read by step 1
+    const int b = g.add_value("b", TensorType{{40}, f32});     // steps 1 to 2
+    const int c = g.add_value("c", TensorType{{16}, f32});     // steps 2 to 3
+    const int out = g.add_value("out", TensorType{{16}, f32});
+    g.inputs = {in};
+    g.outputs = {out};
+    const auto plan = kiln::graph::detail::plan_memory(g, {{in, a}, {a, b}, {b, c}, {c, out}});
+    CHECK(plan.offsets.count(in) == 0);
+    CHECK(plan.offsets.count(out) == 0);
+    REQUIRE(plan.offsets.size() == 3);
+    CHECK(plan.offsets.at(a) == plan.offsets.at(c));  // a is dead before c is written
+    CHECK(plan.offsets.at(b) == 0);                     // the largest first
+    CHECK(plan.offsets.at(a) == 192);                   // b's 160 bytes, rounded to 64
+    CHECK(plan.arena_bytes == 192 + 64);
 }
