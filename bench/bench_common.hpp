@@ -60,7 +60,8 @@ public:
             // <op>/<lib>/<shape>/<t>t[/real_time]
             std::vector<std::string> parts;
             size_t at = 0;
-            for (size_t next; (next = name.find('/', at)) != std::string::npos; at = next + 1) parts.push_back(name.substr(at, next - at));
+            for (size_t next; (next = name.find('/', at)) != std::string::npos; at = next + 1)
+                parts.push_back(name.substr(at, next - at));
             parts.push_back(name.substr(at));
             if (parts.size() < 4) continue;
             auto it = run.counters.find("GFLOP/s");
@@ -74,7 +75,10 @@ public:
 inline void print_table() {
     std::printf("\n%-44s %10s %10s %10s %10s %10s\n", "case", "kiln", "onednn", "eigen", "kiln/onednn", "kiln/eigen");
     for (auto& [key, row] : results()) {
-        auto get = [&](const char* lib) { auto it = row.find(lib); return it == row.end() ? 0.0 : it->second; };
+        auto get = [&](const char* lib) {
+            auto it = row.find(lib);
+            return it == row.end() ? 0.0 : it->second;
+        };
         double k = get("kiln"), o = get("onednn"), e = get("eigen");
         auto ratio = [](double a, double b) { return b > 0 && a > 0 ? a / b : 0.0; };
         std::printf("%-44s %10.1f %10.1f %10.1f %10.2f %10.2f\n", key.c_str(), k, o, e, ratio(k, o), ratio(k, e));

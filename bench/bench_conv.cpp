@@ -25,15 +25,16 @@ struct Layer {
     int out_hw() const { return (hw + 2 * pad - k) / stride + 1; }
     double flops() const { return 2.0 * oc * out_hw() * out_hw() * ic * k * k; }
     std::string str() const {
-        return "ic" + std::to_string(ic) + "_oc" + std::to_string(oc) + "_hw" + std::to_string(hw) + "_k" + std::to_string(k) + "_s" +
-               std::to_string(stride);
+        return "ic" + std::to_string(ic) + "_oc" + std::to_string(oc) + "_hw" + std::to_string(hw) + "_k" +
+               std::to_string(k) + "_s" + std::to_string(stride);
     }
 };
 
 // From ../shared/peers/conv_resnet18_onednn.cpp.
-const std::vector<Layer> kResNet18 = {{3, 64, 224, 7, 2, 3, 1},    {64, 64, 56, 3, 1, 1, 4},    {64, 128, 56, 3, 2, 1, 1},  {128, 128, 28, 3, 1, 1, 3},
-                                      {64, 128, 56, 1, 2, 0, 1},   {128, 256, 28, 3, 2, 1, 1},  {256, 256, 14, 3, 1, 1, 3}, {128, 256, 28, 1, 2, 0, 1},
-                                      {256, 512, 14, 3, 2, 1, 1},  {512, 512, 7, 3, 1, 1, 3},   {256, 512, 14, 1, 2, 0, 1}};
+const std::vector<Layer> kResNet18 = {
+        {3, 64, 224, 7, 2, 3, 1},   {64, 64, 56, 3, 1, 1, 4},   {64, 128, 56, 3, 2, 1, 1},  {128, 128, 28, 3, 1, 1, 3},
+        {64, 128, 56, 1, 2, 0, 1},  {128, 256, 28, 3, 2, 1, 1}, {256, 256, 14, 3, 1, 1, 3}, {128, 256, 28, 1, 2, 0, 1},
+        {256, 512, 14, 3, 2, 1, 1}, {512, 512, 7, 3, 1, 1, 3},  {256, 512, 14, 1, 2, 0, 1}};
 
 void fill_random(float* p, size_t n, uint32_t seed) {
     std::mt19937 rng(seed);
@@ -53,7 +54,8 @@ struct KilnLayer {
     kiln::Buffer x, w, b, y;
 
     explicit KilnLayer(const Layer& l) {
-        kiln::nn::Conv2dOptions opt{.stride = {l.stride, l.stride}, .padding = {l.pad, l.pad, l.pad, l.pad}, .out_channels = l.oc};
+        kiln::nn::Conv2dOptions opt{
+                .stride = {l.stride, l.stride}, .padding = {l.pad, l.pad, l.pad, l.pad}, .out_channels = l.oc};
         const kiln::nn::Conv2dLayout layout = kiln::nn::conv2d_layout(l.ic, l.oc, 1);
         const int cb = layout.data_block;
         auto weight = kiln::placeholder({l.oc, l.ic, l.k, l.k}, kiln::f32, "w");
@@ -67,8 +69,11 @@ struct KilnLayer {
         opt.bias = bias;
         kiln::Tensor conv = kiln::nn::conv2d_nchwc(data, wp, l.ic, opt);
         kiln::Tensor out = kiln::compute(
-            conv.shape(), [&](kiln::Expr n, kiln::Expr c, kiln::Expr i, kiln::Expr j, kiln::Expr v) { return kiln::max(conv(n, c, i, j, v), 0.0f); },
-            "relu");
+                conv.shape(),
+                [&](kiln::Expr n, kiln::Expr c, kiln::Expr i, kiln::Expr j, kiln::Expr v) {
+                    return kiln::max(conv(n, c, i, j, v), 0.0f);
+                },
+                "relu");
         kiln::Schedule s(out);
         kiln::nn::schedule_conv2d(s, out);
         run = kiln::build(s, {data, wp, bias, out});
@@ -106,15 +111,16 @@ struct OnednnLayer {
         po.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
         primitive_attr attr;
         attr.set_post_ops(po);
-        auto cd = convolution_forward::desc(prop_kind::forward_inference, algorithm::convolution_direct, sd, wd, bd, dd, {l.stride, l.stride},
-                                            {l.pad, l.pad}, {l.pad, l.pad});
+        auto cd = convolution_forward::desc(prop_kind::forward_inference, algorithm::convolution_direct, sd, wd, bd, dd,
+                                            {l.stride, l.stride}, {l.pad, l.pad}, {l.pad, l.pad});
         auto pd = convolution_forward::primitive_desc(cd, attr, eng);
         s = memory(pd.src_desc(), eng);
         w = memory(pd.weights_desc(), eng);
         d = memory(pd.dst_desc(), eng);
         b = memory(bd, eng);
         uint32_t seed = 1;
-        for (auto* m : {&s, &w, &b}) fill_random(static_cast<float*>(m->get_data_handle()), m->get_desc().get_size() / sizeof(float), seed++);
+        for (auto* m : {&s, &w, &b})
+            fill_random(static_cast<float*>(m->get_data_handle()), m->get_desc().get_size() / sizeof(float), seed++);
         conv = convolution_forward(pd);
     }
     void operator()() {
@@ -125,8 +131,7 @@ struct OnednnLayer {
 #endif
 
 // Times `layers` run in network order, each as many times as ResNet-18 runs it.
-template <typename Impl>
-void run_layers(benchmark::State& state, std::vector<Layer> layers, int threads) {
+template <typename Impl> void run_layers(benchmark::State& state, std::vector<Layer> layers, int threads) {
     bench::set_threads(threads);
     std::vector<std::unique_ptr<Impl>> impl;
     double flops = 0;
@@ -154,8 +159,8 @@ int register_all = [] {
         for (auto& [name, layers] : cases) {
             auto add = [&](const char* lib, auto fn) {
                 benchmark::RegisterBenchmark(bench::name_of("conv2d", lib, name, threads).c_str(), fn, layers, threads)
-                    ->Unit(benchmark::kMillisecond)
-                    ->UseRealTime();
+                        ->Unit(benchmark::kMillisecond)
+                        ->UseRealTime();
             };
 #if KILN_BENCH_HAVE_ONEDNN
             add("onednn", run_layers<OnednnLayer>);

@@ -22,14 +22,18 @@ using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMa
 struct Shape {
     int M, N, K;
     bool nt;  // B is [N, K]
-    std::string str() const { return std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K) + (nt ? "nt" : ""); }
+    std::string str() const {
+        return std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K) + (nt ? "nt" : "");
+    }
     double flops() const { return 2.0 * M * N * K; }
 };
 
 struct Operands {
     RowMat a, b, c;
     explicit Operands(const Shape& s)
-        : a(RowMat::Random(s.M, s.K)), b(s.nt ? RowMat::Random(s.N, s.K) : RowMat::Random(s.K, s.N)), c(RowMat::Zero(s.M, s.N)) {}
+            : a(RowMat::Random(s.M, s.K)),
+              b(s.nt ? RowMat::Random(s.N, s.K) : RowMat::Random(s.K, s.N)),
+              c(RowMat::Zero(s.M, s.N)) {}
     RowMat reference(const Shape& s) const { return s.nt ? RowMat(a * b.transpose()) : RowMat(a * b); }
 };
 
@@ -60,7 +64,8 @@ void run_onednn(benchmark::State& state, Shape s, int threads) {
     bench::set_threads(threads);
     Operands x(s);
     auto call = [&] {
-        dnnl_sgemm('N', s.nt ? 'T' : 'N', s.M, s.N, s.K, 1.f, x.a.data(), s.K, x.b.data(), s.nt ? s.K : s.N, 0.f, x.c.data(), s.N);
+        dnnl_sgemm('N', s.nt ? 'T' : 'N', s.M, s.N, s.K, 1.f, x.a.data(), s.K, x.b.data(), s.nt ? s.K : s.N, 0.f,
+                   x.c.data(), s.N);
     };
     call();
     for (auto _ : state) {
@@ -76,8 +81,10 @@ void run_eigen(benchmark::State& state, Shape s, int threads) {
     bench::set_threads(threads);
     Operands x(s);
     for (auto _ : state) {
-        if (s.nt) x.c.noalias() = x.a * x.b.transpose();
-        else x.c.noalias() = x.a * x.b;
+        if (s.nt)
+            x.c.noalias() = x.a * x.b.transpose();
+        else
+            x.c.noalias() = x.a * x.b;
         benchmark::ClobberMemory();
     }
     bench::count_flops(state, s.flops());
@@ -90,8 +97,8 @@ int register_all = [] {
         for (const Shape& s : shapes) {
             auto add = [&](const char* lib, void (*fn)(benchmark::State&, Shape, int)) {
                 benchmark::RegisterBenchmark(bench::name_of("gemm", lib, s.str(), threads).c_str(), fn, s, threads)
-                    ->Unit(benchmark::kMillisecond)
-                    ->UseRealTime();
+                        ->Unit(benchmark::kMillisecond)
+                        ->UseRealTime();
             };
 #if KILN_BENCH_HAVE_ONEDNN
             add("onednn", run_onednn);

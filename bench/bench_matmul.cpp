@@ -26,8 +26,8 @@ Matmul define_matmul() {
     m.A = kiln::placeholder({M, K}, kiln::f32, "A");
     m.B = kiln::placeholder({K, N}, kiln::f32, "B");
     m.k = kiln::reduce_axis(0, K, "k");
-    m.C = kiln::compute({M, N}, [&](kiln::Expr i, kiln::Expr j) { return kiln::sum(m.A(i, m.k) * m.B(m.k, j), {m.k}); },
-                        "C");
+    m.C = kiln::compute(
+            {M, N}, [&](kiln::Expr i, kiln::Expr j) { return kiln::sum(m.A(i, m.k) * m.B(m.k, j), {m.k}); }, "C");
     return m;
 }
 
@@ -63,13 +63,14 @@ kiln::Kernel best() {
     auto A = kiln::placeholder({M, K}, kiln::f32, "A");
     auto B = kiln::placeholder({K, N}, kiln::f32, "B");
     auto k = kiln::reduce_axis(0, K, "k");
-    auto PB = kiln::compute({(N + NR - 1) / NR, K, NR},
-                            [&](kiln::Expr x, kiln::Expr y, kiln::Expr z) {
-                                return kiln::if_then_else(x * NR + z < N, B(y, x * NR + z), kiln::make_const(kiln::f32, 0));
-                            },
-                            "PB");
-    auto C = kiln::compute({M, N}, [&](kiln::Expr i, kiln::Expr j) { return kiln::sum(A(i, k) * PB(j / NR, k, j % NR), {k}); },
-                           "C");
+    auto PB = kiln::compute(
+            {(N + NR - 1) / NR, K, NR},
+            [&](kiln::Expr x, kiln::Expr y, kiln::Expr z) {
+                return kiln::if_then_else(x * NR + z < N, B(y, x * NR + z), kiln::make_const(kiln::f32, 0));
+            },
+            "PB");
+    auto C = kiln::compute(
+            {M, N}, [&](kiln::Expr i, kiln::Expr j) { return kiln::sum(A(i, k) * PB(j / NR, k, j % NR), {k}); }, "C");
     kiln::Schedule s(C);
     auto CC = s.cache_write(C, "local");
     auto [io, jo, ii, ji] = s[C].tile(C.axis(0), C.axis(1), MR, NR);
@@ -92,8 +93,7 @@ struct Operands {
 };
 
 void report_gflops(benchmark::State& state) {
-    state.counters["GFLOP/s"] =
-        benchmark::Counter(2e-9 * M * N * K, benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["GFLOP/s"] = benchmark::Counter(2e-9 * M * N * K, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 void run_kernel(benchmark::State& state, kiln::Kernel (*make)()) {
@@ -144,13 +144,15 @@ const std::string shape = "/" + std::to_string(M) + "x" + std::to_string(N) + "x
 int register_all = [] {
     auto kernel = [](const char* impl, kiln::Kernel (*make)()) {
         benchmark::RegisterBenchmark(("matmul/" + std::string(impl) + shape).c_str(), run_kernel, make)
-            ->Unit(benchmark::kMillisecond)
-            ->UseRealTime();
+                ->Unit(benchmark::kMillisecond)
+                ->UseRealTime();
     };
     kernel("naive", naive);
     kernel("lesson", []() { return lesson(); });
     kernel("best", best);
-    benchmark::RegisterBenchmark(("matmul/eigen" + shape).c_str(), BM_eigen)->Unit(benchmark::kMillisecond)->UseRealTime();
+    benchmark::RegisterBenchmark(("matmul/eigen" + shape).c_str(), BM_eigen)
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime();
     benchmark::RegisterBenchmark("jit_compile/lesson/cold", BM_compile_cold)->Unit(benchmark::kMillisecond);
     benchmark::RegisterBenchmark("jit_compile/lesson/cached", BM_compile_cached)->Unit(benchmark::kMicrosecond);
     benchmark::RegisterBenchmark("runtime/fork_join/2t", BM_fork_join)->Unit(benchmark::kMicrosecond)->UseRealTime();

@@ -19,16 +19,22 @@ int main() {
     auto X = kiln::placeholder({N, CI, H, W}, kiln::f32, "X");
     auto Wt = kiln::placeholder({CO, CI, KH, KW}, kiln::f32, "W");
     auto bias = kiln::placeholder({CO}, kiln::f32, "bias");
-    auto pad = kiln::compute({N, CI, H + 2 * P, W + 2 * P}, [&](Expr n, Expr c, Expr h, Expr w) {
-        return kiln::if_then_else(h >= P && h < H + P && w >= P && w < W + P, X(n, c, h - P, w - P), 0.0f);
-    }, "pad");
+    auto pad = kiln::compute(
+            {N, CI, H + 2 * P, W + 2 * P},
+            [&](Expr n, Expr c, Expr h, Expr w) {
+                return kiln::if_then_else(h >= P && h < H + P && w >= P && w < W + P, X(n, c, h - P, w - P), 0.0f);
+            },
+            "pad");
     auto rc = kiln::reduce_axis(0, CI, "rc"), ry = kiln::reduce_axis(0, KH, "ry"), rx = kiln::reduce_axis(0, KW, "rx");
-    auto conv = kiln::compute({N, CO, OH, OW}, [&](Expr n, Expr c, Expr h, Expr w) {
-        return kiln::sum(pad(n, rc, h + ry, w + rx) * Wt(c, rc, ry, rx), {rc, ry, rx});
-    }, "conv");
-    auto relu = kiln::compute({N, CO, OH, OW}, [&](Expr n, Expr c, Expr h, Expr w) {
-        return kiln::max(conv(n, c, h, w) + bias(c), 0.0f);
-    }, "relu");
+    auto conv = kiln::compute(
+            {N, CO, OH, OW},
+            [&](Expr n, Expr c, Expr h, Expr w) {
+                return kiln::sum(pad(n, rc, h + ry, w + rx) * Wt(c, rc, ry, rx), {rc, ry, rx});
+            },
+            "conv");
+    auto relu = kiln::compute(
+            {N, CO, OH, OW},
+            [&](Expr n, Expr c, Expr h, Expr w) { return kiln::max(conv(n, c, h, w) + bias(c), 0.0f); }, "relu");
 
     kiln::Schedule s(relu);
     s[pad].compute_inline();
@@ -47,7 +53,10 @@ int main() {
 
     kiln::Buffer x({N, CI, H, W}), w({CO, CI, KH, KW}), b({CO}), y({N, CO, OH, OW});
     unsigned seed = 1;
-    auto next = [&] { seed = seed * 1664525u + 1013904223u; return float(seed >> 8) / float(1u << 24) - 0.5f; };
+    auto next = [&] {
+        seed = seed * 1664525u + 1013904223u;
+        return float(seed >> 8) / float(1u << 24) - 0.5f;
+    };
     for (int i = 0; i < N * CI * H * W; ++i) x.data_as<float>()[i] = next();
     for (int i = 0; i < CO * CI * KH * KW; ++i) w.data_as<float>()[i] = next();
     for (int i = 0; i < CO; ++i) b.data_as<float>()[i] = next();
@@ -62,7 +71,8 @@ int main() {
                     for (int dy = 0; dy < KH; ++dy)
                         for (int dx = 0; dx < KW; ++dx) {
                             int ih = h + dy - P, iw = q + dx - P;
-                            if (ih >= 0 && ih < H && iw >= 0 && iw < W) acc += double(x.at<float>(0, ci, ih, iw)) * w.at<float>(c, ci, dy, dx);
+                            if (ih >= 0 && ih < H && iw >= 0 && iw < W)
+                                acc += double(x.at<float>(0, ci, ih, iw)) * w.at<float>(c, ci, dy, dx);
                         }
                 max_err = std::max(max_err, std::abs(std::max(acc, 0.0) - y.at<float>(0, c, h, q)));
             }

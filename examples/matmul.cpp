@@ -11,7 +11,8 @@ int main() {
     auto A = kiln::placeholder({M, K}, kiln::f32, "A");
     auto B = kiln::placeholder({K, N}, kiln::f32, "B");
     auto k = kiln::reduce_axis(0, K, "k");
-    auto C = kiln::compute({M, N}, [&](kiln::Expr i, kiln::Expr j) { return kiln::sum(A(i, k) * B(k, j), {k}); }, "C");
+    auto C = kiln::compute(
+            {M, N}, [&](kiln::Expr i, kiln::Expr j) { return kiln::sum(A(i, k) * B(k, j), {k}); }, "C");
 
     kiln::Schedule s(C);
     auto [xo, xi] = s[C].split(C.axis(0), 32);

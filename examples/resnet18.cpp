@@ -51,7 +51,8 @@ int main(int argc, char** argv) {
             const kiln::Buffer got = exe.output(0);
             double err = 0;
             for (int64_t i = 0; i < want.size(); ++i) {
-                const double a = static_cast<const float*>(got.data())[i], b = static_cast<const float*>(want.data())[i];
+                const double a = static_cast<const float*>(got.data())[i],
+                             b = static_cast<const float*>(want.data())[i];
                 err = std::max(err, std::abs(a - b) / std::max(1.0, std::abs(b)));
             }
             const double ms = t[t.size() / 2];
@@ -60,12 +61,15 @@ int main(int argc, char** argv) {
                 std::snprintf(ort, sizeof ort, "%.2f", ort_ms[threads]);
                 std::snprintf(speed, sizeof speed, "%.2fx", ort_ms[threads] / ms);
             }
-            std::printf("%7d  %10.0f  %7d  %7.2f  %15s  %15s  %.1e %s\n", threads, import_ms + exe.compile_times().total_ms,
-                        static_cast<int>(exe.num_kernels()), ms, ort, speed, err, err <= 1e-4 ? "(ok, <= 1e-4)" : "(MISMATCH)");
+            std::printf("%7d  %10.0f  %7d  %7.2f  %15s  %15s  %.1e %s\n", threads,
+                        import_ms + exe.compile_times().total_ms, static_cast<int>(exe.num_kernels()), ms, ort, speed,
+                        err, err <= 1e-4 ? "(ok, <= 1e-4)" : "(MISMATCH)");
             if (err > 1e-4) return 1;
         }
-        std::printf("\ncompile = import + graph passes + lowering + LLVM: cold for the first row, the second reuses the kernels\n"
-                    "already compiled in this process; latency = median of 30 runs.\n");
+        std::printf(
+                "\ncompile = import + graph passes + lowering + LLVM: cold for the first row, the second reuses the "
+                "kernels\n"
+                "already compiled in this process; latency = median of 30 runs.\n");
 
         auto exe = kiln::graph::compile(model, {.opt_level = 3, .threads = 2});
         exe.set_input("input", image);
@@ -77,7 +81,8 @@ int main(int argc, char** argv) {
         const double load_ms = std::chrono::duration<double, std::milli>(clock::now() - t_load).count();
         loaded.set_input("input", image);
         loaded.run();
-        const bool same = std::memcmp(loaded.output(0).data(), exe.output(0).data(), static_cast<size_t>(want.size()) * sizeof(float)) == 0;
+        const bool same = std::memcmp(loaded.output(0).data(), exe.output(0).data(),
+                                      static_cast<size_t>(want.size()) * sizeof(float)) == 0;
         std::printf("\nsaved to %s; loaded back in %.0f ms (linked, not compiled); output %s\n", saved.c_str(), load_ms,
                     same ? "identical" : "DIFFERS");
         if (!same) return 1;

@@ -14,7 +14,8 @@ namespace test {
 struct TempCache {
     std::filesystem::path dir;
     explicit TempCache(const std::string& name)
-        : dir(std::filesystem::temp_directory_path() / ("kiln_cache_test_" + name + "_" + std::to_string(::getpid()))) {
+            : dir(std::filesystem::temp_directory_path() /
+                  ("kiln_cache_test_" + name + "_" + std::to_string(::getpid()))) {
         std::filesystem::remove_all(dir);
         kiln::set_cache_dir(dir.string());
     }
@@ -27,7 +28,8 @@ struct TempCache {
     std::vector<std::filesystem::path> files() const {
         std::vector<std::filesystem::path> out;
         std::error_code ec;
-        for (auto it = std::filesystem::directory_iterator(dir, ec); !ec && it != std::filesystem::directory_iterator(); ++it)
+        for (auto it = std::filesystem::directory_iterator(dir, ec); !ec && it != std::filesystem::directory_iterator();
+             ++it)
             out.push_back(it->path());
         std::sort(out.begin(), out.end());
         return out;
@@ -54,13 +56,10 @@ inline double max_rel_err(const float* got, const float* want, int64_t n) {
 }
 
 // The message of the kiln::Error that f throws, or "" when it throws none.
-template <typename F>
-std::string error_of(F&& f) {
+template <typename F> std::string error_of(F&& f) {
     try {
         f();
-    } catch (const kiln::Error& e) {
-        return e.what();
-    }
+    } catch (const kiln::Error& e) { return e.what(); }
     return "";
 }
 

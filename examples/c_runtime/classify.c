@@ -40,7 +40,8 @@ static float* read_npy(const char* path, int64_t* shape, int* ndim, size_t* coun
         header_len |= (size_t)more[0] << 16 | (size_t)more[1] << 24;
     }
     char* header = calloc(header_len + 1, 1);
-    if (!header || fread(header, 1, header_len, f) != header_len || !strstr(header, "'descr': '<f4'") || strstr(header, "'fortran_order': True")) {
+    if (!header || fread(header, 1, header_len, f) != header_len || !strstr(header, "'descr': '<f4'") ||
+        strstr(header, "'fortran_order': True")) {
         fprintf(stderr, "classify: %s must hold float32 ('<f4') in C order\n", path);
         free(header);
         fclose(f);
@@ -95,8 +96,8 @@ int main(int argc, char** argv) {
     const float* scores;
     const int64_t* out_shape;
     int out_ndim;
-    if (kiln_model_set_input(model, kiln_model_input_name(model, 0), image, shape, ndim) != 0 || kiln_model_run(model) != 0 ||
-        kiln_model_output(model, 0, &scores, &out_shape, &out_ndim) != 0) {
+    if (kiln_model_set_input(model, kiln_model_input_name(model, 0), image, shape, ndim) != 0 ||
+        kiln_model_run(model) != 0 || kiln_model_output(model, 0, &scores, &out_shape, &out_ndim) != 0) {
         fprintf(stderr, "classify: %s\n", kiln_last_error());
         return 1;
     }
@@ -115,8 +116,9 @@ int main(int argc, char** argv) {
             times[j] = times[j - 1];
             times[j - 1] = t;
         }
-    printf("load %.1f ms, first inference %.1f ms (load and first inference %.1f ms), then median %.2f ms over %d runs\n", t1 - t0, t2 - t1,
-           t2 - t0, times[runs / 2], runs);
+    printf("load %.1f ms, first inference %.1f ms (load and first inference %.1f ms), then median %.2f ms over %d "
+           "runs\n",
+           t1 - t0, t2 - t1, t2 - t0, times[runs / 2], runs);
 
     const int classes = (int)out_shape[out_ndim - 1];
     int* order = malloc((size_t)classes * sizeof(int));

@@ -88,7 +88,8 @@ public:
         std::lock_guard<std::mutex> lk(m_);
         map_[key] = {std::move(kernel), ++clock_};
         if (map_.size() <= kMaxEntries) return;
-        auto oldest = std::min_element(map_.begin(), map_.end(), [](const auto& a, const auto& b) { return a.second.used < b.second.used; });
+        auto oldest = std::min_element(map_.begin(), map_.end(),
+                                       [](const auto& a, const auto& b) { return a.second.used < b.second.used; });
         map_.erase(oldest);
     }
 
@@ -147,23 +148,26 @@ inline Kernel build_llvm(const LoweredFunc& f, const BuildOptions& opt);
 
 KILN_SEPARABLE Kernel build(const LoweredFunc& f, const BuildOptions& opt) {
     using Builder = Kernel (*)(const LoweredFunc&, const BuildOptions&);
-    static const std::vector<std::pair<std::string, Builder>> backends = {{"llvm", detail::build_llvm}, {"c", detail::build_c_cached}};
+    static const std::vector<std::pair<std::string, Builder>> backends = {{"llvm", detail::build_llvm},
+                                                                          {"c", detail::build_c_cached}};
     for (auto& [kind, backend] : backends)
         if (kind == opt.target.kind) return backend(f, opt);
     std::string kinds;
     for (auto& k : Target::list_kinds()) kinds += (kinds.empty() ? "" : ", ") + k;
-    kiln::detail::fail("build: target kind '", opt.target.kind, "' is not available in this build; the kinds are ", kinds);
+    kiln::detail::fail("build: target kind '", opt.target.kind, "' is not available in this build; the kinds are ",
+                       kinds);
 }
 
 inline Kernel detail::build_llvm(const LoweredFunc& f, const BuildOptions& opt) {
     static const Target host = jit::resolve(Target{});
-    const Target target = opt.target.cpu.empty() && opt.target.triple.empty() && opt.target.features.empty() && opt.target.vector_bits == 0 &&
-                                  opt.target.kind == "llvm"
-                              ? host
-                              : jit::resolve(opt.target);
+    const Target target = opt.target.cpu.empty() && opt.target.triple.empty() && opt.target.features.empty() &&
+                                          opt.target.vector_bits == 0 && opt.target.kind == "llvm"
+                                  ? host
+                                  : jit::resolve(opt.target);
     const std::string loop_ir = to_string(f);
-    const std::string key = target.str() + "\n" + loop_ir + (opt.keep_llvm_ir ? "+ir" : "") + (opt.keep_assembly ? "+asm" : "") +
-                            (opt.keep_object ? "+obj" : "") + (opt.fp_contract ? "" : "+nocontract");
+    const std::string key = target.str() + "\n" + loop_ir + (opt.keep_llvm_ir ? "+ir" : "") +
+                            (opt.keep_assembly ? "+asm" : "") + (opt.keep_object ? "+obj" : "") +
+                            (opt.fp_contract ? "" : "+nocontract");
     auto& cache = detail::KernelCache::get();
     if (opt.use_cache)
         if (auto hit = cache.find(key)) return Kernel(hit);
@@ -237,9 +241,13 @@ KILN_SEPARABLE void clear_memory_cache() { detail::KernelCache::get().clear(); }
 
 namespace jit {
 
-KILN_SEPARABLE void* link_object(const std::string& object, const std::string& symbol) { return JIT::instance().add_object(object, symbol); }
+KILN_SEPARABLE void* link_object(const std::string& object, const std::string& symbol) {
+    return JIT::instance().add_object(object, symbol);
+}
 
-KILN_SEPARABLE std::string codegen_identity() { return "kiln " KILN_VERSION "\nllvm " LLVM_VERSION_STRING "\n" + std::string(kCodegenSettings); }
+KILN_SEPARABLE std::string codegen_identity() {
+    return "kiln " KILN_VERSION "\nllvm " LLVM_VERSION_STRING "\n" + std::string(kCodegenSettings);
+}
 
 }  // namespace jit
 

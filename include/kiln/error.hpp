@@ -11,7 +11,8 @@ namespace kiln {
 
 class Error : public std::runtime_error {
 public:
-    explicit Error(const std::string& message, std::string node = {}) : std::runtime_error(message), node_(std::move(node)) {}
+    explicit Error(const std::string& message, std::string node = {})
+            : std::runtime_error(message), node_(std::move(node)) {}
     // The model node the error is about, as messages name it ("node 'conv1' (Conv)"); empty for none.
     const std::string& node() const { return node_; }
 
@@ -26,24 +27,20 @@ public:
 
 namespace detail {
 
-template <typename... Parts>
-std::string message(const Parts&... parts) {
+template <typename... Parts> std::string message(const Parts&... parts) {
     std::ostringstream os;
     (os << ... << parts);
     return os.str();
 }
 
 // Builds a message from streamable pieces, so call sites read as one sentence.
-template <typename... Parts>
-[[noreturn]] inline void fail(const Parts&... parts) {
-    throw Error(message(parts...));
-}
+template <typename... Parts> [[noreturn]] inline void fail(const Parts&... parts) { throw Error(message(parts...)); }
 
 // An invariant of kiln's own code that does not hold.
-template <typename... Parts>
-[[noreturn]] inline void internal_fail(const Parts&... parts) {
-    throw InternalError("internal error: " + message(parts...) +
-                        " (a fault in kiln, not in the calling program; please report it with the program that shows it)");
+template <typename... Parts> [[noreturn]] inline void internal_fail(const Parts&... parts) {
+    throw InternalError(
+            "internal error: " + message(parts...) +
+            " (a fault in kiln, not in the calling program; please report it with the program that shows it)");
 }
 
 }  // namespace detail

@@ -18,7 +18,9 @@ struct Target {
     // (kiln/codegen/c/codegen_c.hpp), which kiln::build compiles with the system's C compiler.
     static std::vector<std::string> list_kinds() { return {"llvm", "c"}; }
     // Whether a backend can run here, like TVM's runtime.enabled(kind).
-    static bool enabled(const std::string& kind) { return kind == "llvm" || (kind == "c" && !detail::c_compiler().empty()); }
+    static bool enabled(const std::string& kind) {
+        return kind == "llvm" || (kind == "c" && !detail::c_compiler().empty());
+    }
 
     // The SIMD width this target computes with: vector_bits when set, else the widest this CPU has.
     // Schedules (kiln::nn) use it without asking LLVM, so they stay out of the backend headers.
@@ -34,7 +36,8 @@ struct Target {
     }
 
     std::string str() const {
-        return kind + " -mtriple=" + triple + " -mcpu=" + cpu + " -mattr=" + features + " -vector-bits=" + std::to_string(vector_bits);
+        return kind + " -mtriple=" + triple + " -mcpu=" + cpu + " -mattr=" + features +
+               " -vector-bits=" + std::to_string(vector_bits);
     }
 };
 

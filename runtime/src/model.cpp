@@ -38,7 +38,9 @@ using AlignedBlock = std::unique_ptr<void, AlignedFree>;
 AlignedBlock allocate(size_t bytes, bool zeroed, const std::string& what, const std::string& path) {
     const size_t size = std::max<size_t>((bytes + 63) / 64 * 64, 64);
     void* p = std::aligned_alloc(64, size);
-    if (!p) kiln::detail::fail("kiln_model_load: '", path, "' needs ", bytes, " bytes for ", what, ", which could not be allocated");
+    if (!p)
+        kiln::detail::fail("kiln_model_load: '", path, "' needs ", bytes, " bytes for ", what,
+                           ", which could not be allocated");
     if (zeroed) std::memset(p, 0, size);
     return AlignedBlock(p);
 }
@@ -50,15 +52,27 @@ struct Feature {
     bool (*present)();
 };
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define KILN_FEATURE(n) {n, [] { return __builtin_cpu_supports(n) != 0; }}
+#define KILN_FEATURE(n)                                  \
+    {                                                    \
+        n, [] { return __builtin_cpu_supports(n) != 0; } \
+    }
 constexpr Feature features[] = {
-    KILN_FEATURE("sse3"),       KILN_FEATURE("ssse3"),      KILN_FEATURE("sse4.1"),     KILN_FEATURE("sse4.2"),    KILN_FEATURE("popcnt"),
-    KILN_FEATURE("avx"),        KILN_FEATURE("avx2"),       KILN_FEATURE("fma"),        KILN_FEATURE("bmi"),       KILN_FEATURE("bmi2"),
-    KILN_FEATURE("avx512f"),    KILN_FEATURE("avx512bw"),   KILN_FEATURE("avx512dq"),   KILN_FEATURE("avx512vl"),  KILN_FEATURE("avx512cd"),
-    KILN_FEATURE("avx512vnni"), KILN_FEATURE("avx512bf16"), KILN_FEATURE("avx512vbmi"), KILN_FEATURE("avx512vbmi2"),
-    KILN_FEATURE("avx512ifma"), KILN_FEATURE("avx512bitalg"), KILN_FEATURE("avx512vpopcntdq"), KILN_FEATURE("avx512fp16"),
-    KILN_FEATURE("avx512vp2intersect"), KILN_FEATURE("avxvnni"), KILN_FEATURE("f16c"), KILN_FEATURE("gfni"), KILN_FEATURE("vaes"),
-    KILN_FEATURE("vpclmulqdq"), KILN_FEATURE("amx-tile"), KILN_FEATURE("amx-int8"), KILN_FEATURE("amx-bf16"),
+        KILN_FEATURE("sse3"),         KILN_FEATURE("ssse3"),
+        KILN_FEATURE("sse4.1"),       KILN_FEATURE("sse4.2"),
+        KILN_FEATURE("popcnt"),       KILN_FEATURE("avx"),
+        KILN_FEATURE("avx2"),         KILN_FEATURE("fma"),
+        KILN_FEATURE("bmi"),          KILN_FEATURE("bmi2"),
+        KILN_FEATURE("avx512f"),      KILN_FEATURE("avx512bw"),
+        KILN_FEATURE("avx512dq"),     KILN_FEATURE("avx512vl"),
+        KILN_FEATURE("avx512cd"),     KILN_FEATURE("avx512vnni"),
+        KILN_FEATURE("avx512bf16"),   KILN_FEATURE("avx512vbmi"),
+        KILN_FEATURE("avx512vbmi2"),  KILN_FEATURE("avx512ifma"),
+        KILN_FEATURE("avx512bitalg"), KILN_FEATURE("avx512vpopcntdq"),
+        KILN_FEATURE("avx512fp16"),   KILN_FEATURE("avx512vp2intersect"),
+        KILN_FEATURE("avxvnni"),      KILN_FEATURE("f16c"),
+        KILN_FEATURE("gfni"),         KILN_FEATURE("vaes"),
+        KILN_FEATURE("vpclmulqdq"),   KILN_FEATURE("amx-tile"),
+        KILN_FEATURE("amx-int8"),     KILN_FEATURE("amx-bf16"),
 };
 #undef KILN_FEATURE
 constexpr const char* host_arch = "x86_64";
@@ -92,21 +106,19 @@ void check_cpu(const std::string& target, const std::string& path) {
                 missing += (missing.empty() ? "" : ", ") + f.substr(1);
     }
     if (!missing.empty())
-        kiln::detail::fail("kiln_model_load: '", path, "' was compiled for a CPU with ", missing, ", which this CPU lacks (",
-                           abi::target_field(target, "mcpu"), " code cannot run here); export the model on this machine or for its CPU");
+        kiln::detail::fail("kiln_model_load: '", path, "' was compiled for a CPU with ", missing,
+                           ", which this CPU lacks (", abi::target_field(target, "mcpu"),
+                           " code cannot run here); export the model on this machine or for its CPU");
 }
 
 void set_error(const std::string& message) { last_error = message; }
 
-template <typename F>
-int guarded(F&& body) {
+template <typename F> int guarded(F&& body) {
     try {
         body();
         last_error.clear();
         return 0;
-    } catch (const std::exception& e) {
-        set_error(e.what());
-    } catch (...) {
+    } catch (const std::exception& e) { set_error(e.what()); } catch (...) {
         set_error("kiln runtime: an unknown error");
     }
     return -1;
@@ -119,12 +131,12 @@ struct kiln_model {
     void* handle = nullptr;
     ModelFile file;
     AlignedBlock arena;
-    std::vector<AlignedBlock> owned;        // inputs and outputs
-    std::vector<void*> value_data;          // by index into file.values
-    std::vector<size_t> inputs, outputs;    // indices into file.values
+    std::vector<AlignedBlock> owned;      // inputs and outputs
+    std::vector<void*> value_data;        // by index into file.values
+    std::vector<size_t> inputs, outputs;  // indices into file.values
     std::vector<void (*)(void**, int64_t*)> steps;
     std::vector<std::vector<void*>> step_args;
-    std::vector<std::string> dtype_names;   // by index into file.values
+    std::vector<std::string> dtype_names;  // by index into file.values
     int threads = 0;
     void (*omp_set_num_threads)(int) = nullptr;  // libraries of C source: OpenMP's thread count
 
@@ -136,7 +148,8 @@ struct kiln_model {
         void* p = ::dlsym(handle, name);
         if (!p)
             kiln::detail::fail("kiln_model_load: '", path, "' has no symbol ", name,
-                               "; it is not a model exported by kiln (export one with `kiln export` or kiln::graph::export_library)");
+                               "; it is not a model exported by kiln (export one with `kiln export` or "
+                               "kiln::graph::export_library)");
         return p;
     }
 
@@ -156,14 +169,18 @@ struct kiln_model {
         }
         const int32_t version = *static_cast<const int32_t*>(symbol(abi::abi_symbol));
         if (version != abi::version)
-            kiln::detail::fail("kiln_model_load: '", path, "' was exported for runtime ABI ", version, "; this runtime reads ABI ", abi::version,
+            kiln::detail::fail("kiln_model_load: '", path, "' was exported for runtime ABI ", version,
+                               "; this runtime reads ABI ", abi::version,
                                "; export the model again with the kiln this runtime comes from");
         const char* data = static_cast<const char*>(symbol(abi::data_symbol));
         const int64_t size = *static_cast<const int64_t*>(symbol(abi::size_symbol));
         const kiln::runtime::ModelFileContext ctx{"kiln_model_load", path, "export the model again with `kiln export`"};
-        file = kiln::runtime::read_model_file(std::string_view(data, static_cast<size_t>(size)), ctx, "export one with `kiln export`");
+        file = kiln::runtime::read_model_file(std::string_view(data, static_cast<size_t>(size)), ctx,
+                                              "export one with `kiln export`");
         if (file.has_objects)
-            kiln::detail::fail("kiln_model_load: '", path, "' holds a saved executable, not an exported library; export the model with `kiln export`");
+            kiln::detail::fail(
+                    "kiln_model_load: '", path,
+                    "' holds a saved executable, not an exported library; export the model with `kiln export`");
         check_cpu(file.target, path);
 
         auto** slots = static_cast<void**>(symbol(abi::runtime_symbol));
@@ -192,7 +209,8 @@ struct kiln_model {
         std::vector<void (*)(void**, int64_t*)> kernels;
         for (size_t k = 0; k < file.kernels.size(); ++k) {
             if (file.kernels[k].symbol != abi::kernel_symbol(k))
-                kiln::detail::fail("kiln_model_load: '", path, "' names kernel ", k, " '", file.kernels[k].symbol, "'; export the model again with `kiln export`");
+                kiln::detail::fail("kiln_model_load: '", path, "' names kernel ", k, " '", file.kernels[k].symbol,
+                                   "'; export the model again with `kiln export`");
             kernels.push_back(reinterpret_cast<void (*)(void**, int64_t*)>(symbol(file.kernels[k].symbol.c_str())));
         }
         for (auto& st : file.steps) {
@@ -205,7 +223,8 @@ struct kiln_model {
     }
 
     size_t find_input(const char* who, const char* name) const {
-        if (!name) kiln::detail::fail(who, ": the input name is NULL; pass one of the names kiln_model_input_name gives");
+        if (!name)
+            kiln::detail::fail(who, ": the input name is NULL; pass one of the names kiln_model_input_name gives");
         std::string all;
         for (size_t i : inputs) {
             if (file.values[i].name == name) return i;
@@ -217,21 +236,20 @@ struct kiln_model {
 
 namespace {
 
-template <typename Model>
-Model& checked(Model* m, const char* who) {
+template <typename Model> Model& checked(Model* m, const char* who) {
     if (!m) kiln::detail::fail(who, ": the model is NULL; pass the kiln_model* that kiln_model_load returned");
     return *m;
 }
 
 size_t checked_index(const std::vector<size_t>& list, int index, const char* who, const char* what) {
     if (index < 0 || static_cast<size_t>(index) >= list.size())
-        kiln::detail::fail(who, ": there is no ", what, " ", index, "; the model has ", list.size(), " (indices 0 to ", list.size() - 1, ")");
+        kiln::detail::fail(who, ": there is no ", what, " ", index, "; the model has ", list.size(), " (indices 0 to ",
+                           list.size() - 1, ")");
     return list[static_cast<size_t>(index)];
 }
 
 // For the functions that return a pointer or a count: the body's value, or `failed` after setting the error.
-template <typename T, typename F>
-T returning(T failed, F&& body) {
+template <typename T, typename F> T returning(T failed, F&& body) {
     T out = failed;
     if (guarded([&] { out = body(); }) != 0) return failed;
     return out;
@@ -244,7 +262,9 @@ extern "C" {
 kiln_model* kiln_model_load(const char* path, char* error, size_t error_len) {
     kiln_model* result = nullptr;
     const int rc = guarded([&] {
-        if (!path) kiln::detail::fail("kiln_model_load: the path is NULL; pass the path of a library written by `kiln export`");
+        if (!path)
+            kiln::detail::fail(
+                    "kiln_model_load: the path is NULL; pass the path of a library written by `kiln export`");
         auto m = std::make_unique<kiln_model>();
         m->path = path;
         m->load();
@@ -289,15 +309,20 @@ const int64_t* shape_of(const kiln_model* model, bool input, int index, int* ndi
     return returning<const int64_t*>(nullptr, [&] {
         const auto& m = checked(model, who);
         if (!ndim) kiln::detail::fail(who, ": ndim is NULL; pass an int* to receive the number of dimensions");
-        const auto& v = m.file.values[checked_index(input ? m.inputs : m.outputs, index, who, input ? "input" : "output")];
+        const auto& v =
+                m.file.values[checked_index(input ? m.inputs : m.outputs, index, who, input ? "input" : "output")];
         *ndim = static_cast<int>(v.shape.size());
         return v.shape.data();
     });
 }
 }  // namespace
 
-const int64_t* kiln_model_input_shape(const kiln_model* model, int index, int* ndim) { return shape_of(model, true, index, ndim); }
-const int64_t* kiln_model_output_shape(const kiln_model* model, int index, int* ndim) { return shape_of(model, false, index, ndim); }
+const int64_t* kiln_model_input_shape(const kiln_model* model, int index, int* ndim) {
+    return shape_of(model, true, index, ndim);
+}
+const int64_t* kiln_model_output_shape(const kiln_model* model, int index, int* ndim) {
+    return shape_of(model, false, index, ndim);
+}
 
 const char* kiln_model_input_dtype(const kiln_model* model, int index) {
     return returning<const char*>(nullptr, [&] {
@@ -320,19 +345,25 @@ int kiln_model_set_input(kiln_model* model, const char* name, const float* data,
         const size_t i = m.find_input(who, name);
         const auto& v = m.file.values[i];
         if (v.dtype != kiln::f32)
-            kiln::detail::fail(who, ": input '", v.name, "' holds ", v.dtype.str(), ", not f32; pass its bytes with kiln_model_set_input_bytes");
+            kiln::detail::fail(who, ": input '", v.name, "' holds ", v.dtype.str(),
+                               ", not f32; pass its bytes with kiln_model_set_input_bytes");
         if (!data) kiln::detail::fail(who, ": the data of input '", v.name, "' is NULL; pass ", v.numel(), " floats");
-        if (!shape && ndim != 0) kiln::detail::fail(who, ": the shape of input '", v.name, "' is NULL; pass its ", v.shape.size(), " dimensions");
+        if (!shape && ndim != 0)
+            kiln::detail::fail(who, ": the shape of input '", v.name, "' is NULL; pass its ", v.shape.size(),
+                               " dimensions");
         auto show = [](const int64_t* s, size_t n) {
             std::string out = "[";
             for (size_t d = 0; d < n; ++d) out += (d ? ", " : "") + std::to_string(s[d]);
             return out + "]";
         };
-        const bool same = ndim >= 0 && static_cast<size_t>(ndim) == v.shape.size() && std::equal(v.shape.begin(), v.shape.end(), shape);
+        const bool same = ndim >= 0 && static_cast<size_t>(ndim) == v.shape.size() &&
+                          std::equal(v.shape.begin(), v.shape.end(), shape);
         if (!same)
-            kiln::detail::fail(who, ": input '", v.name, "' has shape ", show(v.shape.data(), v.shape.size()), " but the data passed has shape ",
-                               ndim < 0 ? "of " + std::to_string(ndim) + " dimensions" : show(shape, static_cast<size_t>(ndim)),
-                               "; pass data of the model's input shape");
+            kiln::detail::fail(
+                    who, ": input '", v.name, "' has shape ", show(v.shape.data(), v.shape.size()),
+                    " but the data passed has shape ",
+                    ndim < 0 ? "of " + std::to_string(ndim) + " dimensions" : show(shape, static_cast<size_t>(ndim)),
+                    "; pass data of the model's input shape");
         std::memcpy(m.value_data[i], data, v.bytes());
     });
 }
@@ -345,7 +376,8 @@ int kiln_model_set_input_bytes(kiln_model* model, const char* name, const void* 
         const auto& v = m.file.values[i];
         if (!data) kiln::detail::fail(who, ": the data of input '", v.name, "' is NULL; pass ", v.bytes(), " bytes");
         if (bytes != v.bytes())
-            kiln::detail::fail(who, ": input '", v.name, "' (", v.dtype.str(), ", ", v.numel(), " elements) takes ", v.bytes(), " bytes, not ", bytes);
+            kiln::detail::fail(who, ": input '", v.name, "' (", v.dtype.str(), ", ", v.numel(), " elements) takes ",
+                               v.bytes(), " bytes, not ", bytes);
         std::memcpy(m.value_data[i], data, bytes);
     });
 }
@@ -353,8 +385,10 @@ int kiln_model_set_input_bytes(kiln_model* model, const char* name, const void* 
 int kiln_model_run(kiln_model* model) {
     return guarded([&] {
         auto& m = checked(model, "kiln_model_run");
-        if (m.threads > 0 && m.omp_set_num_threads) m.omp_set_num_threads(m.threads);
-        else if (m.threads > 0 && kiln::num_threads() != m.threads) kiln::set_num_threads(m.threads);
+        if (m.threads > 0 && m.omp_set_num_threads)
+            m.omp_set_num_threads(m.threads);
+        else if (m.threads > 0 && kiln::num_threads() != m.threads)
+            kiln::set_num_threads(m.threads);
         for (size_t k = 0; k < m.steps.size(); ++k) m.steps[k](m.step_args[k].data(), nullptr);
     });
 }
@@ -366,7 +400,8 @@ int kiln_model_output(const kiln_model* model, int index, const float** data, co
         const size_t i = checked_index(m.outputs, index, who, "output");
         const auto& v = m.file.values[i];
         if (v.dtype != kiln::f32)
-            kiln::detail::fail(who, ": output '", v.name, "' holds ", v.dtype.str(), ", not f32; read its bytes with kiln_model_output_bytes");
+            kiln::detail::fail(who, ": output '", v.name, "' holds ", v.dtype.str(),
+                               ", not f32; read its bytes with kiln_model_output_bytes");
         if (!data) kiln::detail::fail(who, ": data is NULL; pass a const float** to receive output '", v.name, "'");
         *data = static_cast<const float*>(m.value_data[i]);
         if (shape) *shape = v.shape.data();
@@ -386,7 +421,9 @@ const void* kiln_model_output_bytes(const kiln_model* model, int index, size_t* 
 int kiln_model_set_threads(kiln_model* model, int threads) {
     return guarded([&] {
         auto& m = checked(model, "kiln_model_set_threads");
-        if (threads < 0) kiln::detail::fail("kiln_model_set_threads: threads is ", threads, "; use 0 (keep the pool as it is) or a positive count");
+        if (threads < 0)
+            kiln::detail::fail("kiln_model_set_threads: threads is ", threads,
+                               "; use 0 (keep the pool as it is) or a positive count");
         m.threads = threads;
     });
 }

@@ -7,7 +7,8 @@
 
 int main() {
     auto A = kiln::placeholder({64, 64}, kiln::f32, "A");
-    auto B = kiln::compute({64, 64}, [&](kiln::Expr i, kiln::Expr j) { return A(j, i) * 2.0f; }, "B");
+    auto B = kiln::compute(
+            {64, 64}, [&](kiln::Expr i, kiln::Expr j) { return A(j, i) * 2.0f; }, "B");
     kiln::Schedule s(B);
     auto [io, ii] = s[B].split(B.axis(0), 8);
     s[B].parallel(io);

@@ -23,7 +23,8 @@ int main(int argc, char** argv) {
         if (exe.output(0).data_as<float>()[i] != std::max(0.f, static_cast<float>(i) - 2.5f)) return 1;
 
     auto A = kiln::placeholder({5}, kiln::f32, "A");
-    auto B = kiln::compute({5}, [&](kiln::Expr i) { return A(i) * 3.0f; }, "B");
+    auto B = kiln::compute(
+            {5}, [&](kiln::Expr i) { return A(i) * 3.0f; }, "B");
     kiln::Schedule s(B);
     auto f = kiln::build(s, {A, B});
     std::vector<float> a = {1, 2, 3, 4, 5}, b(5);

@@ -21,7 +21,8 @@ namespace {
 // B = A * scale + 1 over 37 values (not a multiple of the vector): each scale is a distinct program.
 Kernel build_scaled(float scale, bool use_disk_cache = true) {
     auto A = placeholder({37}, f32, "A");
-    auto B = compute({37}, [&](Expr i) { return A(i) * scale + 1.0f; }, "B");
+    auto B = compute(
+            {37}, [&](Expr i) { return A(i) * scale + 1.0f; }, "B");
     Schedule s(B);
     auto [o, i] = s[B].split(B.axis(0), 8);
     s[B].vectorize(i);
@@ -37,7 +38,9 @@ void check_scaled(const Kernel& k, float scale) {
     for (int i = 0; i < 37; ++i) CHECK(b.data_as<float>()[i] == doctest::Approx(a.data_as<float>()[i] * scale + 1.0f));
 }
 
-void overwrite(const fs::path& p, const std::string& bytes) { std::ofstream(p, std::ios::binary | std::ios::trunc) << bytes; }
+void overwrite(const fs::path& p, const std::string& bytes) {
+    std::ofstream(p, std::ios::binary | std::ios::trunc) << bytes;
+}
 
 std::string read_all(const fs::path& p) {
     std::ifstream in(p, std::ios::binary);
@@ -69,7 +72,8 @@ TEST_CASE("disk cache: a miss compiles and stores, a hit links the stored object
     CHECK(info.bytes > 0);
     // The in-memory cache still answers first when asked to.
     auto A = placeholder({37}, f32, "A");
-    auto B = compute({37}, [&](Expr i) { return A(i) * 5.0f + 1.0f; }, "B");
+    auto B = compute(
+            {37}, [&](Expr i) { return A(i) * 5.0f + 1.0f; }, "B");
     Kernel a = build(Schedule(B), {A, B}), b = build(Schedule(B), {A, B});
     CHECK(&a.compiled() == &b.compiled());
     clear_cache();
@@ -87,11 +91,11 @@ TEST_CASE("disk cache: damaged, truncated and foreign entries are recompiled and
     std::string flipped = good;
     flipped[flipped.size() / 2] ^= 0x5a;
     const std::vector<std::pair<const char*, std::string>> bad = {
-        {"one byte flipped", flipped},
-        {"truncated", good.substr(0, good.size() / 2)},
-        {"empty", ""},
-        {"foreign", std::string(4096, 'x')},
-        {"header only", good.substr(0, 16)},
+            {"one byte flipped", flipped},
+            {"truncated", good.substr(0, good.size() / 2)},
+            {"empty", ""},
+            {"foreign", std::string(4096, 'x')},
+            {"header only", good.substr(0, 16)},
     };
     for (const auto& [what, bytes] : bad) {
         CAPTURE(what);
@@ -132,7 +136,8 @@ TEST_CASE("disk cache: a full cache drops its least recently used entries") {
     clear_cache();
     build_scaled(5.0f);
     CHECK(cache_info().entries == 0);
-    CHECK(test::error_of([] { set_cache_limit(-1); }) == "set_cache_limit: the limit is -1 bytes; give 0 (store nothing) or more");
+    CHECK(test::error_of([] { set_cache_limit(-1); }) ==
+          "set_cache_limit: the limit is -1 bytes; give 0 (store nothing) or more");
 }
 
 TEST_CASE("disk cache: a directory that cannot be written, and the cache turned off") {
@@ -178,9 +183,7 @@ TEST_CASE("disk cache: two processes filling one directory at once leave every e
             int code = 0;
             try {
                 for (float s : scales) build_scaled(s);
-            } catch (...) {
-                code = 1;
-            }
+            } catch (...) { code = 1; }
             ::_exit(code);
         }
     }

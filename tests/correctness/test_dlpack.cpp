@@ -16,7 +16,8 @@ struct Foreign {
     int* deleted;
 };
 
-DLManagedTensor* foreign_tensor(std::vector<int64_t> shape, std::vector<int64_t> strides, int* deleted, DLDataType dtype = {kDLFloat, 32, 1}) {
+DLManagedTensor* foreign_tensor(std::vector<int64_t> shape, std::vector<int64_t> strides, int* deleted,
+                                DLDataType dtype = {kDLFloat, 32, 1}) {
     auto* f = new Foreign{};
     int64_t span = 1;
     for (size_t d = 0; d < shape.size(); ++d) span += (shape[d] - 1) * (strides.empty() ? 1 : strides[d]);
@@ -72,7 +73,8 @@ TEST_CASE("dlpack: strides and a byte offset are kept, and a kernel reads the st
     CHECK(x.at<float>(2, 3) == 1 + 2 + 3 * 4);
 
     auto X = placeholder({4, 7}, f32, "X");
-    auto Y = compute({4, 7}, [&](Expr i, Expr j) { return X(i, j) * 2.0f; }, "Y");
+    auto Y = compute(
+            {4, 7}, [&](Expr i, Expr j) { return X(i, j) * 2.0f; }, "Y");
     Schedule s(Y);
     auto f = build(s, {X, Y});
     Buffer y({4, 7});
@@ -115,12 +117,17 @@ TEST_CASE("dlpack errors: what a buffer cannot hold is refused, and the tensor i
     DLManagedTensor* gpu = foreign_tensor({2}, {}, &deleted);
     gpu->dl_tensor.device = {kDLCUDA, 0};
     CHECK(test::error_of([&] { from_dlpack(gpu); }) ==
-          "from_dlpack: the tensor is on device type 2; kiln buffers hold host memory, so copy it to the CPU first (e.g. tensor.cpu() in PyTorch)");
+          "from_dlpack: the tensor is on device type 2; kiln buffers hold host memory, so copy it to the CPU first "
+          "(e.g. tensor.cpu() in PyTorch)");
     CHECK(deleted == 1);
-    CHECK(test::error_of([&] { from_dlpack(foreign_tensor({2}, {}, &deleted, {kDLFloat, 32, 4})); }) ==
-          "from_dlpack: the tensor has vector elements of 4 lanes; kiln buffers hold one lane per element");
-    CHECK(test::error_of([&] { from_dlpack(foreign_tensor({2}, {}, &deleted, {kDLBfloat, 16, 1})); }) ==
-          "from_dlpack: DLPack element type (code 4, 16 bits) has no kiln equivalent; kiln holds bool, i8..i64, u8..u64, f16, f32 and f64");
+    CHECK(test::error_of([&] {
+              from_dlpack(foreign_tensor({2}, {}, &deleted, {kDLFloat, 32, 4}));
+          }) == "from_dlpack: the tensor has vector elements of 4 lanes; kiln buffers hold one lane per element");
+    CHECK(test::error_of([&] {
+              from_dlpack(foreign_tensor({2}, {}, &deleted, {kDLBfloat, 16, 1}));
+          }) ==
+          "from_dlpack: DLPack element type (code 4, 16 bits) has no kiln equivalent; kiln holds bool, i8..i64, "
+          "u8..u64, f16, f32 and f64");
     CHECK(deleted == 3);
     CHECK(test::error_of([] { from_dlpack(nullptr); }) == "from_dlpack: the tensor is null");
 }

@@ -39,7 +39,8 @@ TEST_CASE("simplifier uses loop bounds") {
     CHECK(to_string(arith::simplify((Expr(i) * 8 + j) % 8, scope)) == "j");
     CHECK(to_string(arith::simplify(min(Expr(i) + 4, Expr(i) + 2), scope)) == "(i + 2)");
     // A fused index taken apart and put back together.
-    CHECK(to_string(arith::simplify((Expr(i) * 8 + j) / 3 * 3 + (Expr(i) * 8 + j) % 3 + 1, scope)) == "(((i*8) + j) + 1)");
+    CHECK(to_string(arith::simplify((Expr(i) * 8 + j) / 3 * 3 + (Expr(i) * 8 + j) % 3 + 1, scope)) ==
+          "(((i*8) + j) + 1)");
     CHECK(to_string(arith::simplify(Expr(i) / 5 * 10 + Expr(i) % 5 * 2, scope)) == "(i*2)");
     CHECK(to_string(arith::simplify(Expr(i) / 5 * 10 + Expr(i) % 5, scope)) != "(i*2)");
 }
@@ -51,23 +52,28 @@ TEST_CASE("simplifier divides a sum by parts, lane by lane where a vector stays 
     // a flattened 14x14 plane taken apart by rows and put back is r itself.
     CHECK(to_string(arith::simplify((Expr(c) * 196 + r) / 14 % 14, scope)) == "(r/14)");
     CHECK(to_string(arith::simplify((Expr(c) * 196 + r) / 14 / 14, scope)) == "c");
-    CHECK(to_string(arith::simplify((Expr(c) * 196 + r) / 14 % 14 * 224 + (Expr(c) * 196 + r) % 14 * 16, scope)) == "(r*16)");
+    CHECK(to_string(arith::simplify((Expr(c) * 196 + r) / 14 % 14 * 224 + (Expr(c) * 196 + r) % 14 * 16, scope)) ==
+          "(r*16)");
     // A tile shifted inwards keeps its min whole (nothing cancels), so its bound [0, 27] divides by a row of 28.
     Expr shifted = min(Expr(o) * 16, 12) + i + Expr(c) * 28;
     CHECK(to_string(arith::simplify(shifted / 28, scope)) == "c");
-    CHECK(to_string(arith::simplify(min(Expr(o) * 16, 12) - Expr(o) * 16, scope)) == "min(0, ((0 - (o*16)) + 12))");  // one that cancels still distributes
+    CHECK(to_string(arith::simplify(min(Expr(o) * 16, 12) - Expr(o) * 16, scope)) ==
+          "min(0, ((0 - (o*16)) + 12))");  // one that cancels still distributes
     // Vectors: one quotient when every lane's remainder stays below the divisor, else left alone.
-    Expr inside = make_expr<Ramp>(Expr(c) * 28 + 4, Expr(1), 16), across = make_expr<Ramp>(Expr(c) * 28 + 13, Expr(1), 16);
+    Expr inside = make_expr<Ramp>(Expr(c) * 28 + 4, Expr(1), 16),
+         across = make_expr<Ramp>(Expr(c) * 28 + 13, Expr(1), 16);
     CHECK(to_string(arith::simplify(inside / broadcast(Expr(28), 16), scope)) == "x16(c)");
     CHECK(to_string(arith::simplify(inside % broadcast(Expr(28), 16), scope)) == "ramp(4, 1, 16)");
-    CHECK(to_string(arith::simplify(across / broadcast(Expr(28), 16), scope)) == "(ramp(((c*28) + 13), 1, 16)/x16(28))");
+    CHECK(to_string(arith::simplify(across / broadcast(Expr(28), 16), scope)) ==
+          "(ramp(((c*28) + 13), 1, 16)/x16(28))");
 }
 
 TEST_CASE("loop partitioning resolves a tile shifted inwards: full vectors and the last one index plainly") {
     // 28 columns in vectors of 16: [0, 16) and the last shifted back to [12, 28), both unmasked. The row index
     // of a flattened [5, 28] read divides exactly on both.
     auto A = placeholder({5 * 28}, f32, "A");
-    auto B = compute({5, 28}, [&](Expr y, Expr x) { return A((y * 28 + x) / 28 * 28 + (y * 28 + x) % 28) * 2.0f; }, "B");
+    auto B = compute(
+            {5, 28}, [&](Expr y, Expr x) { return A((y * 28 + x) / 28 * 28 + (y * 28 + x) % 28) * 2.0f; }, "B");
     Schedule s(B);
     auto [xo, xi] = s[B].split(B.axis(1), 16, TailStrategy::ShiftInwards);
     s[B].vectorize(xi);
@@ -86,7 +92,8 @@ TEST_CASE("loop partitioning resolves a tile shifted inwards: full vectors and t
 
 TEST_CASE("lower prints readable loop IR after every pass") {
     auto A = placeholder({16, 16}, f32, "A");
-    auto B = compute({16, 16}, [&](Expr i, Expr j) { return A(i, j) + 1.0f; }, "B");
+    auto B = compute(
+            {16, 16}, [&](Expr i, Expr j) { return A(i, j) + 1.0f; }, "B");
     Schedule s(B);
     for (auto& pass : lower_pass_names()) {
         std::string text = to_string(lower(s, {A, B}, {.after = pass}));
@@ -100,7 +107,8 @@ TEST_CASE("lower prints readable loop IR after every pass") {
 
 TEST_CASE("loop partitioning leaves the vectorized main body without guards") {
     auto A = placeholder({100}, f32, "A");
-    auto B = compute({100}, [&](Expr i) { return A(i) * 2.0f; }, "B");
+    auto B = compute(
+            {100}, [&](Expr i) { return A(i) * 2.0f; }, "B");
     Schedule s(B);
     auto [o, in] = s[B].split(B.axis(0), 16);
     s[B].vectorize(in);
@@ -113,8 +121,10 @@ TEST_CASE("loop partitioning leaves the vectorized main body without guards") {
 TEST_CASE("loop partitioning splits under a clipped bound and leaves parallel loops whole") {
     // A column block of 128 clipped at the end of 1000 columns: min(128, 1000 - j.outer*128).
     auto A = placeholder({1000}, f32, "A");
-    auto B = compute({1000}, [&](Expr i) { return A(i) * 2.0f; }, "B");
-    auto C = compute({1000}, [&](Expr i) { return B(i) + 1.0f; }, "C");
+    auto B = compute(
+            {1000}, [&](Expr i) { return A(i) * 2.0f; }, "B");
+    auto C = compute(
+            {1000}, [&](Expr i) { return B(i) + 1.0f; }, "C");
     Schedule s(C);
     auto [jo, ji] = s[C].split(C.axis(0), 128);
     s[C].parallel(jo);
@@ -126,7 +136,8 @@ TEST_CASE("loop partitioning splits under a clipped bound and leaves parallel lo
     CHECK(text.find("parallel (i.outer, 0, 8)") != std::string::npos);  // one parallel loop, not a main and a tail
     CHECK(text.find("parallel (i.outer, 7") == std::string::npos);
     // B's vector loop has a main part without a guard; only its tail keeps one.
-    CHECK(text.find("B[ramp((i.outer*16), 1, 16)] = (A[ramp(((i.outer*128) + (i.outer*16)), 1, 16)]*x16(2.0))\n") != std::string::npos);
+    CHECK(text.find("B[ramp((i.outer*16), 1, 16)] = (A[ramp(((i.outer*128) + (i.outer*16)), 1, 16)]*x16(2.0))\n") !=
+          std::string::npos);
     auto f = build(s, {A, C});
     std::vector<float> a(1000), c(1000);
     for (int i = 0; i < 1000; ++i) a[i] = static_cast<float>(i);
@@ -138,7 +149,8 @@ TEST_CASE("loop partitioning unswitches a parallel body whose unrolled tile a fu
     // Row blocks of 4 over 10 rows fused with the 13 columns: the last block's tile is clipped by
     // `i.inner < 10 - (v/13)*4`, which is not linear in the parallel variable v.
     auto A = placeholder({10, 13}, f32, "A");
-    auto B = compute({10, 13}, [&](Expr i, Expr j) { return A(i, j) * 2.0f; }, "B");
+    auto B = compute(
+            {10, 13}, [&](Expr i, Expr j) { return A(i, j) * 2.0f; }, "B");
     Schedule s(B);
     auto [io, ii] = s[B].split(B.axis(0), 4);
     s[B].reorder({io, B.axis(1), ii});
@@ -167,7 +179,13 @@ TEST_CASE("loop partitioning clips a window at zero padding instead of testing i
     // A 3-tap window over 10 values padded by one on each side, the padding a condition on the reduction.
     auto A = placeholder({10}, f32, "A");
     auto k = reduce_axis(0, 3, "k");
-    auto B = compute({10}, [&](Expr x) { Expr at = x + k.var() - 1; return sum(A(at), {k}, likely(at >= 0 && at < 10)); }, "B");
+    auto B = compute(
+            {10},
+            [&](Expr x) {
+                Expr at = x + k.var() - 1;
+                return sum(A(at), {k}, likely(at >= 0 && at < 10));
+            },
+            "B");
     Schedule s(B);
     std::string text = to_string(lower(s, {A, B}));
     CAPTURE(text);
@@ -189,11 +207,13 @@ TEST_CASE("loop partitioning clips a window at zero padding instead of testing i
 
 TEST_CASE("annotations reach the loop IR and survive every pass") {
     auto A = placeholder({96}, f32, "A");
-    auto B = compute({96}, [&](Expr i) { return A(i) * 2.0f; }, "B");
+    auto B = compute(
+            {96}, [&](Expr i) { return A(i) * 2.0f; }, "B");
     Schedule s(B);
     auto [o, in] = s[B].split(B.axis(0), 16);
     s[B].annotate(o, "pragma_hint", "4");
     s[B].annotate(o, "gpu_block");
     for (auto& pass : lower_pass_names())
-        CHECK(to_string(lower(s, {A, B}, {.after = pass})).find("for (i.outer, 0, 6) @gpu_block @pragma_hint=4 {") != std::string::npos);
+        CHECK(to_string(lower(s, {A, B}, {.after = pass})).find("for (i.outer, 0, 6) @gpu_block @pragma_hint=4 {") !=
+              std::string::npos);
 }

@@ -18,7 +18,8 @@ struct Matmul {
         A = placeholder({M, K}, f32, "A");
         B = placeholder({K, N}, f32, "B");
         k = reduce_axis(0, K, "k");
-        C = compute({M, N}, [&](Expr i, Expr j) { return sum(A(i, k) * B(k, j), {k}); }, "C");
+        C = compute(
+                {M, N}, [&](Expr i, Expr j) { return sum(A(i, k) * B(k, j), {k}); }, "C");
     }
 };
 
@@ -81,7 +82,8 @@ TEST_CASE("matmul: fuse and split_nparts, ShiftInwards") {
     check_matmul(s, m, M, N, K);
 
     auto A = placeholder({45}, f32, "A");
-    auto B = compute({45}, [&](Expr i) { return A(i) * 3.0f; }, "B");
+    auto B = compute(
+            {45}, [&](Expr i) { return A(i) * 3.0f; }, "B");
     Schedule s2(B);
     auto [bo, bi] = s2[B].split(B.axis(0), 8, TailStrategy::ShiftInwards);
     s2[B].vectorize(bi);
@@ -97,7 +99,8 @@ TEST_CASE("batched matmul with a symbolic batch size") {
     auto A = placeholder({n, M, K}, f32, "A");
     auto B = placeholder({n, K, N}, f32, "B");
     auto k = reduce_axis(0, K, "k");
-    auto C = compute({n, M, N}, [&](Expr b, Expr i, Expr j) { return sum(A(b, i, k) * B(b, k, j), {k}); }, "C");
+    auto C = compute(
+            {n, M, N}, [&](Expr b, Expr i, Expr j) { return sum(A(b, i, k) * B(b, k, j), {k}); }, "C");
     Schedule s(C);
     s[C].parallel(C.axis(0));
     auto [jo, ji] = s[C].split(C.axis(2), 4);
@@ -116,7 +119,8 @@ TEST_CASE("batched matmul with a symbolic batch size") {
 
 TEST_CASE("transpose of 37x53, tiled, with Eigen maps as arguments") {
     auto A = placeholder({37, 53}, f32, "A");
-    auto T = compute({53, 37}, [&](Expr i, Expr j) { return A(j, i); }, "T");
+    auto T = compute(
+            {53, 37}, [&](Expr i, Expr j) { return A(j, i); }, "T");
     Schedule s(T);
     auto [xo, yo, xi, yi] = s[T].tile(T.axis(0), T.axis(1), 8, 8);
     s[T].vectorize(yi);
@@ -139,7 +143,8 @@ TEST_CASE("transpose of 37x53, tiled, with Eigen maps as arguments") {
 TEST_CASE("strided arguments of three dimensions and more than one tile go through dense copies and back") {
     // X is a [5, 70, 45] view that takes every other plane of its memory and transposes the last two axes.
     auto X = placeholder({5, 70, 45}, f32, "X");
-    auto Y = compute({5, 70, 45}, [&](Expr b, Expr i, Expr j) { return X(b, i, j) + 1.0f; }, "Y");
+    auto Y = compute(
+            {5, 70, 45}, [&](Expr b, Expr i, Expr j) { return X(b, i, j) + 1.0f; }, "Y");
     Schedule s(Y);
     auto f = build(s, {X, Y});
     Buffer memory = test::random_buffer({10, 45, 70}, 21);
@@ -155,17 +160,22 @@ TEST_CASE("strided arguments of three dimensions and more than one tile go throu
 TEST_CASE("elementwise chain with every intrinsic, vectorized and scalar") {
     const int n = 203;
     auto X = placeholder({n}, f32, "X");
-    auto Y = compute({n}, [&](Expr i) {
-        Expr x = X(i);
-        Expr p = abs(x) + 0.5f;
-        return exp(x) + log(p) + sqrt(p) + rsqrt(p) + tanh(x) + sigmoid(x) + erf(x) + pow(p, 1.5f) + floor(x * 3.0f) + ceil(x * 3.0f) +
-               round(x * 3.0f) + fma(x, x, 1.0f) + max(x, 0.0f) - min(x, 0.0f) + select(x > 0.2f, x, -x) + if_then_else(x < 0.0f, 1.0f, 2.0f);
-    }, "Y");
+    auto Y = compute(
+            {n},
+            [&](Expr i) {
+                Expr x = X(i);
+                Expr p = abs(x) + 0.5f;
+                return exp(x) + log(p) + sqrt(p) + rsqrt(p) + tanh(x) + sigmoid(x) + erf(x) + pow(p, 1.5f) +
+                       floor(x * 3.0f) + ceil(x * 3.0f) + round(x * 3.0f) + fma(x, x, 1.0f) + max(x, 0.0f) -
+                       min(x, 0.0f) + select(x > 0.2f, x, -x) + if_then_else(x < 0.0f, 1.0f, 2.0f);
+            },
+            "Y");
     auto ref = [](float x) {
         float p = std::fabs(x) + 0.5f;
-        return std::exp(x) + std::log(p) + std::sqrt(p) + 1.0f / std::sqrt(p) + std::tanh(x) + 1.0f / (1.0f + std::exp(-x)) + std::erf(x) +
-               std::pow(p, 1.5f) + std::floor(x * 3.0f) + std::ceil(x * 3.0f) + std::nearbyint(x * 3.0f) + std::fma(x, x, 1.0f) +
-               std::max(x, 0.0f) - std::min(x, 0.0f) + (x > 0.2f ? x : -x) + (x < 0.0f ? 1.0f : 2.0f);
+        return std::exp(x) + std::log(p) + std::sqrt(p) + 1.0f / std::sqrt(p) + std::tanh(x) +
+               1.0f / (1.0f + std::exp(-x)) + std::erf(x) + std::pow(p, 1.5f) + std::floor(x * 3.0f) +
+               std::ceil(x * 3.0f) + std::nearbyint(x * 3.0f) + std::fma(x, x, 1.0f) + std::max(x, 0.0f) -
+               std::min(x, 0.0f) + (x > 0.2f ? x : -x) + (x < 0.0f ? 1.0f : 2.0f);
     };
     for (int vec : {0, 1}) {
         Schedule s(Y);
@@ -184,18 +194,20 @@ TEST_CASE("softmax: a multi-stage pipeline with compute_at and compute_inline") 
     const int R = 13, C = 37;
     auto X = placeholder({R, C}, f32, "X");
     auto k1 = reduce_axis(0, C, "k1");
-    auto mx = compute({R}, [&](Expr i) { return max(X(i, k1), {k1}); }, "rowmax");
-    auto e = compute({R, C}, [&](Expr i, Expr j) { return exp(X(i, j) - mx(i)); }, "e");
+    auto mx = compute(
+            {R}, [&](Expr i) { return max(X(i, k1), {k1}); }, "rowmax");
+    auto e = compute(
+            {R, C}, [&](Expr i, Expr j) { return exp(X(i, j) - mx(i)); }, "e");
     auto k2 = reduce_axis(0, C, "k2");
-    auto den = compute({R}, [&](Expr i) { return sum(e(i, k2), {k2}); }, "den");
-    auto Y = compute({R, C}, [&](Expr i, Expr j) { return e(i, j) / den(i); }, "Y");
+    auto den = compute(
+            {R}, [&](Expr i) { return sum(e(i, k2), {k2}); }, "den");
+    auto Y = compute(
+            {R, C}, [&](Expr i, Expr j) { return e(i, j) / den(i); }, "Y");
     for (int variant = 0; variant < 5; ++variant) {
         CAPTURE(variant);
         Schedule s(Y);
         if (variant != 2) s[e].compute_inline();
-        if (variant == 1) {
-            s[den].compute_at(s[Y], Y.axis(0));
-        }
+        if (variant == 1) { s[den].compute_at(s[Y], Y.axis(0)); }
         if (variant == 2) {
             auto [o, i] = s[Y].split(Y.axis(1), 8);
             s[Y].vectorize(i);
@@ -223,7 +235,8 @@ TEST_CASE("softmax: a multi-stage pipeline with compute_at and compute_inline") 
             float m = -INFINITY, d = 0;
             for (int j = 0; j < C; ++j) m = std::max(m, x.at<float>(i, j));
             for (int j = 0; j < C; ++j) d += std::exp(x.at<float>(i, j) - m);
-            for (int j = 0; j < C; ++j) CHECK(y.at<float>(i, j) == doctest::Approx(std::exp(x.at<float>(i, j) - m) / d).epsilon(1e-5));
+            for (int j = 0; j < C; ++j)
+                CHECK(y.at<float>(i, j) == doctest::Approx(std::exp(x.at<float>(i, j) - m) / d).epsilon(1e-5));
         }
     }
 }
@@ -232,10 +245,15 @@ TEST_CASE("layernorm and a reduction to a scalar") {
     const int R = 5, C = 29;
     auto X = placeholder({R, C}, f32, "X");
     auto k = reduce_axis(0, C, "k");
-    auto mean = compute({R}, [&](Expr i) { return sum(X(i, k), {k}); }, "mean");
+    auto mean = compute(
+            {R}, [&](Expr i) { return sum(X(i, k), {k}); }, "mean");
     auto k2 = reduce_axis(0, C, "k2");
-    auto var_ = compute({R}, [&](Expr i) { return sum((X(i, k2) - mean(i) / float(C)) * (X(i, k2) - mean(i) / float(C)), {k2}); }, "var");
-    auto Y = compute({R, C}, [&](Expr i, Expr j) { return (X(i, j) - mean(i) / float(C)) * rsqrt(var_(i) / float(C) + 1e-5f); }, "Y");
+    auto var_ = compute(
+            {R}, [&](Expr i) { return sum((X(i, k2) - mean(i) / float(C)) * (X(i, k2) - mean(i) / float(C)), {k2}); },
+            "var");
+    auto Y = compute(
+            {R, C}, [&](Expr i, Expr j) { return (X(i, j) - mean(i) / float(C)) * rsqrt(var_(i) / float(C) + 1e-5f); },
+            "Y");
     Schedule s(Y);
     s[var_].compute_at(s[Y], Y.axis(0));
     auto f = build(s, {X, Y});
@@ -247,12 +265,14 @@ TEST_CASE("layernorm and a reduction to a scalar") {
         m /= C;
         for (int j = 0; j < C; ++j) v += (x.at<float>(i, j) - m) * (x.at<float>(i, j) - m);
         v /= C;
-        for (int j = 0; j < C; ++j) CHECK(y.at<float>(i, j) == doctest::Approx((x.at<float>(i, j) - m) / std::sqrt(v + 1e-5)).epsilon(1e-4));
+        for (int j = 0; j < C; ++j)
+            CHECK(y.at<float>(i, j) == doctest::Approx((x.at<float>(i, j) - m) / std::sqrt(v + 1e-5)).epsilon(1e-4));
     }
 
     auto Z = placeholder({1000}, f32, "Z");
     auto r = reduce_axis(0, 1000, "r");
-    auto total = compute({1}, [&](Expr) { return sum(Z(r), {r}); }, "total");
+    auto total = compute(
+            {1}, [&](Expr) { return sum(Z(r), {r}); }, "total");
     Schedule s2(total);
     auto [ro, ri] = s2[total].split(r, 16);
     auto partial = s2.rfactor(total, ri);
@@ -271,14 +291,21 @@ TEST_CASE("conv2d NCHW with padding and stride against a naive loop") {
     const int OH = (H + 2 * P - KH) / S + 1, OW = (W + 2 * P - KW) / S + 1;
     auto X = placeholder({N, CI, H, W}, f32, "X");
     auto Wt = placeholder({CO, CI, KH, KW}, f32, "W");
-    auto pad = compute({N, CI, H + 2 * P, W + 2 * P}, [&](Expr n, Expr c, Expr h, Expr w) {
-        return if_then_else(h >= P && h < H + P && w >= P && w < W + P, X(n, c, h - P, w - P), 0.0f);
-    }, "pad");
+    auto pad = compute(
+            {N, CI, H + 2 * P, W + 2 * P},
+            [&](Expr n, Expr c, Expr h, Expr w) {
+                return if_then_else(h >= P && h < H + P && w >= P && w < W + P, X(n, c, h - P, w - P), 0.0f);
+            },
+            "pad");
     auto rc = reduce_axis(0, CI, "rc"), ry = reduce_axis(0, KH, "ry"), rx = reduce_axis(0, KW, "rx");
-    auto Y = compute({N, CO, OH, OW}, [&](Expr n, Expr c, Expr h, Expr w) {
-        return sum(pad(n, rc, h * S + ry, w * S + rx) * Wt(c, rc, ry, rx), {rc, ry, rx});
-    }, "Y");
-    auto relu = compute({N, CO, OH, OW}, [&](Expr n, Expr c, Expr h, Expr w) { return max(Y(n, c, h, w), 0.0f); }, "relu");
+    auto Y = compute(
+            {N, CO, OH, OW},
+            [&](Expr n, Expr c, Expr h, Expr w) {
+                return sum(pad(n, rc, h * S + ry, w * S + rx) * Wt(c, rc, ry, rx), {rc, ry, rx});
+            },
+            "Y");
+    auto relu = compute(
+            {N, CO, OH, OW}, [&](Expr n, Expr c, Expr h, Expr w) { return max(Y(n, c, h, w), 0.0f); }, "relu");
     for (int variant = 0; variant < 2; ++variant) {
         Schedule s(relu);
         if (variant == 0) {
@@ -290,7 +317,8 @@ TEST_CASE("conv2d NCHW with padding and stride against a naive loop") {
             s[relu].vectorize(wi);
         }
         auto f = build(s, {X, Wt, relu});
-        Buffer x = test::random_buffer({N, CI, H, W}, 10), w = test::random_buffer({CO, CI, KH, KW}, 11), y({N, CO, OH, OW});
+        Buffer x = test::random_buffer({N, CI, H, W}, 10), w = test::random_buffer({CO, CI, KH, KW}, 11),
+               y({N, CO, OH, OW});
         f(x, w, y);
         for (int c = 0; c < CO; ++c)
             for (int h = 0; h < OH; ++h)
@@ -300,7 +328,8 @@ TEST_CASE("conv2d NCHW with padding and stride against a naive loop") {
                         for (int a = 0; a < KH; ++a)
                             for (int b = 0; b < KW; ++b) {
                                 int ih = h * S + a - P, iw = q * S + b - P;
-                                if (ih >= 0 && ih < H && iw >= 0 && iw < W) acc += x.at<float>(0, ci, ih, iw) * w.at<float>(c, ci, a, b);
+                                if (ih >= 0 && ih < H && iw >= 0 && iw < W)
+                                    acc += x.at<float>(0, ci, ih, iw) * w.at<float>(c, ci, a, b);
                             }
                     CHECK(y.at<float>(0, c, h, q) == doctest::Approx(std::max(acc, 0.0f)).epsilon(1e-4));
                 }
@@ -309,7 +338,8 @@ TEST_CASE("conv2d NCHW with padding and stride against a naive loop") {
 
 TEST_CASE("integer, f16 and f64 element types") {
     auto A = placeholder({19}, i32, "A");
-    auto B = compute({19}, [&](Expr i) { return A(i) / 3 + A(i) % 3; }, "B");
+    auto B = compute(
+            {19}, [&](Expr i) { return A(i) / 3 + A(i) % 3; }, "B");
     Schedule s(B);
     auto [o, in] = s[B].split(B.axis(0), 8);
     s[B].vectorize(in);
@@ -323,7 +353,8 @@ TEST_CASE("integer, f16 and f64 element types") {
     }
 
     auto H = placeholder({10}, f16, "H");
-    auto G = compute({10}, [&](Expr i) { return cast(f16, H(i) * 2.0f); }, "G");
+    auto G = compute(
+            {10}, [&](Expr i) { return cast(f16, H(i) * 2.0f); }, "G");
     Schedule s16(G);
     auto g = build(s16, {H, G});
     Buffer h({10}, f16), out({10}, f16);
@@ -333,7 +364,8 @@ TEST_CASE("integer, f16 and f64 element types") {
     CHECK(static_cast<uint16_t*>(out.data())[3] == 0x4000);  // 2.0
 
     auto D = placeholder({7}, f64, "D");
-    auto E = compute({7}, [&](Expr i) { return D(i) * D(i); }, "E");
+    auto E = compute(
+            {7}, [&](Expr i) { return D(i) * D(i); }, "E");
     Schedule sd(E);
     auto fd = build(sd, {D, E});
     std::vector<double> d = {1, 2, 3, 4, 5, 6, 1e-200}, e(7);
@@ -348,7 +380,8 @@ TEST_CASE("the C backend (target kind c) computes what the JIT computes") {
     // Floor division and modulo, by zero and by -1 too, in a vector tail.
     auto A = placeholder({21}, i32, "A");
     auto D = placeholder({21}, i32, "D");
-    auto Q = compute({21}, [&](Expr i) { return A(i) / D(i) + A(i) % D(i) * 1000; }, "Q");
+    auto Q = compute(
+            {21}, [&](Expr i) { return A(i) / D(i) + A(i) % D(i) * 1000; }, "Q");
     Schedule s(Q);
     auto [o, in] = s[Q].split(Q.axis(0), 8);
     s[Q].vectorize(in);
@@ -364,11 +397,16 @@ TEST_CASE("the C backend (target kind c) computes what the JIT computes") {
     Var n = var("n");
     auto X = placeholder({n, 13}, f64, "X");
     auto k = reduce_axis(0, 13, "k");
-    auto S = compute({n}, [&](Expr i) { return sum(X(i, k) * X(i, k), {k}); }, "S");
-    auto Y = compute({n, 13}, [&](Expr i, Expr j) {
-        Expr x = X(i, j);
-        return tanh(x) + erf(x) + sigmoid(x) + exp(x) / (S(i) + 1.0) + select(x > 0.5, sqrt(abs(x)), floor(x * 3.0)) + max(min(x, 0.25), -0.25);
-    }, "Y");
+    auto S = compute(
+            {n}, [&](Expr i) { return sum(X(i, k) * X(i, k), {k}); }, "S");
+    auto Y = compute(
+            {n, 13},
+            [&](Expr i, Expr j) {
+                Expr x = X(i, j);
+                return tanh(x) + erf(x) + sigmoid(x) + exp(x) / (S(i) + 1.0) +
+                       select(x > 0.5, sqrt(abs(x)), floor(x * 3.0)) + max(min(x, 0.25), -0.25);
+            },
+            "Y");
     Schedule sy(Y);
     sy[Y].parallel(Y.axis(0));
     auto [jo, ji] = sy[Y].split(Y.axis(1), 4);
@@ -376,7 +414,8 @@ TEST_CASE("the C backend (target kind c) computes what the JIT computes") {
     sy[S].compute_at(sy[Y], Y.axis(0));
     auto fy = build(sy, {X, Y}), cy = build(sy, {X, Y}, as_c);
     Buffer x({9, 13}, f64), y_jit({9, 13}, f64), y_c({9, 13}, f64);
-    for (int64_t i = 0; i < x.size(); ++i) static_cast<double*>(x.data())[i] = std::sin(0.37 * static_cast<double>(i)) * 2;
+    for (int64_t i = 0; i < x.size(); ++i)
+        static_cast<double*>(x.data())[i] = std::sin(0.37 * static_cast<double>(i)) * 2;
     fy(x, y_jit);
     cy(x, y_c);
     double worst = 0;
@@ -390,7 +429,8 @@ TEST_CASE("the C backend (target kind c) computes what the JIT computes") {
     // exp() lowers to a polynomial with its argument bound by a let. Under a select the let is assigned where
     // it stands, not before the statement, so the load it binds is read only on the side taken.
     auto P = placeholder({19}, f32, "P");
-    auto E = compute({19}, [&](Expr i) { return select(P(i) > 0.0f, exp(P(i)), P(i) * 2.0f); }, "E");
+    auto E = compute(
+            {19}, [&](Expr i) { return select(P(i) > 0.0f, exp(P(i)), P(i) * 2.0f); }, "E");
     Schedule se(E);
     auto fe = build(se, {P, E}), ce = build(se, {P, E}, as_c);
     CHECK(ce.c_source().find("float exp_x") != std::string::npos);
@@ -408,8 +448,10 @@ TEST_CASE("integer division by zero gives 0 and does not trap, in vector tails t
         CAPTURE(t.str());
         auto A = placeholder({21}, t, "A");
         auto D = placeholder({21}, t, "D");
-        auto Q = compute({21}, [&](Expr i) { return A(i) / D(i); }, "Q");
-        auto R = compute({21}, [&](Expr i) { return A(i) % D(i); }, "R");
+        auto Q = compute(
+                {21}, [&](Expr i) { return A(i) / D(i); }, "Q");
+        auto R = compute(
+                {21}, [&](Expr i) { return A(i) % D(i); }, "R");
         Schedule s({Q, R});
         for (auto& T : {Q, R}) {
             auto [o, in] = s[T].split(T.axis(0), 8);
@@ -424,15 +466,21 @@ TEST_CASE("integer division by zero gives 0 and does not trap, in vector tails t
             return static_cast<uint32_t*>(b.data())[i];
         };
         auto set = [&](Buffer& b, int i, int64_t v) {
-            if (t.bits == 64) static_cast<int64_t*>(b.data())[i] = v;
-            else if (sgn) static_cast<int32_t*>(b.data())[i] = static_cast<int32_t>(v);
-            else static_cast<uint32_t*>(b.data())[i] = static_cast<uint32_t>(v);
+            if (t.bits == 64)
+                static_cast<int64_t*>(b.data())[i] = v;
+            else if (sgn)
+                static_cast<int32_t*>(b.data())[i] = static_cast<int32_t>(v);
+            else
+                static_cast<uint32_t*>(b.data())[i] = static_cast<uint32_t>(v);
         };
         for (int i = 0; i < 21; ++i) {
             set(a, i, sgn ? i * 7 - 60 : i * 7);
             set(d, i, i % 4 == 0 ? 0 : (sgn && i % 3 == 0 ? -1 : i % 5 + 1));
         }
-        if (sgn) set(a, 3, t.bits == 64 ? std::numeric_limits<int64_t>::min() : std::numeric_limits<int32_t>::min());  // 3 % 3 == 0: divided by -1
+        if (sgn)
+            set(a, 3,
+                t.bits == 64 ? std::numeric_limits<int64_t>::min()
+                             : std::numeric_limits<int32_t>::min());  // 3 % 3 == 0: divided by -1
         f(a, d, q, r);
         for (int i = 0; i < 21; ++i) {
             CAPTURE(i);
@@ -456,8 +504,10 @@ TEST_CASE("integer division by zero gives 0 and does not trap, in vector tails t
 TEST_CASE("cache_read and reorder_storage keep results") {
     const int M = 23, N = 19;
     auto A = placeholder({M, N}, f32, "A");
-    auto B = compute({M, N}, [&](Expr i, Expr j) { return A(i, j) * 2.0f; }, "B");
-    auto C = compute({N, M}, [&](Expr i, Expr j) { return B(j, i) + 1.0f; }, "C");
+    auto B = compute(
+            {M, N}, [&](Expr i, Expr j) { return A(i, j) * 2.0f; }, "B");
+    auto C = compute(
+            {N, M}, [&](Expr i, Expr j) { return B(j, i) + 1.0f; }, "C");
     Schedule s(C);
     auto AL = s.cache_read(A, "local", {B});
     s[B].reorder_storage({1, 0});
@@ -483,7 +533,10 @@ TEST_CASE("the kernel cache returns the compiled kernel; kernels run from severa
     std::vector<Buffer> outs(4, Buffer());
     for (auto& o : outs) o = Buffer({40, 40});
     std::vector<std::thread> ts;
-    for (auto& o : outs) ts.emplace_back([&, po = &o] { for (int r = 0; r < 5; ++r) f2(a, b, *po); });
+    for (auto& o : outs)
+        ts.emplace_back([&, po = &o] {
+            for (int r = 0; r < 5; ++r) f2(a, b, *po);
+        });
     for (auto& t : ts) t.join();
     Eigen::Map<RowMat> ea(a.data_as<float>(), 40, 40), eb(b.data_as<float>(), 40, 40);
     RowMat ref = ea * eb;
@@ -556,14 +609,19 @@ TEST_CASE("a buffer over memory with an owner keeps it alive, and a kernel reads
     CHECK(a.owning());
     CHECK(a.data() == data);
     auto A = placeholder({37}, f32, "A");
-    auto B = compute({37}, [&](Expr i) { return A(i) * 2.0f + 1.0f; }, "B");
+    auto B = compute(
+            {37}, [&](Expr i) { return A(i) * 2.0f + 1.0f; }, "B");
     Schedule s(B);
     auto [o, i] = s[B].split(B.axis(0), 16);
     s[B].vectorize(i);
     Buffer b({37});
     build(s, {A, B})(a, b);
     for (int k = 0; k < 37; ++k) CHECK(b.data_as<float>()[k] == (0.25f * static_cast<float>(k) - 3.0f) * 2.0f + 1.0f);
-    { Buffer copy = a; a = Buffer(); CHECK_FALSE(watch.expired()); }
+    {
+        Buffer copy = a;
+        a = Buffer();
+        CHECK_FALSE(watch.expired());
+    }
     CHECK(watch.expired());  // the last copy released it
 }
 
@@ -572,7 +630,8 @@ TEST_CASE("fp_contract: a*x + b is one fused multiply-add unless the build says 
     auto A = placeholder({3}, f32, "A");
     auto X = placeholder({3}, f32, "X");
     auto B = placeholder({3}, f32, "B");
-    auto Y = compute({3}, [&](Expr i) { return A(i) * X(i) + B(i); }, "Y");
+    auto Y = compute(
+            {3}, [&](Expr i) { return A(i) * X(i) + B(i); }, "Y");
     Schedule s(Y);
     const float a = 1.0f + std::ldexp(1.0f, -12), b = -(1.0f + std::ldexp(1.0f, -11));
     std::vector<float> va(3, a), vx(3, a), vb(3, b), y(3);
@@ -590,16 +649,20 @@ TEST_CASE("fp_contract: a*x + b is one fused multiply-add unless the build says 
 
 TEST_CASE("a vectorized loop that cannot become vector code stays serial, and lowering says which and why") {
     auto A = placeholder({20, 24}, f32, "A");
-    auto P = compute({20, 24}, [&](Expr i, Expr j) { return A(i, j) * 2.0f; }, "P");
-    auto C = compute({20, 24}, [&](Expr i, Expr j) { return P(i, j) + 1.0f; }, "C");
+    auto P = compute(
+            {20, 24}, [&](Expr i, Expr j) { return A(i, j) * 2.0f; }, "P");
+    auto C = compute(
+            {20, 24}, [&](Expr i, Expr j) { return P(i, j) + 1.0f; }, "C");
     Schedule s(C);
     auto [jo, ji] = s[C].split(C.axis(1), 8);
     s[C].vectorize(ji);
     s[P].compute_at(s[C], ji);
     const LoweredFunc f = lower(s, {A, C});
     REQUIRE(f.warnings.size() == 1);
-    CHECK(f.warnings[0] == "vectorize: loop 'j.inner' stays serial: a stage is computed inside it (compute_at), which would need a buffer "
-                           "per lane; compute it at an outer loop");
+    CHECK(f.warnings[0] ==
+          "vectorize: loop 'j.inner' stays serial: a stage is computed inside it (compute_at), which would need a "
+          "buffer "
+          "per lane; compute it at an outer loop");
     CHECK(to_string(f).find("// warning: vectorize: loop 'j.inner' stays serial") != std::string::npos);
     auto k = build(s, {A, C});
     CHECK(k.warnings() == f.warnings);

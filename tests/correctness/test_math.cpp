@@ -30,9 +30,27 @@ std::vector<float> inputs() {
         if (std::isfinite(f)) v.push_back(f);
     }
     const float inf = std::numeric_limits<float>::infinity();
-    for (float f : {0.f, -0.f, inf, -inf, std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::denorm_min(),
-                    -std::numeric_limits<float>::denorm_min(), std::numeric_limits<float>::min(), std::numeric_limits<float>::max(),
-                    -std::numeric_limits<float>::max(), 1.f, -1.f, 88.7f, 88.73f, -87.3f, -103.9f, -104.f, 0.625f, -0.625f, 4.f, -4.f})
+    for (float f : {0.f,
+                    -0.f,
+                    inf,
+                    -inf,
+                    std::numeric_limits<float>::quiet_NaN(),
+                    std::numeric_limits<float>::denorm_min(),
+                    -std::numeric_limits<float>::denorm_min(),
+                    std::numeric_limits<float>::min(),
+                    std::numeric_limits<float>::max(),
+                    -std::numeric_limits<float>::max(),
+                    1.f,
+                    -1.f,
+                    88.7f,
+                    88.73f,
+                    -87.3f,
+                    -103.9f,
+                    -104.f,
+                    0.625f,
+                    -0.625f,
+                    4.f,
+                    -4.f})
         v.push_back(f);
     return v;
 }
@@ -44,10 +62,12 @@ struct Accuracy {
 };
 
 // Runs y = f(x) as a kernel vectorised by 16 (with a tail) over `xs`.
-Accuracy measure(const std::function<Expr(Expr)>& f, const std::function<double(double)>& reference, const std::vector<float>& xs, std::string* llvm_ir = nullptr) {
+Accuracy measure(const std::function<Expr(Expr)>& f, const std::function<double(double)>& reference,
+                 const std::vector<float>& xs, std::string* llvm_ir = nullptr) {
     const int n = static_cast<int>(xs.size());
     auto X = placeholder({n}, f32, "X");
-    auto Y = compute({n}, [&](Expr i) { return f(X(i)); }, "Y");
+    auto Y = compute(
+            {n}, [&](Expr i) { return f(X(i)); }, "Y");
     Schedule s(Y);
     auto [o, in] = s[Y].split(Y.axis(0), 16);
     s[Y].vectorize(in);
@@ -90,11 +110,11 @@ TEST_CASE("math lowering: exp, log, tanh, sigmoid and erf within their stated ul
         int64_t bound;
     };
     const Case cases[] = {
-        {"exp", [](Expr x) { return kiln::exp(x); }, exp_ref, 1},
-        {"log", [](Expr x) { return kiln::log(x); }, log_ref, 1},
-        {"tanh", [](Expr x) { return kiln::tanh(x); }, tanh_ref, 2},
-        {"sigmoid", [](Expr x) { return kiln::sigmoid(x); }, sigmoid_ref, 2},
-        {"erf", [](Expr x) { return kiln::erf(x); }, erf_ref, 5},
+            {"exp", [](Expr x) { return kiln::exp(x); }, exp_ref, 1},
+            {"log", [](Expr x) { return kiln::log(x); }, log_ref, 1},
+            {"tanh", [](Expr x) { return kiln::tanh(x); }, tanh_ref, 2},
+            {"sigmoid", [](Expr x) { return kiln::sigmoid(x); }, sigmoid_ref, 2},
+            {"erf", [](Expr x) { return kiln::erf(x); }, erf_ref, 5},
     };
     for (const Case& c : cases) {
         const std::string name = c.name;
@@ -115,11 +135,23 @@ TEST_CASE("math lowering: exp, log, tanh, sigmoid and erf within their stated ul
 }
 
 TEST_CASE("math lowering: pow by a small constant exponent is products, a reciprocal or a square root") {
-    const std::vector<float> xs = {0.f, -0.f, 1.5f, -2.25f, 3.f, 1e-20f, -7e15f, std::numeric_limits<float>::infinity(),
-                                   -std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN(), 0.3f, 17.f, -0.1f};
+    const std::vector<float> xs = {0.f,
+                                   -0.f,
+                                   1.5f,
+                                   -2.25f,
+                                   3.f,
+                                   1e-20f,
+                                   -7e15f,
+                                   std::numeric_limits<float>::infinity(),
+                                   -std::numeric_limits<float>::infinity(),
+                                   std::numeric_limits<float>::quiet_NaN(),
+                                   0.3f,
+                                   17.f,
+                                   -0.1f};
     for (double e : {0.0, 1.0, 2.0, 3.0, 4.0, -1.0, -2.0, 0.5}) {
         CAPTURE(e);
-        const Accuracy acc = measure([&](Expr x) { return kiln::pow(x, make_const(f32, e)); }, [&](double x) { return std::pow(x, e); }, xs);
+        const Accuracy acc = measure([&](Expr x) { return kiln::pow(x, make_const(f32, e)); },
+                                     [&](double x) { return std::pow(x, e); }, xs);
         CHECK(acc.max_ulp <= 2);
         CHECK(acc.special_mismatches == 0);
     }
@@ -131,7 +163,8 @@ TEST_CASE("math lowering: pow by a small constant exponent is products, a recipr
 
 TEST_CASE("math lowering: the loop IR shows the polynomial after lower_math and the call before it") {
     auto X = placeholder({37}, f32, "X");
-    auto Y = compute({37}, [&](Expr i) { return kiln::exp(X(i)); }, "Y");
+    auto Y = compute(
+            {37}, [&](Expr i) { return kiln::exp(X(i)); }, "Y");
     Schedule s(Y);
     std::ostringstream before, after;
     before << lower(s, {X, Y}, {.after = "loop_partition"});

@@ -36,7 +36,8 @@ void randomize_stage(Schedule& s, const Tensor& t, std::mt19937& rng, bool allow
         auto& iv = leaves[leaves.size() - 2];
         st.unroll(iv);
     }
-    if (allow_parallel && !leaves[0].is_reduce() && !st.node()->for_kind.count(leaves[0].get()) && coin(rng) < 40) st.parallel(leaves[0]);
+    if (allow_parallel && !leaves[0].is_reduce() && !st.node()->for_kind.count(leaves[0].get()) && coin(rng) < 40)
+        st.parallel(leaves[0]);
 }
 
 struct Pipeline {
@@ -51,24 +52,31 @@ Pipeline matmul_pipeline() {
     auto A = placeholder({37, 23}, f32, "A");
     auto B = placeholder({23, 29}, f32, "B");
     auto k = reduce_axis(0, 23, "k");
-    auto C = compute({37, 29}, [&](Expr i, Expr j) { return sum(A(i, k) * B(k, j), {k}); }, "C");
-    auto D = compute({37, 29}, [&](Expr i, Expr j) { return max(C(i, j), 0.0f) + 1.0f; }, "D");
+    auto C = compute(
+            {37, 29}, [&](Expr i, Expr j) { return sum(A(i, k) * B(k, j), {k}); }, "C");
+    auto D = compute(
+            {37, 29}, [&](Expr i, Expr j) { return max(C(i, j), 0.0f) + 1.0f; }, "D");
     return {{A, B}, D, {C, D}, {{37, 23}, {23, 29}}, {37, 29}};
 }
 
 Pipeline blur_pipeline() {
     auto I = placeholder({41, 35}, f32, "I");
-    auto bx = compute({41, 33}, [&](Expr y, Expr x) { return (I(y, x) + I(y, x + 1) + I(y, x + 2)) / 3.0f; }, "blur_x");
-    auto by = compute({39, 33}, [&](Expr y, Expr x) { return (bx(y, x) + bx(y + 1, x) + bx(y + 2, x)) / 3.0f; }, "blur_y");
+    auto bx = compute(
+            {41, 33}, [&](Expr y, Expr x) { return (I(y, x) + I(y, x + 1) + I(y, x + 2)) / 3.0f; }, "blur_x");
+    auto by = compute(
+            {39, 33}, [&](Expr y, Expr x) { return (bx(y, x) + bx(y + 1, x) + bx(y + 2, x)) / 3.0f; }, "blur_y");
     return {{I}, by, {bx, by}, {{41, 35}}, {39, 33}};
 }
 
 Pipeline rowsum_pipeline() {
     auto X = placeholder({19, 43}, f32, "X");
-    auto sq = compute({19, 43}, [&](Expr i, Expr j) { return X(i, j) * X(i, j); }, "sq");
+    auto sq = compute(
+            {19, 43}, [&](Expr i, Expr j) { return X(i, j) * X(i, j); }, "sq");
     auto r = reduce_axis(0, 43, "r");
-    auto s = compute({19}, [&](Expr i) { return sum(sq(i, r), {r}); }, "rowsum");
-    auto o = compute({19, 43}, [&](Expr i, Expr j) { return X(i, j) / (s(i) + 1.0f); }, "norm");
+    auto s = compute(
+            {19}, [&](Expr i) { return sum(sq(i, r), {r}); }, "rowsum");
+    auto o = compute(
+            {19, 43}, [&](Expr i, Expr j) { return X(i, j) / (s(i) + 1.0f); }, "norm");
     return {{X}, o, {sq, s, o}, {{19, 43}}, {19, 43}};
 }
 
@@ -94,7 +102,8 @@ TEST_CASE("random legal schedules match the reference") {
     for (int trial = 0; trial < 300; ++trial) {
         Pipeline p = trial % 3 == 0 ? matmul_pipeline() : trial % 3 == 1 ? blur_pipeline() : rowsum_pipeline();
         std::vector<Buffer> ins;
-        for (size_t i = 0; i < p.in_shapes.size(); ++i) ins.push_back(test::random_buffer(p.in_shapes[i], 100 + static_cast<uint32_t>(i)));
+        for (size_t i = 0; i < p.in_shapes.size(); ++i)
+            ins.push_back(test::random_buffer(p.in_shapes[i], 100 + static_cast<uint32_t>(i)));
         Schedule ref_s(p.out);
         auto want = run(ref_s, p, ins);
         Schedule s(p.out);
@@ -105,11 +114,16 @@ TEST_CASE("random legal schedules match the reference") {
             Tensor consumer = p.stages[i + 1];
             int how = static_cast<int>(rng() % 3);
             bool reduction = t.op()->body.as<Reduce>() != nullptr;
-            if (how == 0 && !reduction) { s[t].compute_inline(); trace += t.name() + ":inline "; continue; }
+            if (how == 0 && !reduction) {
+                s[t].compute_inline();
+                trace += t.name() + ":inline ";
+                continue;
+            }
             if (i + 2 == p.stages.size() || p.stages[i + 1].op()->body.as<Reduce>() == nullptr) {
                 // Only a direct consumer can host compute_at.
             }
-            if (how == 1 && s.consumers_of(t.op().get()).size() == 1 && s.consumers_of(t.op().get())[0] == s[consumer].node()) {
+            if (how == 1 && s.consumers_of(t.op().get()).size() == 1 &&
+                s.consumers_of(t.op().get())[0] == s[consumer].node()) {
                 auto leaves = s[consumer].leaf_iter_vars();
                 s[t].compute_at(s[consumer], leaves[rng() % leaves.size()]);
                 trace += t.name() + ":at ";
@@ -117,7 +131,10 @@ TEST_CASE("random legal schedules match the reference") {
         }
         if (rng() % 2 == 0) {
             Tensor last = p.stages.back();
-            if (last.op()->body.as<Reduce>()) { s.cache_write(last, "local"); trace += "cache_write "; }
+            if (last.op()->body.as<Reduce>()) {
+                s.cache_write(last, "local");
+                trace += "cache_write ";
+            }
         }
         for (auto& t : p.stages) {
             if (s[t].node()->attach == AttachType::Inline) continue;
@@ -125,8 +142,16 @@ TEST_CASE("random legal schedules match the reference") {
         }
         std::vector<float> got;
         std::string err = test::error_of([&] { got = run(s, p, ins); });
-        INFO("trial " << trial << ": " << trace << "\n" << (err.empty() ? to_string(lower(s, [&] { auto a = p.inputs; a.push_back(p.out); return a; }())) : err));
-        // compute_at points may be invalidated by later splits of the consumer: that is a clear error, not a wrong result.
+        INFO("trial " << trial << ": " << trace << "\n"
+                      << (err.empty() ? to_string(lower(s,
+                                                        [&] {
+                                                            auto a = p.inputs;
+                                                            a.push_back(p.out);
+                                                            return a;
+                                                        }()))
+                                      : err));
+        // compute_at points may be invalidated by later splits of the consumer: that is a clear error, not a wrong
+        // result.
         if (!err.empty()) {
             CHECK(err.find("no longer one of its loops") != std::string::npos);
             continue;

@@ -18,7 +18,10 @@ namespace test {
 inline std::string path_setting(const char* name) {
     if (const char* v = std::getenv(name)) return v;
     const std::string key = name;
-    const char* built = key == "KILN_GRAPH_MODELS" ? KILN_TEST_GRAPH_MODELS : key == "KILN_CLI" ? KILN_TEST_CLI : key == "KILN_C_API_CHECK" ? KILN_TEST_C_API_CHECK : "";
+    const char* built = key == "KILN_GRAPH_MODELS"  ? KILN_TEST_GRAPH_MODELS
+                        : key == "KILN_CLI"         ? KILN_TEST_CLI
+                        : key == "KILN_C_API_CHECK" ? KILN_TEST_C_API_CHECK
+                                                    : "";
     REQUIRE_MESSAGE(*built, name, " is not known to this build; set it in the environment");
     return built;
 }
@@ -36,6 +39,8 @@ inline std::string read_all(const std::string& path) {
     return ss.str();
 }
 
-inline void write_all(const std::string& path, const std::string& data) { std::ofstream(path, std::ios::binary) << data; }
+inline void write_all(const std::string& path, const std::string& data) {
+    std::ofstream(path, std::ios::binary) << data;
+}
 
 }  // namespace test

@@ -26,19 +26,73 @@ namespace fs = std::filesystem;
 namespace {
 
 // The operators the graph layer promises (issue 4's list).
-const std::set<std::string> kOperators = {
-    "Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Pow", "Relu", "LeakyRelu", "Clip", "Sigmoid", "Tanh", "Erf", "Gelu",
-    "HardSigmoid", "HardSwish", "Mish", "Softmax", "LogSoftmax", "BatchNormalization", "LayerNormalization", "InstanceNormalization", "MaxPool",
-    "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Reshape", "Flatten", "Transpose", "Concat", "Split", "Slice", "Squeeze", "Unsqueeze",
-    "Gather", "Pad", "Resize", "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "Shape", "Constant", "ConstantOfShape", "Cast", "Identity",
-    "Dropout", "Where", "Expand", "Sqrt", "Exp", "Log", "Neg", "Abs", "Reciprocal"};
+const std::set<std::string> kOperators = {"Conv",
+                                          "ConvTranspose",
+                                          "Gemm",
+                                          "MatMul",
+                                          "Add",
+                                          "Sub",
+                                          "Mul",
+                                          "Div",
+                                          "Pow",
+                                          "Relu",
+                                          "LeakyRelu",
+                                          "Clip",
+                                          "Sigmoid",
+                                          "Tanh",
+                                          "Erf",
+                                          "Gelu",
+                                          "HardSigmoid",
+                                          "HardSwish",
+                                          "Mish",
+                                          "Softmax",
+                                          "LogSoftmax",
+                                          "BatchNormalization",
+                                          "LayerNormalization",
+                                          "InstanceNormalization",
+                                          "MaxPool",
+                                          "AveragePool",
+                                          "GlobalAveragePool",
+                                          "GlobalMaxPool",
+                                          "Reshape",
+                                          "Flatten",
+                                          "Transpose",
+                                          "Concat",
+                                          "Split",
+                                          "Slice",
+                                          "Squeeze",
+                                          "Unsqueeze",
+                                          "Gather",
+                                          "Pad",
+                                          "Resize",
+                                          "ReduceMean",
+                                          "ReduceSum",
+                                          "ReduceMax",
+                                          "ReduceMin",
+                                          "Shape",
+                                          "Constant",
+                                          "ConstantOfShape",
+                                          "Cast",
+                                          "Identity",
+                                          "Dropout",
+                                          "Where",
+                                          "Expand",
+                                          "Sqrt",
+                                          "Exp",
+                                          "Log",
+                                          "Neg",
+                                          "Abs",
+                                          "Reciprocal"};
 
 double half_to_double(uint16_t h) {
     const int sign = h >> 15, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
     double v;
-    if (exp == 0) v = std::ldexp(man, -24);
-    else if (exp == 31) v = man ? NAN : INFINITY;
-    else v = std::ldexp(man + 1024, exp - 25);
+    if (exp == 0)
+        v = std::ldexp(man, -24);
+    else if (exp == 31)
+        v = man ? NAN : INFINITY;
+    else
+        v = std::ldexp(man + 1024, exp - 25);
     return sign ? -v : v;
 }
 
@@ -63,8 +117,9 @@ std::string compare(const kiln::Buffer& got, const kiln::Buffer& want) {
     if (got.shape() != want.shape()) {
         // A rank-0 result and a [1] result hold the same single value; any other shape is wrong.
         const bool scalar_like = n == 1 && got.shape().size() <= 1 && want.shape().size() <= 1;
-        if (!scalar_like) return "shape " + kiln::graph::TensorType{got.shape(), got.dtype()}.str() + ", expected " +
-                                 kiln::graph::TensorType{want.shape(), want.dtype()}.str();
+        if (!scalar_like)
+            return "shape " + kiln::graph::TensorType{got.shape(), got.dtype()}.str() + ", expected " +
+                   kiln::graph::TensorType{want.shape(), want.dtype()}.str();
     }
     const bool exact = !got.dtype().is_float();
     for (int64_t i = 0; i < n; ++i) {
@@ -86,7 +141,8 @@ std::string run_test(const fs::path& dir) {
     try {
         std::vector<fs::path> sets;
         for (auto& e : fs::directory_iterator(dir))
-            if (e.is_directory() && e.path().filename().string().rfind("test_data_set_", 0) == 0) sets.push_back(e.path());
+            if (e.is_directory() && e.path().filename().string().rfind("test_data_set_", 0) == 0)
+                sets.push_back(e.path());
         std::sort(sets.begin(), sets.end());
         if (sets.empty()) return "no test data sets";
         ::onnx::ModelProto proto;
@@ -100,8 +156,9 @@ std::string run_test(const fs::path& dir) {
         for (const auto& t : proto.graph().initializer()) initializers.insert(t.name());
         // Inputs that decide a result's shape or an operator's constants (Resize's scales, Clip's bounds,
         // Pad's constant value) are known when compiling; so are all non-float inputs.
-        static const std::set<std::string> param_ops = {"Resize", "Clip", "Pad", "Slice", "Reshape", "Expand", "Split", "Squeeze", "Unsqueeze",
-                                                        "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ConstantOfShape"};
+        static const std::set<std::string> param_ops = {
+                "Resize",  "Clip",      "Pad",        "Slice",     "Reshape",   "Expand",    "Split",
+                "Squeeze", "Unsqueeze", "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ConstantOfShape"};
         for (const auto& n : proto.graph().node())
             if (param_ops.count(n.op_type()))
                 for (int i = 1; i < n.input_size(); ++i) parameters.insert(n.input(i));
@@ -115,8 +172,10 @@ std::string run_test(const fs::path& dir) {
             if (inputs.size() > input_names.size()) return set.filename().string() + " has more inputs than the model";
             kiln::onnx::LoadOptions lo;
             for (size_t i = 0; i < inputs.size(); ++i) {
-                if (!inputs[i].dtype().is_float() || parameters.count(input_names[i])) lo.constants[input_names[i]] = inputs[i];
-                else lo.shapes[input_names[i]] = inputs[i].shape();
+                if (!inputs[i].dtype().is_float() || parameters.count(input_names[i]))
+                    lo.constants[input_names[i]] = inputs[i];
+                else
+                    lo.shapes[input_names[i]] = inputs[i].shape();
             }
             kiln::graph::Graph g = kiln::onnx::load((dir / "model.onnx").string(), lo);
             kiln::graph::Executable exe = kiln::graph::compile(g, {.opt_level = 3, .threads = 1});
@@ -125,7 +184,9 @@ std::string run_test(const fs::path& dir) {
             exe.run();
             for (size_t i = 0; fs::exists(set / ("output_" + std::to_string(i) + ".pb")); ++i) {
                 if (i >= exe.num_outputs()) return "the model has fewer outputs than the data set";
-                const std::string diff = compare(exe.output(i), kiln::onnx::load_tensor((set / ("output_" + std::to_string(i) + ".pb")).string()));
+                const std::string diff =
+                        compare(exe.output(i),
+                                kiln::onnx::load_tensor((set / ("output_" + std::to_string(i) + ".pb")).string()));
                 if (!diff.empty()) return set.filename().string() + " output " + std::to_string(i) + ": " + diff;
             }
         }
@@ -144,7 +205,8 @@ std::set<std::string> ops_of(const fs::path& model) {
     ::onnx::ModelProto m;
     std::set<std::string> ops;
     if (!m.ParseFromString(ss.str())) return ops;
-    for (const auto& n : m.graph().node()) ops.insert(n.domain().empty() || n.domain() == "ai.onnx" ? n.op_type() : n.domain() + "." + n.op_type());
+    for (const auto& n : m.graph().node())
+        ops.insert(n.domain().empty() || n.domain() == "ai.onnx" ? n.op_type() : n.domain() + "." + n.op_type());
     return ops;
 }
 
@@ -152,7 +214,8 @@ std::set<std::string> ops_of(const fs::path& model) {
 
 int main(int argc, char** argv) {
     if (argc < 4) {
-        std::fprintf(stderr, "usage: kiln_onnx_conformance DATA_DIR PASS_LIST EXCLUDED [--report FILE] [--write-pass-list]\n");
+        std::fprintf(stderr,
+                     "usage: kiln_onnx_conformance DATA_DIR PASS_LIST EXCLUDED [--report FILE] [--write-pass-list]\n");
         return 2;
     }
     const fs::path data = argv[1], pass_list = argv[2], excluded_list = argv[3];
@@ -160,15 +223,19 @@ int main(int argc, char** argv) {
     bool write = false;
     for (int i = 4; i < argc; ++i) {
         const std::string a = argv[i];
-        if (a == "--report" && i + 1 < argc) report_path = argv[++i];
-        else if (a == "--write-pass-list") write = true;
+        if (a == "--report" && i + 1 < argc)
+            report_path = argv[++i];
+        else if (a == "--write-pass-list")
+            write = true;
         else {
             std::fprintf(stderr, "kiln_onnx_conformance: unknown argument '%s'\n", a.c_str());
             return 2;
         }
     }
     if (!fs::is_directory(data)) {
-        std::fprintf(stderr, "kiln_onnx_conformance: '%s' is not a directory (the onnx package's backend/test/data/node)\n", data.c_str());
+        std::fprintf(stderr,
+                     "kiln_onnx_conformance: '%s' is not a directory (the onnx package's backend/test/data/node)\n",
+                     data.c_str());
         return 2;
     }
     std::set<std::string> expected;
@@ -207,15 +274,19 @@ int main(int argc, char** argv) {
     std::vector<std::pair<std::string, std::string>> failed;
     for (auto& d : dirs) {
         const auto ops = ops_of(d / "model.onnx");
-        if (ops.empty() || !std::all_of(ops.begin(), ops.end(), [](const std::string& op) { return kOperators.count(op) > 0; })) continue;
+        if (ops.empty() ||
+            !std::all_of(ops.begin(), ops.end(), [](const std::string& op) { return kOperators.count(op) > 0; }))
+            continue;
         const std::string name = d.filename().string();
         bool skip = false;
         for (auto& x : exclusions)
             if (!skip && std::regex_match(name, x.re)) ++x.count, skip = true;
         if (skip) continue;
         const std::string why = run_test(d);
-        if (why.empty()) passed.push_back(name);
-        else failed.push_back({name, why});
+        if (why.empty())
+            passed.push_back(name);
+        else
+            failed.push_back({name, why});
     }
     const size_t total = passed.size() + failed.size();
     const double rate = total ? 100.0 * static_cast<double>(passed.size()) / static_cast<double>(total) : 0.0;
@@ -237,15 +308,18 @@ int main(int argc, char** argv) {
     }
     char summary[320];
     std::snprintf(summary, sizeof summary,
-                  "ONNX node conformance: %zu of %zu tests pass (%.1f%%) for the %zu listed operators; %zu failed, %d regressed, %zu newly passing; "
+                  "ONNX node conformance: %zu of %zu tests pass (%.1f%%) for the %zu listed operators; %zu failed, %d "
+                  "regressed, %zu newly passing; "
                   "%d excluded (%zu of %zu counting them)\n",
-                  passed.size(), total, rate, kOperators.size(), failed.size(), regressions, newly, excluded, passed.size(), total + excluded);
+                  passed.size(), total, rate, kOperators.size(), failed.size(), regressions, newly, excluded,
+                  passed.size(), total + excluded);
     rep << summary;
     std::fputs(rep.str().c_str(), stdout);
     if (!report_path.empty()) std::ofstream(report_path) << rep.str();
     if (write) {
         std::ofstream f(pass_list);
-        f << "# ONNX backend node tests kiln passes (onnx 1.17.0 test data); kiln_onnx_conformance --write-pass-list rewrites it.\n";
+        f << "# ONNX backend node tests kiln passes (onnx 1.17.0 test data); kiln_onnx_conformance --write-pass-list "
+             "rewrites it.\n";
         for (auto& name : passed) f << name << "\n";
     }
     if (total == 0) {

@@ -52,7 +52,8 @@ void check_single_output(const std::filesystem::path& out, const std::string& di
 TEST_CASE("kiln run: writes the outputs, which match ONNX Runtime's") {
     const std::string dir = model_dir("model_mobilenetv2_blocks");
     const auto out = std::filesystem::temp_directory_path() / ("kiln_cli_out_" + std::to_string(::getpid()));
-    const auto r = run_cli("run " + dir + "/model.onnx --input input=" + dir + "/input_0.npy --output-dir " + out.string() + " --threads 2 --profile");
+    const auto r = run_cli("run " + dir + "/model.onnx --input input=" + dir + "/input_0.npy --output-dir " +
+                           out.string() + " --threads 2 --profile");
     INFO(r.out);
     REQUIRE(r.code == 0);
     CHECK(r.out.find("compile") != std::string::npos);
@@ -64,7 +65,8 @@ TEST_CASE("kiln run: writes the outputs, which match ONNX Runtime's") {
 TEST_CASE("kiln bench: compile time and a median latency; --dump-graph writes dot") {
     const std::string dir = model_dir("model_transformer_encoder");
     const auto dot = std::filesystem::temp_directory_path() / ("kiln_cli_" + std::to_string(::getpid()) + ".dot");
-    const auto r = run_cli("bench " + dir + "/model.onnx --runs 3 --warmup 1 --opt-level 2 --threads 1 --dump-graph " + dot.string());
+    const auto r = run_cli("bench " + dir + "/model.onnx --runs 3 --warmup 1 --opt-level 2 --threads 1 --dump-graph " +
+                           dot.string());
     INFO(r.out);
     REQUIRE(r.code == 0);
     CHECK(r.out.find("latency     median") != std::string::npos);
@@ -78,7 +80,8 @@ TEST_CASE("kiln bench: compile time and a median latency; --dump-graph writes do
 
 TEST_CASE("kiln run --save, then kiln run on the saved file: no compilation, the same output") {
     const std::string dir = model_dir("model_mobilenetv2_blocks");
-    const auto saved = std::filesystem::temp_directory_path() / ("kiln_cli_saved_" + std::to_string(::getpid()) + ".kiln");
+    const auto saved =
+            std::filesystem::temp_directory_path() / ("kiln_cli_saved_" + std::to_string(::getpid()) + ".kiln");
     const auto out = std::filesystem::temp_directory_path() / ("kiln_cli_saved_out_" + std::to_string(::getpid()));
     auto r = run_cli("run " + dir + "/model.onnx --threads 1 --save " + saved.string());
     INFO(r.out);
@@ -92,14 +95,16 @@ TEST_CASE("kiln run --save, then kiln run on the saved file: no compilation, the
     check_single_output(out, dir);
     r = run_cli("bench " + saved.string() + " --shape input=1,2,3");
     CHECK(r.code == 2);
-    CHECK(r.out.find("kiln: --shape does not apply to " + saved.string() + ": it is a saved executable, compiled already; give the ONNX model instead") == 0);
+    CHECK(r.out.find("kiln: --shape does not apply to " + saved.string() +
+                     ": it is a saved executable, compiled already; give the ONNX model instead") == 0);
     std::filesystem::remove(saved);
     std::filesystem::remove_all(out);
 }
 
 TEST_CASE("kiln export, then kiln run on the library: the runtime gives ONNX Runtime's output") {
     const std::string dir = model_dir("model_mobilenetv2_blocks");
-    const auto library = std::filesystem::temp_directory_path() / ("kiln_cli_export_" + std::to_string(::getpid()) + ".so");
+    const auto library =
+            std::filesystem::temp_directory_path() / ("kiln_cli_export_" + std::to_string(::getpid()) + ".so");
     const auto out = std::filesystem::temp_directory_path() / ("kiln_cli_export_out_" + std::to_string(::getpid()));
     auto r = run_cli("export " + dir + "/model.onnx -o " + library.string() + " --threads 1");
     INFO(r.out);
@@ -112,10 +117,12 @@ TEST_CASE("kiln export, then kiln run on the library: the runtime gives ONNX Run
     check_single_output(out, dir);
     r = run_cli("bench " + library.string() + " --profile");
     CHECK(r.code == 2);
-    CHECK(r.out.find("kiln: --profile needs the JIT; an exported library runs its kernels without timing them (profile the ONNX model instead)") == 0);
+    CHECK(r.out.find("kiln: --profile needs the JIT; an exported library runs its kernels without timing them (profile "
+                     "the ONNX model instead)") == 0);
     r = run_cli("export " + library.string() + " -o " + library.string());
     CHECK(r.code == 2);
-    CHECK(r.out.find("kiln: " + library.string() + " is exported already; give the ONNX model or a saved executable") == 0);
+    CHECK(r.out.find("kiln: " + library.string() + " is exported already; give the ONNX model or a saved executable") ==
+          0);
     r = run_cli("export " + dir + "/model.onnx");
     CHECK(r.code == 2);
     CHECK(r.out.find("kiln: --output is required") == 0);
@@ -135,17 +142,22 @@ TEST_CASE("kiln bench --rounds-on-stdin: one round per line read, then the media
     const std::string dir = model_dir("model_transformer_encoder");
     const auto lines = std::filesystem::temp_directory_path() / ("kiln_cli_rounds_" + std::to_string(::getpid()));
     std::ofstream(lines) << "\n\n\n";
-    const auto r = run_cli("bench " + dir + "/model.onnx --runs 2 --warmup 1 --threads 1 --rounds-on-stdin < " + lines.string());
+    const auto r = run_cli("bench " + dir + "/model.onnx --runs 2 --warmup 1 --threads 1 --rounds-on-stdin < " +
+                           lines.string());
     std::filesystem::remove(lines);
     INFO(r.out);
     REQUIRE(r.code == 0);
     size_t rounds = 0;
-    for (size_t at = r.out.find("round       median "); at != std::string::npos; at = r.out.find("round       median ", at + 1)) ++rounds;
+    for (size_t at = r.out.find("round       median "); at != std::string::npos;
+         at = r.out.find("round       median ", at + 1))
+        ++rounds;
     CHECK(rounds == 3);
     CHECK(r.out.find("over 6 runs (1 warm-up)") != std::string::npos);
 }
 
-TEST_CASE("kiln cache: a second compile links the whole executable, a compile that dumps every kernel, from the disk cache; info and clear") {
+TEST_CASE(
+        "kiln cache: a second compile links the whole executable, a compile that dumps every kernel, from the disk "
+        "cache; info and clear") {
     const std::string dir = model_dir("model_transformer_encoder");
     const auto cache = std::filesystem::temp_directory_path() / ("kiln_cli_cache_" + std::to_string(::getpid()));
     std::filesystem::remove_all(cache);
@@ -218,10 +230,11 @@ TEST_CASE("kiln errors: misuse exits non-zero with a message") {
     r = run_cli("run x.onnx --rounds-on-stdin");
     CHECK(r.code == 2);
     CHECK(r.out.find("kiln: The following argument was not expected: --rounds-on-stdin") == 0);
-    r = run_cli("bench " + model_dir("model_transformer_encoder") + "/model.onnx --runs 1 --rounds-on-stdin < /dev/null");
+    r = run_cli("bench " + model_dir("model_transformer_encoder") +
+                "/model.onnx --runs 1 --rounds-on-stdin < /dev/null");
     CHECK(r.code == 1);
-    CHECK(r.out.find("kiln: error: kiln bench --rounds-on-stdin: standard input ended before the first round; send one line per round") !=
-          std::string::npos);
+    CHECK(r.out.find("kiln: error: kiln bench --rounds-on-stdin: standard input ended before the first round; send one "
+                     "line per round") != std::string::npos);
     r = run_cli("run /nonexistent/model.onnx");
     CHECK(r.code == 1);
     CHECK(r.out == "kiln: error: ONNX model '/nonexistent/model.onnx': cannot open the file\n");

@@ -33,9 +33,7 @@ std::string with_checksum(std::string body) {
 std::string load_error(const std::string& path) {
     try {
         kiln::graph::load_executable(path);
-    } catch (const kiln::Error& e) {
-        return e.what();
-    }
+    } catch (const kiln::Error& e) { return e.what(); }
     return "(loaded without an error)";
 }
 
@@ -46,8 +44,10 @@ TEST_CASE("graph::save / load_executable: a saved model gives the same outputs a
         for (int opt_level : {0, 3}) {
             const std::string dir = model_dir(name);
             INFO(name, " at opt level ", opt_level);
-            const kiln::Buffer input = kiln::npy::load(dir + "/input_0.npy"), want = kiln::npy::load(dir + "/output_0.npy");
-            auto exe = kiln::graph::compile(kiln::onnx::load(dir + "/model.onnx"), {.opt_level = opt_level, .threads = 2});
+            const kiln::Buffer input = kiln::npy::load(dir + "/input_0.npy"),
+                               want = kiln::npy::load(dir + "/output_0.npy");
+            auto exe =
+                    kiln::graph::compile(kiln::onnx::load(dir + "/model.onnx"), {.opt_level = opt_level, .threads = 2});
             exe.set_input(0, input);
             exe.run();
             const std::string path = temp_file("kiln_saved");
@@ -83,13 +83,16 @@ TEST_CASE("graph::load_executable errors: foreign, damaged, truncated and mismat
     const std::string body = good.substr(0, good.size() - 8);
 
     CHECK(load_error("/nonexistent/model.kiln") == "load_executable: cannot open '/nonexistent/model.kiln'");
-    CHECK(load_error(dir + "/model.onnx") == "load_executable: '" + dir +
-                                                "/model.onnx' is not a kiln executable (it does not start with KILNEXE); write one with graph::save");
+    CHECK(load_error(dir + "/model.onnx") ==
+          "load_executable: '" + dir +
+                  "/model.onnx' is not a kiln executable (it does not start with KILNEXE); write one with graph::save");
 
     std::string damaged = good;
     damaged[damaged.size() / 2] ^= 0x5a;
     write_all(path, damaged);
-    CHECK(load_error(path) == "load_executable: '" + path + "' is damaged or truncated (its checksum does not match); save the executable again with graph::save");
+    CHECK(load_error(path) == "load_executable: '" + path +
+                                      "' is damaged or truncated (its checksum does not match); save the executable "
+                                      "again with graph::save");
     write_all(path, good.substr(0, good.size() - 100));
     CHECK(load_error(path).find("is damaged or truncated (its checksum does not match)") != std::string::npos);
 
@@ -105,7 +108,9 @@ TEST_CASE("graph::load_executable errors: foreign, damaged, truncated and mismat
     std::string version = body;
     version[8] = 99;
     write_all(path, with_checksum(version));
-    CHECK(load_error(path) == "load_executable: '" + path + "' has format version 99; this kiln reads version 2; save the executable again with graph::save");
+    CHECK(load_error(path) ==
+          "load_executable: '" + path +
+                  "' has format version 99; this kiln reads version 2; save the executable again with graph::save");
 
     // The target string follows the magic, the version, the flags and its 8-byte length.
     uint64_t target_len;
@@ -116,9 +121,11 @@ TEST_CASE("graph::load_executable errors: foreign, damaged, truncated and mismat
     other[21 + target_len - 1] = other[21 + target_len - 1] == '+' ? '-' : '+';
     write_all(path, with_checksum(other));
     const std::string other_target = other.substr(21, target_len);
-    CHECK(load_error(path) == "load_executable: '" + path + "' was compiled for " + other_target + " but this machine is " + host_target +
-                                  "; compile the model on this machine (graph::compile) and save it here");
+    CHECK(load_error(path) == "load_executable: '" + path + "' was compiled for " + other_target +
+                                      " but this machine is " + host_target +
+                                      "; compile the model on this machine (graph::compile) and save it here");
 
     std::filesystem::remove(path);
-    CHECK_THROWS_WITH_AS(kiln::graph::save(exe, "/nonexistent/dir/model.kiln"), "save: cannot open '/nonexistent/dir/model.kiln' for writing", kiln::Error);
+    CHECK_THROWS_WITH_AS(kiln::graph::save(exe, "/nonexistent/dir/model.kiln"),
+                         "save: cannot open '/nonexistent/dir/model.kiln' for writing", kiln::Error);
 }

@@ -28,8 +28,8 @@ namespace {
 
 using test::model_dir;
 using test::read_all;
-using test::write_all;
 using test::temp_path;
+using test::write_all;
 
 std::string load_error(const std::string& path) {
     char error[2048];
@@ -43,7 +43,8 @@ std::string load_error(const std::string& path) {
 }
 
 kiln::graph::Executable compiled(const std::string& name, int opt_level) {
-    auto exe = kiln::graph::compile(kiln::onnx::load(model_dir(name) + "/model.onnx"), {.opt_level = opt_level, .threads = 2});
+    auto exe = kiln::graph::compile(kiln::onnx::load(model_dir(name) + "/model.onnx"),
+                                    {.opt_level = opt_level, .threads = 2});
     exe.set_input(0, kiln::npy::load(model_dir(name) + "/input_0.npy"));
     exe.run();
     return exe;
@@ -66,7 +67,8 @@ TEST_CASE("graph::export_library: the runtime runs an exported model bit for bit
     for (std::string name : {"model_mobilenetv2_blocks", "model_transformer_encoder"}) {
         for (int opt_level : {0, 1, 2, 3}) {
             INFO(name, " at opt level ", opt_level);
-            const kiln::Buffer input = kiln::npy::load(model_dir(name) + "/input_0.npy"), want = kiln::npy::load(model_dir(name) + "/output_0.npy");
+            const kiln::Buffer input = kiln::npy::load(model_dir(name) + "/input_0.npy"),
+                               want = kiln::npy::load(model_dir(name) + "/output_0.npy");
             auto exe = compiled(name, opt_level);
             const std::string path = temp_path("kiln_export", ".so");
             kiln::graph::export_library(exe, path);
@@ -99,7 +101,8 @@ TEST_CASE("the runtime's C API from a C program that links only libkiln_runtime"
     const std::string program = test::path_setting("KILN_C_API_CHECK");
     const std::string name = "model_mobilenetv2_blocks";
     auto exe = compiled(name, 3);
-    const std::string library = temp_path("kiln_c_api", ".so"), in = temp_path("kiln_c_api_in", ".f32"), out = temp_path("kiln_c_api_out", ".f32");
+    const std::string library = temp_path("kiln_c_api", ".so"), in = temp_path("kiln_c_api_in", ".f32"),
+                      out = temp_path("kiln_c_api_out", ".f32");
     kiln::graph::export_library(exe, library);
     const kiln::Buffer input = kiln::npy::load(model_dir(name) + "/input_0.npy");
     write_all(in, std::string(static_cast<const char*>(input.data()), static_cast<size_t>(input.size()) * 4));
@@ -129,20 +132,24 @@ TEST_CASE("kiln_model_load and the C API errors: missing, foreign, damaged and m
     const char* libm = "/lib/x86_64-linux-gnu/libm.so.6";
     if (std::filesystem::exists(libm))
         CHECK(load_error(libm) == std::string("kiln_model_load: '") + libm +
-                                      "' has no symbol kiln_model_abi; it is not a model exported by kiln (export one with `kiln export` or "
-                                      "kiln::graph::export_library)");
+                                          "' has no symbol kiln_model_abi; it is not a model exported by kiln (export "
+                                          "one with `kiln export` or "
+                                          "kiln::graph::export_library)");
 
     const auto [at, size] = model_file_in(path, good);
     std::string damaged = good;
     damaged[at + size / 2] ^= 0x5a;
     const std::string bad = temp_path("kiln_export_damaged", ".so");
     write_all(bad, damaged);
-    CHECK(load_error(bad) == "kiln_model_load: '" + bad + "' is damaged or truncated (its checksum does not match); export the model again with `kiln export`");
+    CHECK(load_error(bad) ==
+          "kiln_model_load: '" + bad +
+                  "' is damaged or truncated (its checksum does not match); export the model again with `kiln export`");
 
     // A library compiled for a CPU feature this one lacks: the target string names it, with a checksum that fits.
     std::string body = good.substr(at, size - 8);
     std::string lacking;
-    for (const char* f : {"avx512fp16", "amx-tile", "avx512vp2intersect", "avx512bf16", "avx512vnni", "avx512f", "avx2"}) {
+    for (const char* f :
+         {"avx512fp16", "amx-tile", "avx512vp2intersect", "avx512bf16", "avx512vnni", "avx512f", "avx2"}) {
         const size_t minus = body.find(std::string(",-") + f + ",");
         if (minus != std::string::npos && !lacking.size()) {
             std::string trial = body;
@@ -155,45 +162,59 @@ TEST_CASE("kiln_model_load and the C API errors: missing, foreign, damaged and m
             const std::string msg = load_error(bad);
             if (msg.find("which this CPU lacks") != std::string::npos) {
                 lacking = f;
-                CHECK(msg.rfind("kiln_model_load: '" + bad + "' was compiled for a CPU with " + f + ", which this CPU lacks (", 0) == 0);
-                CHECK(msg.find("code cannot run here); export the model on this machine or for its CPU") != std::string::npos);
+                CHECK(msg.rfind("kiln_model_load: '" + bad + "' was compiled for a CPU with " + f +
+                                        ", which this CPU lacks (",
+                                0) == 0);
+                CHECK(msg.find("code cannot run here); export the model on this machine or for its CPU") !=
+                      std::string::npos);
             }
         }
     }
-    if (lacking.empty()) MESSAGE("this CPU has every feature the runtime can test for; the refusal of a foreign CPU's library is not exercised");
+    if (lacking.empty())
+        MESSAGE("this CPU has every feature the runtime can test for; the refusal of a foreign CPU's library is not "
+                "exercised");
     std::filesystem::remove(bad);
 
     kiln::runtime::Model model(path);
     const std::string input = model.input_name(0);
     const auto shape = model.input_shape(0);
-    std::vector<float> data(static_cast<size_t>(std::accumulate(shape.begin(), shape.end(), int64_t{1}, std::multiplies<>())));
-    CHECK_THROWS_WITH_AS(model.set_input("nope", data.data(), shape),
-                         ("kiln_model_set_input: the model has no input 'nope'; its inputs are '" + input + "'").c_str(), kiln::Error);
+    std::vector<float> data(
+            static_cast<size_t>(std::accumulate(shape.begin(), shape.end(), int64_t{1}, std::multiplies<>())));
+    CHECK_THROWS_WITH_AS(
+            model.set_input("nope", data.data(), shape),
+            ("kiln_model_set_input: the model has no input 'nope'; its inputs are '" + input + "'").c_str(),
+            kiln::Error);
     auto wrong = shape;
     wrong.back() += 1;
     std::string dims = "[", wrong_dims = "[";
-    for (size_t d = 0; d < shape.size(); ++d) dims += (d ? ", " : "") + std::to_string(shape[d]), wrong_dims += (d ? ", " : "") + std::to_string(wrong[d]);
+    for (size_t d = 0; d < shape.size(); ++d)
+        dims += (d ? ", " : "") + std::to_string(shape[d]), wrong_dims += (d ? ", " : "") + std::to_string(wrong[d]);
     CHECK_THROWS_WITH_AS(model.set_input(input, data.data(), wrong),
-                         ("kiln_model_set_input: input '" + input + "' has shape " + dims + "] but the data passed has shape " + wrong_dims +
-                          "]; pass data of the model's input shape").c_str(),
+                         ("kiln_model_set_input: input '" + input + "' has shape " + dims +
+                          "] but the data passed has shape " + wrong_dims + "]; pass data of the model's input shape")
+                                 .c_str(),
                          kiln::Error);
-    CHECK_THROWS_WITH_AS(model.output(3), "kiln_model_output: there is no output 3; the model has 1 (indices 0 to 0)", kiln::Error);
-    CHECK_THROWS_WITH_AS(model.set_threads(-2), "kiln_model_set_threads: threads is -2; use 0 (keep the pool as it is) or a positive count", kiln::Error);
+    CHECK_THROWS_WITH_AS(model.output(3), "kiln_model_output: there is no output 3; the model has 1 (indices 0 to 0)",
+                         kiln::Error);
+    CHECK_THROWS_WITH_AS(model.set_threads(-2),
+                         "kiln_model_set_threads: threads is -2; use 0 (keep the pool as it is) or a positive count",
+                         kiln::Error);
     CHECK(std::string(kiln_model_input_name(nullptr, 0) ? "" : kiln_last_error()) ==
           "kiln_model_input_name: the model is NULL; pass the kiln_model* that kiln_model_load returned");
 
     std::string link_error;
     try {
         kiln::graph::export_library(exe, path, {.linker = "false"});
-    } catch (const kiln::Error& e) {
-        link_error = e.what();
-    }
-    CHECK(link_error.rfind("export_library: linking '" + path + "' failed (false -shared -Wl,-z,noexecstack -o '" + path + "'", 0) == 0);
+    } catch (const kiln::Error& e) { link_error = e.what(); }
+    CHECK(link_error.rfind(
+                  "export_library: linking '" + path + "' failed (false -shared -Wl,-z,noexecstack -o '" + path + "'",
+                  0) == 0);
     CHECK(link_error.find("name a working linker in ExportOptions::linker or $KILN_CC") != std::string::npos);
     std::filesystem::remove(path);
 }
 
-TEST_CASE("graph::export_c_source: the C99 model, built by its own Makefile, runs in the runtime to the JIT's results") {
+TEST_CASE(
+        "graph::export_c_source: the C99 model, built by its own Makefile, runs in the runtime to the JIT's results") {
     for (std::string name : {"model_mobilenetv2_blocks", "model_transformer_encoder"}) {
         INFO(name);
         auto exe = compiled(name, 3);
@@ -229,10 +250,10 @@ TEST_CASE("graph::export_c_source: the C99 model, built by its own Makefile, run
     std::string error;
     try {
         kiln::graph::export_c_source(loaded, temp_path("kiln_c_never", ""));
-    } catch (const kiln::Error& e) {
-        error = e.what();
-    }
+    } catch (const kiln::Error& e) { error = e.what(); }
     CHECK(error.rfind("export_c_source: kernel 'kiln_", 0) == 0);
-    CHECK(error.find("' was linked from object code (a saved executable, or an executable the disk cache kept whole), which holds no "
-                     "loop IR; compile the model (graph::compile, without CompileOptions::cache_executable) to write it as C") != std::string::npos);
+    CHECK(error.find("' was linked from object code (a saved executable, or an executable the disk cache kept whole), "
+                     "which holds no "
+                     "loop IR; compile the model (graph::compile, without CompileOptions::cache_executable) to write "
+                     "it as C") != std::string::npos);
 }

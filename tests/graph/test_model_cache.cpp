@@ -25,7 +25,8 @@ struct Model {
 
 Model mobilenet_blocks() {
     const std::string dir = test::model_dir("model_mobilenetv2_blocks");
-    return {kiln::onnx::load(dir + "/model.onnx"), kiln::npy::load(dir + "/input_0.npy"), kiln::npy::load(dir + "/output_0.npy")};
+    return {kiln::onnx::load(dir + "/model.onnx"), kiln::npy::load(dir + "/input_0.npy"),
+            kiln::npy::load(dir + "/output_0.npy")};
 }
 
 kiln::Buffer run(kiln::graph::Executable& exe, const kiln::Buffer& input) {
@@ -44,8 +45,9 @@ bool same_bits(const kiln::Buffer& a, const kiln::Buffer& b) {
 // The whole-model entry: the largest file, as it holds every kernel and the constants.
 std::filesystem::path largest(const std::vector<std::filesystem::path>& files) {
     REQUIRE_FALSE(files.empty());
-    return *std::max_element(files.begin(), files.end(),
-                             [](const auto& a, const auto& b) { return std::filesystem::file_size(a) < std::filesystem::file_size(b); });
+    return *std::max_element(files.begin(), files.end(), [](const auto& a, const auto& b) {
+        return std::filesystem::file_size(a) < std::filesystem::file_size(b);
+    });
 }
 
 }  // namespace
@@ -81,7 +83,9 @@ TEST_CASE("disk cache: another constant, another opt level, a dump or a compile 
 
     kiln::graph::CompileOptions dumping{.opt_level = 3, .threads = 2, .cache_executable = true};
     int dumps = 0;
-    dumping.dump = [&](const std::string&, const kiln::graph::Graph&, const std::vector<kiln::graph::Group>*) { ++dumps; };
+    dumping.dump = [&](const std::string&, const kiln::graph::Graph&, const std::vector<kiln::graph::Group>*) {
+        ++dumps;
+    };
     auto dumped = kiln::graph::compile(m.graph, dumping);
     CHECK_FALSE(dumped.compile_times().from_disk_cache);
     CHECK(dumps > 0);
@@ -92,7 +96,8 @@ TEST_CASE("disk cache: another constant, another opt level, a dump or a compile 
     auto by_default = kiln::graph::compile(m.graph, {.opt_level = 3, .threads = 2});
     CHECK_FALSE(by_default.compile_times().from_disk_cache);
     CHECK_FALSE(by_default.groups().empty());
-    CHECK(by_default.compile_times().disk_cache_hits == by_default.compile_times().distinct_kernels);  // its kernels still are
+    CHECK(by_default.compile_times().disk_cache_hits ==
+          by_default.compile_times().distinct_kernels);  // its kernels still are
     CHECK(cache.files().size() == before);
 
     // One weight changed by one unit in the last place: another model, so a miss, and its own outputs.
@@ -119,7 +124,7 @@ TEST_CASE("disk cache: a damaged whole-model entry is compiled afresh and replac
     std::string flipped = good;
     flipped[flipped.size() / 2] ^= 0x21;
     for (const auto& [what, bytes] : std::vector<std::pair<const char*, std::string>>{
-             {"one byte flipped", flipped}, {"truncated", good.substr(0, good.size() / 3)}, {"empty", ""}}) {
+                 {"one byte flipped", flipped}, {"truncated", good.substr(0, good.size() / 3)}, {"empty", ""}}) {
         CAPTURE(what);
         test::write_all(entry.string(), bytes);
         auto again = kiln::graph::compile(m.graph, {.opt_level = 3, .threads = 2, .cache_executable = true});

@@ -55,9 +55,7 @@ std::string error_of(const std::string& bytes) {
         auto g = kiln::onnx::load_from_bytes(bytes, {}, "m.onnx");
         auto ex = kiln::graph::compile(g, {.opt_level = 1});
         (void)ex;
-    } catch (const kiln::Error& e) {
-        return e.what();
-    }
+    } catch (const kiln::Error& e) { return e.what(); }
     return "";
 }
 
@@ -91,9 +89,7 @@ TEST_CASE("onnx errors: damaged files") {
         try {
             auto g = kiln::onnx::load_from_bytes(good.substr(0, cut), {}, "m.onnx");
             (void)g;
-        } catch (const kiln::Error& e) {
-            CHECK(std::string(e.what()).rfind("ONNX model 'm.onnx'", 0) == 0);
-        }
+        } catch (const kiln::Error& e) { CHECK(std::string(e.what()).rfind("ONNX model 'm.onnx'", 0) == 0); }
     }
     // Random byte flips: no crash, only kiln::Error or a model that loads.
     std::mt19937 rng(7);
@@ -103,8 +99,7 @@ TEST_CASE("onnx errors: damaged files") {
         try {
             auto g = kiln::onnx::load_from_bytes(bad, {}, "m.onnx");
             (void)g;
-        } catch (const kiln::Error&) {
-        }
+        } catch (const kiln::Error&) {}
     }
     CHECK_THROWS_AS(kiln::onnx::load("/nonexistent/model.onnx"), kiln::Error);
 }
@@ -112,7 +107,9 @@ TEST_CASE("onnx errors: damaged files") {
 TEST_CASE("onnx errors: what the model asks for") {
     {
         auto m = tiny_model(9);
-        CHECK(error_of(bytes_of(m)) == "ONNX model 'm.onnx': uses opset 9; kiln supports opsets 11 to 22 (convert it with onnx.version_converter)");
+        CHECK(error_of(bytes_of(m)) ==
+              "ONNX model 'm.onnx': uses opset 9; kiln supports opsets 11 to 22 (convert it with "
+              "onnx.version_converter)");
     }
     {
         auto m = tiny_model();
@@ -127,20 +124,26 @@ TEST_CASE("onnx errors: what the model asks for") {
         a->set_type(::onnx::AttributeProto_AttributeType_INTS);
         a->add_ints(2);
         CHECK(error_of(bytes_of(m)) ==
-              "node 'conv1' (Conv): unknown attribute 'strides_typo'; Conv accepts auto_pad, dilations, group, kernel_shape, pads, strides");
+              "node 'conv1' (Conv): unknown attribute 'strides_typo'; Conv accepts auto_pad, dilations, group, "
+              "kernel_shape, pads, strides");
         // The node is a field of the error too, for a program that reports it on its own.
         try {
             kiln::onnx::load_from_bytes(bytes_of(m), {}, "m.onnx");
             FAIL("the typo was accepted");
-        } catch (const kiln::Error& e) {
-            CHECK(e.node() == "node 'conv1' (Conv)");
-        }
+        } catch (const kiln::Error& e) { CHECK(e.node() == "node 'conv1' (Conv)"); }
     }
     {
         auto m = tiny_model();
-        m.mutable_graph()->mutable_input(0)->mutable_type()->mutable_tensor_type()->mutable_shape()->mutable_dim(0)->set_dim_param("batch");
+        m.mutable_graph()
+                ->mutable_input(0)
+                ->mutable_type()
+                ->mutable_tensor_type()
+                ->mutable_shape()
+                ->mutable_dim(0)
+                ->set_dim_param("batch");
         CHECK(error_of(bytes_of(m)) ==
-              "ONNX model 'm.onnx': input 'x' has dimension 0 unbound ('batch'); kiln compiles static shapes, so give the input's shape, "
+              "ONNX model 'm.onnx': input 'x' has dimension 0 unbound ('batch'); kiln compiles static shapes, so give "
+              "the input's shape, "
               "e.g. {{\"x\", {1, 3, 224, 224}}}");
         kiln::onnx::LoadOptions o;
         o.shapes["x"] = {2, 3, 5, 5};
@@ -151,20 +154,23 @@ TEST_CASE("onnx errors: what the model asks for") {
         auto m = tiny_model();
         m.mutable_graph()->mutable_node(1)->set_input(0, "nothing");
         CHECK(error_of(bytes_of(m)) ==
-              "node 'relu1' (Relu): input 'nothing' is not a graph input, an initializer or the output of an earlier node "
+              "node 'relu1' (Relu): input 'nothing' is not a graph input, an initializer or the output of an earlier "
+              "node "
               "(nodes must be in topological order)");
     }
     {
         auto m = tiny_model();
         m.mutable_graph()->mutable_initializer(0)->mutable_float_data()->RemoveLast();
         CHECK(error_of(bytes_of(m)) ==
-              "ONNX model 'm.onnx': tensor 'w' declares 108 elements of shape [4, 3, 3, 3] but holds 107; the file is corrupt or truncated");
+              "ONNX model 'm.onnx': tensor 'w' declares 108 elements of shape [4, 3, 3, 3] but holds 107; the file is "
+              "corrupt or truncated");
     }
     {
         auto m = tiny_model();
         m.mutable_graph()->mutable_initializer(0)->set_dims(1, 2);
         m.mutable_graph()->mutable_initializer(0)->mutable_float_data()->Truncate(4 * 2 * 9);
-        CHECK(error_of(bytes_of(m)) == "node 'conv1' (Conv): weight W has 2 input channels per group but X has 3 channels in 1 group(s)");
+        CHECK(error_of(bytes_of(m)) ==
+              "node 'conv1' (Conv): weight W has 2 input channels per group but X has 3 channels in 1 group(s)");
     }
     {
         auto m = tiny_model();
@@ -172,18 +178,22 @@ TEST_CASE("onnx errors: what the model asks for") {
         a->set_name("pads");
         a->set_type(::onnx::AttributeProto_AttributeType_INTS);
         for (int p : {1, 1}) a->add_ints(p);
-        CHECK(error_of(bytes_of(m)) == "node 'conv1' (Conv): strides, dilations and pads must have 2, 2 and 4 values for 2 spatial dimensions");
+        CHECK(error_of(bytes_of(m)) ==
+              "node 'conv1' (Conv): strides, dilations and pads must have 2, 2 and 4 values for 2 spatial dimensions");
     }
     {
         auto m = tiny_model();
         m.mutable_graph()->mutable_node(0)->set_domain("com.microsoft");
-        CHECK(error_of(bytes_of(m)) == "node 'conv1' (Conv): operator domain 'com.microsoft' is not supported; kiln implements the default ONNX domain");
+        CHECK(error_of(bytes_of(m)) ==
+              "node 'conv1' (Conv): operator domain 'com.microsoft' is not supported; kiln implements the default ONNX "
+              "domain");
     }
     {
         auto m = tiny_model();
         m.mutable_graph()->mutable_node(1)->set_op_type("kiln.ToBlocked");
         CHECK(error_of(bytes_of(m)) ==
-              "node 'relu1' (kiln.ToBlocked): 'kiln.ToBlocked' is one of kiln's internal operators, which its passes insert; a model cannot use it");
+              "node 'relu1' (kiln.ToBlocked): 'kiln.ToBlocked' is one of kiln's internal operators, which its passes "
+              "insert; a model cannot use it");
     }
     {
         auto m = tiny_model();
@@ -195,10 +205,13 @@ TEST_CASE("onnx errors: what the model asks for") {
 TEST_CASE("graph errors: executor misuse") {
     auto g = kiln::onnx::load_from_bytes(bytes_of(tiny_model()), {}, "m.onnx");
     auto ex = kiln::graph::compile(g, {.opt_level = 0});
-    CHECK_THROWS_WITH_AS(ex.set_input("y", kiln::Buffer({1, 3, 5, 5})), "set_input: the model has no input 'y'; its inputs are x", kiln::Error);
+    CHECK_THROWS_WITH_AS(ex.set_input("y", kiln::Buffer({1, 3, 5, 5})),
+                         "set_input: the model has no input 'y'; its inputs are x", kiln::Error);
     CHECK_THROWS_WITH_AS(ex.set_input("x", kiln::Buffer({1, 3, 5, 4})),
-                         "set_input: input 'x' is f32[1, 3, 5, 5] but the buffer is f32[1, 3, 5, 4]; pass a buffer of the model's input type",
+                         "set_input: input 'x' is f32[1, 3, 5, 5] but the buffer is f32[1, 3, 5, 4]; pass a buffer of "
+                         "the model's input type",
                          kiln::Error);
     CHECK_THROWS_WITH_AS(ex.output(1), "output: the model has 1 output(s); there is no output 1", kiln::Error);
-    CHECK_THROWS_WITH_AS(kiln::graph::compile(g, {.opt_level = 4}), "graph::compile: opt_level is 4; use 0 to 3", kiln::Error);
+    CHECK_THROWS_WITH_AS(kiln::graph::compile(g, {.opt_level = 4}), "graph::compile: opt_level is 4; use 0 to 3",
+                         kiln::Error);
 }

@@ -64,7 +64,7 @@ TEST_CASE("graph: ONNX models against ONNX Runtime") {
     while (list >> name >> tol) {
         const bool whole_model = name.rfind("model_", 0) == 0;
         for (int level : whole_model ? std::vector<int>{0, 1, 2, 3} : std::vector<int>{0, 3}) {
-            for (int threads : whole_model && level == 3 ? std::vector<int>{1, 2} : std::vector<int>{2}) {
+            for (int threads : whole_model&& level == 3 ? std::vector<int>{1, 2} : std::vector<int>{2}) {
                 CAPTURE(name);
                 CAPTURE(level);
                 try {

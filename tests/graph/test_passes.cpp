@@ -75,7 +75,9 @@ TEST_CASE("pass canonicalize: Identity and Dropout go, a transposed constant B o
     const int dr = node(g, "Dropout", {id});
     Attrs t;
     t.set("transB", int64_t{1});
-    const int y = node(g, "Gemm", {dr, g.add_constant("B", random_buffer({5, 17}, 1)), g.add_constant("C", random_buffer({5}, 2))}, t);
+    const int y =
+            node(g, "Gemm",
+                 {dr, g.add_constant("B", random_buffer({5, 17}, 1)), g.add_constant("C", random_buffer({5}, 2))}, t);
     g.outputs = {y};
     Graph c = graph::passes::canonicalize(g);
     CHECK(count_ops(c) == std::map<std::string, int>{{"Gemm", 1}});
@@ -100,16 +102,18 @@ TEST_CASE("pass eliminate_common_subexpr: equal nodes and equal constants merge,
     CHECK(difference(g, c) < 1e-6);
 }
 
-TEST_CASE("passes simplify_inference and fold_scale_axis: BatchNormalization after a Conv becomes its weight and bias") {
+TEST_CASE(
+        "passes simplify_inference and fold_scale_axis: BatchNormalization after a Conv becomes its weight and bias") {
     Graph g;
     const int x = g.add_input("x", {{1, 5, 9, 11}, f32});
     const int y = node(g, "Conv", {x, g.add_constant("W", random_buffer({7, 5, 3, 3}, 4))}, conv_attrs(1));
     Attrs eps;
     eps.set("epsilon", 1e-3);
-    const int bn = node(g, "BatchNormalization",
-                        {y, g.add_constant("s", random_buffer({7}, 5)), g.add_constant("b", random_buffer({7}, 6)), g.add_constant("m", random_buffer({7}, 7)),
-                         g.add_constant("v", random_buffer({7}, 8, 0.5f, 2.f))},
-                        eps);
+    const int bn =
+            node(g, "BatchNormalization",
+                 {y, g.add_constant("s", random_buffer({7}, 5)), g.add_constant("b", random_buffer({7}, 6)),
+                  g.add_constant("m", random_buffer({7}, 7)), g.add_constant("v", random_buffer({7}, 8, 0.5f, 2.f))},
+                 eps);
     g.outputs = {node(g, "Relu", {bn})};
     Graph s = graph::passes::simplify_inference(g);
     CHECK(count_ops(s) == std::map<std::string, int>{{"Add", 1}, {"Conv", 1}, {"Mul", 1}, {"Relu", 1}});
@@ -137,8 +141,10 @@ TEST_CASE("pass alter_layout: blocked from the first Conv to the last reader, on
     Graph g;
     // 20 channels: the second block is partly padding, which Sigmoid may run on but Log may not.
     const int x = g.add_input("x", {{1, 3, 15, 13}, f32});
-    const int c1 = node(g, "Conv", {x, g.add_constant("W1", random_buffer({20, 3, 3, 3}, 13)), g.add_constant("B1", random_buffer({20}, 14))},
-                        conv_attrs(1));
+    const int c1 = node(
+            g, "Conv",
+            {x, g.add_constant("W1", random_buffer({20, 3, 3, 3}, 13)), g.add_constant("B1", random_buffer({20}, 14))},
+            conv_attrs(1));
     const int r = node(g, "Relu", {c1});
     Attrs pool;
     pool.set("kernel_shape", std::vector<int64_t>{3, 3});
@@ -177,11 +183,15 @@ TEST_CASE("pass alter_layout: a Concat of channels, a per-channel scale and a ba
     axis.set("axis", int64_t{-3});
     const int cat = node(g, "Concat", {a, b}, axis);
     const int squeeze = node(g, "GlobalAveragePool", {cat});
-    const int excite = node(g, "Sigmoid", {node(g, "Conv", {squeeze, g.add_constant("Ws", random_buffer({36, 36, 1, 1}, 23))}, conv_attrs(0))});
-    const int scaled = node(g, "Mul", {excite, cat});  // the per-channel operand first: the result takes the other's shape
+    const int excite =
+            node(g, "Sigmoid",
+                 {node(g, "Conv", {squeeze, g.add_constant("Ws", random_buffer({36, 36, 1, 1}, 23))}, conv_attrs(0))});
+    const int scaled =
+            node(g, "Mul", {excite, cat});  // the per-channel operand first: the result takes the other's shape
     // A BatchNormalization after the Concat, as simplify_inference leaves it: constants per channel.
-    const int norm = node(g, "Add", {node(g, "Mul", {scaled, g.add_constant("S", random_buffer({36, 1, 1}, 28))}),
-                                     g.add_constant("H", random_buffer({1, 36, 1, 1}, 29))});
+    const int norm = node(g, "Add",
+                          {node(g, "Mul", {scaled, g.add_constant("S", random_buffer({36, 1, 1}, 28))}),
+                           g.add_constant("H", random_buffer({1, 36, 1, 1}, 29))});
     // A transition as torch exports it: Pad (here only the bottom and right pixels) before an AveragePool.
     Buffer pads({8}, i64);
     const int64_t pad_values[8] = {0, 0, 0, 0, 0, 0, 1, 1};
@@ -206,7 +216,9 @@ TEST_CASE("pass alter_layout: a Concat of channels, a per-channel scale and a ba
     const int q = node(h, "Conv", {y, h.add_constant("Wq", random_buffer({16, 5, 1, 1}, 26))}, conv_attrs(0));
     Attrs one;
     one.set("axis", int64_t{1});
-    h.outputs = {node(h, "Conv", {node(h, "Concat", {p, q}, one), h.add_constant("Wr", random_buffer({4, 36, 1, 1}, 27))}, conv_attrs(0))};
+    h.outputs = {node(h, "Conv",
+                      {node(h, "Concat", {p, q}, one), h.add_constant("Wr", random_buffer({4, 36, 1, 1}, 27))},
+                      conv_attrs(0))};
     Graph hb = graph::passes::alter_layout(h);
     CHECK(count_ops(hb).at("kiln.FromBlocked") == 3);  // both inputs, and the output
     CHECK(difference(h, hb) < 1e-5);
@@ -229,13 +241,16 @@ TEST_CASE("pass alter_layout: dense products read a constant weight packed once"
     const int x = g.add_input("x", {{2, 5, 7}, f32});
     const int y = node(g, "MatMul", {x, g.add_constant("W", random_buffer({7, 19}, 30))});
     const int r = g.add_input("r", {{5, 11}, f32});
-    const int z = node(g, "Gemm", {r, g.add_constant("G", random_buffer({11, 40}, 31)), g.add_constant("bias", random_buffer({40}, 32))});
+    const int z = node(
+            g, "Gemm",
+            {r, g.add_constant("G", random_buffer({11, 40}, 31)), g.add_constant("bias", random_buffer({40}, 32))});
     Attrs alpha;
     alpha.set("alpha", 0.5);
     const int scaled = node(g, "Gemm", {r, g.add_constant("H", random_buffer({11, 6}, 33))}, alpha);
     const int q = g.add_input("q", {{7, 4}, f32});
     const int w = node(g, "MatMul", {x, q});
-    const int one = node(g, "Gemm", {g.add_input("v", {{1, 11}, f32}), g.add_constant("V", random_buffer({11, 9}, 34))});
+    const int one =
+            node(g, "Gemm", {g.add_input("v", {{1, 11}, f32}), g.add_constant("V", random_buffer({11, 9}, 34))});
     g.outputs = {node(g, "Relu", {y}), z, scaled, w, one};
     Graph b = graph::passes::alter_layout(g);
     const auto ops = count_ops(b);
@@ -257,15 +272,19 @@ TEST_CASE("pass fuse_ops: diamonds that close inside a group fuse (SiLU and GELU
     const int mm = node(g, "MatMul", {flat, g.add_constant("W2", random_buffer({10, 12}, 17))});
     // GELU: m * 0.5 * (1 + erf(m / sqrt 2)); m has two readers whose chains meet in the last Mul.
     const int half = node(g, "Mul", {mm, g.add_constant("half", random_buffer({1}, 18, 0.5f, 0.5f))});
-    const int er = node(g, "Erf", {node(g, "Div", {mm, g.add_constant("sqrt2", random_buffer({1}, 19, 1.41421356f, 1.41421356f))})});
-    const int gelu = node(g, "Mul", {half, node(g, "Add", {er, g.add_constant("one", random_buffer({1}, 20, 1.f, 1.f))})});
+    const int er =
+            node(g, "Erf",
+                 {node(g, "Div", {mm, g.add_constant("sqrt2", random_buffer({1}, 19, 1.41421356f, 1.41421356f))})});
+    const int gelu =
+            node(g, "Mul", {half, node(g, "Add", {er, g.add_constant("one", random_buffer({1}, 20, 1.f, 1.f))})});
     // A value read by a Relu and by the graph: the diamond stays open, so the Relu is its own kernel.
     const int open = node(g, "Relu", {gelu});
     g.outputs = {open, gelu};
     const auto groups = graph::passes::fuse_ops(g);
     std::vector<std::string> names;
     for (auto& grp : groups) names.push_back(grp.name);
-    CHECK(names == std::vector<std::string>{"Conv_Sigmoid_Mul", "GlobalAveragePool", "Flatten", "MatMul_Mul_Div_Erf_Add_Mul", "Relu"});
+    CHECK(names == std::vector<std::string>{"Conv_Sigmoid_Mul", "GlobalAveragePool", "Flatten",
+                                            "MatMul_Mul_Div_Erf_Add_Mul", "Relu"});
     auto fused = compile(g, {.opt_level = 1, .threads = 2});
     auto plain = compile(g, {.opt_level = 0, .threads = 1});
     Buffer in = random_buffer({1, 6, 7, 9}, 21);
@@ -276,7 +295,8 @@ TEST_CASE("pass fuse_ops: diamonds that close inside a group fuse (SiLU and GELU
     for (size_t k = 0; k < 2; ++k) {
         Buffer a = fused.output(k), b = plain.output(k);
         for (int64_t i = 0; i < a.size(); ++i)
-            CHECK(static_cast<const float*>(a.data())[i] == doctest::Approx(static_cast<const float*>(b.data())[i]).epsilon(1e-5));
+            CHECK(static_cast<const float*>(a.data())[i] ==
+                  doctest::Approx(static_cast<const float*>(b.data())[i]).epsilon(1e-5));
     }
 }
 
@@ -292,7 +312,8 @@ TEST_CASE("lower_group: the reductions of a softmax and of a layer norm run insi
     last.set("axis", int64_t{-1});
     const int sm = node(g, "Softmax", {x}, last);
     Buffer gamma = random_buffer({C}, 31), beta = random_buffer({C}, 32);
-    const int ln = node(g, "LayerNormalization", {x, g.add_constant("gamma", gamma), g.add_constant("beta", beta)}, last);
+    const int ln =
+            node(g, "LayerNormalization", {x, g.add_constant("gamma", gamma), g.add_constant("beta", beta)}, last);
     Attrs keep;
     keep.set("axes", std::vector<int64_t>{-1});
     keep.set("keepdims", int64_t{1});
@@ -305,11 +326,11 @@ TEST_CASE("lower_group: the reductions of a softmax and of a layer norm run insi
     // A global average pool has a vector of sums per row of the output's loop (one per channel): it stays
     // at the root, where it accumulates whole vectors.
     const int pooled = node(g, "GlobalAveragePool", {node(g, "Reshape", {x, g.add_constant("shape", [] {
-        Buffer b({4}, i64);
-        const int64_t dims[] = {1, R, 7, 10};
-        std::copy_n(dims, 4, b.data_as<int64_t>());
-        return b;
-    }())})});
+                                                                             Buffer b({4}, i64);
+                                                                             const int64_t dims[] = {1, R, 7, 10};
+                                                                             std::copy_n(dims, 4, b.data_as<int64_t>());
+                                                                             return b;
+                                                                         }())})});
     g.outputs = {sm, ln, decomposed, pooled};
 
     const auto groups = graph::passes::fuse_ops(g);
@@ -322,8 +343,10 @@ TEST_CASE("lower_group: the reductions of a softmax and of a layer norm run insi
         CHECK(parallel != std::string::npos);
         CHECK(realize != std::string::npos);
         // Every statistic is stored per row, inside the row loop; the pool's sums before any loop.
-        if (grp.name.find("GlobalAveragePool") == std::string::npos) CHECK(parallel < realize);
-        else CHECK(realize < parallel);
+        if (grp.name.find("GlobalAveragePool") == std::string::npos)
+            CHECK(parallel < realize);
+        else
+            CHECK(realize < parallel);
     }
 
     Buffer in = random_buffer({1, R, C}, 33, -4, 4);
@@ -348,9 +371,12 @@ TEST_CASE("lower_group: the reductions of a softmax and of a layer norm run insi
             v /= C;
             for (int64_t j = 0; j < C; ++j) {
                 const double norm = (row[j] - m) / std::sqrt(v + 1e-5);
-                const double want[] = {std::exp(row[j] - mx) / total, norm * gamma.data_as<float>()[j] + beta.data_as<float>()[j], norm};
-                const float got[] = {s.data_as<float>()[r * C + j], l.data_as<float>()[r * C + j], d.data_as<float>()[r * C + j]};
-                for (int k = 0; k < 3; ++k) worst = std::max(worst, std::abs(got[k] - want[k]) / std::max(1.0, std::abs(want[k])));
+                const double want[] = {std::exp(row[j] - mx) / total,
+                                       norm * gamma.data_as<float>()[j] + beta.data_as<float>()[j], norm};
+                const float got[] = {s.data_as<float>()[r * C + j], l.data_as<float>()[r * C + j],
+                                     d.data_as<float>()[r * C + j]};
+                for (int k = 0; k < 3; ++k)
+                    worst = std::max(worst, std::abs(got[k] - want[k]) / std::max(1.0, std::abs(want[k])));
             }
         }
         CHECK(worst < 1e-5);
@@ -407,7 +433,8 @@ TEST_CASE("lower_group: a channel shuffle of blocked convolutions reads whole ve
         Buffer want = reference.output(0), got = fast.output(0);
         double worst = 0;
         for (int64_t i = 0; i < want.size(); ++i)
-            worst = std::max<double>(worst, std::abs(got.data_as<float>()[i] - want.data_as<float>()[i]) / std::max(1.0f, std::abs(want.data_as<float>()[i])));
+            worst = std::max<double>(worst, std::abs(got.data_as<float>()[i] - want.data_as<float>()[i]) /
+                                                    std::max(1.0f, std::abs(want.data_as<float>()[i])));
         CHECK(worst < 1e-5);
     }
 }
@@ -440,12 +467,14 @@ TEST_CASE("lower_group: a stage with little work runs on the calling thread, a l
     }
 }
 
-TEST_CASE("plan_memory: values whose live ranges do not overlap share the arena; inputs, outputs and constants stay out") {
+TEST_CASE(
+        "plan_memory: values whose live ranges do not overlap share the arena; inputs, outputs and constants stay "
+        "out") {
     Graph g;
     const int in = g.add_value("in", TensorType{{16}, f32});
-    const int a = g.add_value("a", TensorType{{16}, f32});     // written by step 0, read by step 1
-    const int b = g.add_value("b", TensorType{{40}, f32});     // steps 1 to 2
-    const int c = g.add_value("c", TensorType{{16}, f32});     // steps 2 to 3
+    const int a = g.add_value("a", TensorType{{16}, f32});  // written by step 0, read by step 1
+    const int b = g.add_value("b", TensorType{{40}, f32});  // steps 1 to 2
+    const int c = g.add_value("c", TensorType{{16}, f32});  // steps 2 to 3
     const int out = g.add_value("out", TensorType{{16}, f32});
     g.inputs = {in};
     g.outputs = {out};
@@ -454,7 +483,7 @@ TEST_CASE("plan_memory: values whose live ranges do not overlap share the arena;
     CHECK(plan.offsets.count(out) == 0);
     REQUIRE(plan.offsets.size() == 3);
     CHECK(plan.offsets.at(a) == plan.offsets.at(c));  // a is dead before c is written
-    CHECK(plan.offsets.at(b) == 0);                     // the largest first
-    CHECK(plan.offsets.at(a) == 192);                   // b's 160 bytes, rounded to 64
+    CHECK(plan.offsets.at(b) == 0);                   // the largest first
+    CHECK(plan.offsets.at(a) == 192);                 // b's 160 bytes, rounded to 64
     CHECK(plan.arena_bytes == 192 + 64);
 }

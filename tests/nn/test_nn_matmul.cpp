@@ -14,7 +14,12 @@ namespace {
 enum class Epilogue { None, Bias, BiasRelu };
 
 void check_matmul(int M, int N, int K, bool nt, Epilogue epi, int threads) {
-    CAPTURE(M); CAPTURE(N); CAPTURE(K); CAPTURE(nt); CAPTURE(static_cast<int>(epi)); CAPTURE(threads);
+    CAPTURE(M);
+    CAPTURE(N);
+    CAPTURE(K);
+    CAPTURE(nt);
+    CAPTURE(static_cast<int>(epi));
+    CAPTURE(threads);
     set_num_threads(threads);
     auto A = placeholder({M, K}, f32, "A");
     auto B = nt ? placeholder({N, K}, f32, "B") : placeholder({K, N}, f32, "B");
@@ -22,7 +27,8 @@ void check_matmul(int M, int N, int K, bool nt, Epilogue epi, int threads) {
     Tensor out = nn::matmul(A, B, {.transpose_b = nt, .bias = epi == Epilogue::None ? Tensor() : bias});
     if (epi == Epilogue::BiasRelu) {
         Tensor pre = out;
-        out = compute({M, N}, [&](Expr i, Expr j) { return max(pre(i, j), 0.0f); }, "relu");
+        out = compute(
+                {M, N}, [&](Expr i, Expr j) { return max(pre(i, j), 0.0f); }, "relu");
     }
     Schedule s(out);
     nn::schedule_matmul(s, out);
@@ -31,10 +37,13 @@ void check_matmul(int M, int N, int K, bool nt, Epilogue epi, int threads) {
     args.push_back(out);
     auto f = build(s, args);
 
-    Buffer a = test::random_buffer({M, K}, 1), b = test::random_buffer(nt ? std::vector<int64_t>{N, K} : std::vector<int64_t>{K, N}, 2);
+    Buffer a = test::random_buffer({M, K}, 1),
+           b = test::random_buffer(nt ? std::vector<int64_t>{N, K} : std::vector<int64_t>{K, N}, 2);
     Buffer bb = test::random_buffer({N}, 3), c({M, N});
-    if (epi == Epilogue::None) f(a, b, c);
-    else f(a, b, bb, c);
+    if (epi == Epilogue::None)
+        f(a, b, c);
+    else
+        f(a, b, bb, c);
     Eigen::Map<RowMat> ea(a.data_as<float>(), M, K), eb(b.data_as<float>(), nt ? N : K, nt ? K : N);
     RowMat ref = nt ? RowMat(ea * eb.transpose()) : RowMat(ea * eb);
     if (epi != Epilogue::None) ref.rowwise() += Eigen::Map<Eigen::RowVectorXf>(bb.data_as<float>(), N);
@@ -79,9 +88,13 @@ TEST_CASE("nn::matmul: a weight packed once by pack_matmul_weight, against Eigen
     // Columns past the last full panel, fewer rows than a register tile, one row, K not a multiple of 4;
     // B given as [K,N] and as [N,K].
     int case_no = 0;
-    for (auto [M, N, K] : {std::tuple{37, 45, 29}, std::tuple{5, 300, 16}, std::tuple{1, 17, 13}, std::tuple{49, 1000, 24}})
+    for (auto [M, N, K] :
+         {std::tuple{37, 45, 29}, std::tuple{5, 300, 16}, std::tuple{1, 17, 13}, std::tuple{49, 1000, 24}})
         for (bool nt : {false, true}) {
-            CAPTURE(M); CAPTURE(N); CAPTURE(K); CAPTURE(nt);
+            CAPTURE(M);
+            CAPTURE(N);
+            CAPTURE(K);
+            CAPTURE(nt);
             set_num_threads(1 + case_no++ % 2);
             auto B = nt ? placeholder({N, K}, f32, "B") : placeholder({K, N}, f32, "B");
             Tensor P = nn::pack_matmul_weight(B, M, {.transpose_b = nt});
@@ -111,34 +124,46 @@ TEST_CASE("nn::matmul: a weight packed once by pack_matmul_weight, against Eigen
 }
 
 TEST_CASE("nn::batch_matmul against Eigen per batch") {
-    for (auto [Bn, M, N, K, nt] : {std::tuple{3, 37, 45, 29, false}, std::tuple{2, 64, 96, 32, true}, std::tuple{4, 2, 70, 13, false}}) {
-        CAPTURE(M); CAPTURE(N); CAPTURE(K); CAPTURE(nt);
+    for (auto [Bn, M, N, K, nt] :
+         {std::tuple{3, 37, 45, 29, false}, std::tuple{2, 64, 96, 32, true}, std::tuple{4, 2, 70, 13, false}}) {
+        CAPTURE(M);
+        CAPTURE(N);
+        CAPTURE(K);
+        CAPTURE(nt);
         auto A = placeholder({Bn, M, K}, f32, "A");
         auto B = nt ? placeholder({Bn, N, K}, f32, "B") : placeholder({Bn, K, N}, f32, "B");
         auto C = nn::batch_matmul(A, B, {.transpose_b = nt});
         Schedule s(C);
         nn::schedule_matmul(s, C);
         auto f = build(s, {A, B, C});
-        Buffer a = test::random_buffer({Bn, M, K}, 4), b = test::random_buffer(nt ? std::vector<int64_t>{Bn, N, K} : std::vector<int64_t>{Bn, K, N}, 5);
+        Buffer a = test::random_buffer({Bn, M, K}, 4),
+               b = test::random_buffer(nt ? std::vector<int64_t>{Bn, N, K} : std::vector<int64_t>{Bn, K, N}, 5);
         Buffer c({Bn, M, N});
         f(a, b, c);
         for (int i = 0; i < Bn; ++i) {
-            Eigen::Map<RowMat> ea(a.data_as<float>() + int64_t(i) * M * K, M, K), eb(b.data_as<float>() + int64_t(i) * N * K, nt ? N : K, nt ? K : N);
+            Eigen::Map<RowMat> ea(a.data_as<float>() + int64_t(i) * M * K, M, K),
+                    eb(b.data_as<float>() + int64_t(i) * N * K, nt ? N : K, nt ? K : N);
             RowMat ref = nt ? RowMat(ea * eb.transpose()) : RowMat(ea * eb);
             CHECK(test::max_rel_err(c.data_as<float>() + int64_t(i) * M * N, ref.data(), int64_t(M) * N) < 1e-4);
         }
     }
 }
 
-TEST_CASE("nn::schedule_matmul: an epilogue that reads the rows back as [b, s, N] (ONNX MatMul of a rank-3 activation)") {
+TEST_CASE(
+        "nn::schedule_matmul: an epilogue that reads the rows back as [b, s, N] (ONNX MatMul of a rank-3 activation)") {
     // Rows that the register tile (8) divides and rows it does not, a matrix-vector case, and columns past the panel.
     // [s, 1, N]: a sequence-first export, whose rows are the outer axis.
-    for (auto [Bn, S, N, K] : {std::tuple{2, 16, 70, 24}, std::tuple{3, 5, 33, 17}, std::tuple{1, 2, 300, 64}, std::tuple{19, 1, 40, 16}}) {
-        CAPTURE(Bn); CAPTURE(S); CAPTURE(N); CAPTURE(K);
+    for (auto [Bn, S, N, K] :
+         {std::tuple{2, 16, 70, 24}, std::tuple{3, 5, 33, 17}, std::tuple{1, 2, 300, 64}, std::tuple{19, 1, 40, 16}}) {
+        CAPTURE(Bn);
+        CAPTURE(S);
+        CAPTURE(N);
+        CAPTURE(K);
         auto A = placeholder({Bn * S, K}, f32, "A");
         auto W = placeholder({K, N}, f32, "W");
         auto mm = nn::matmul(A, W);
-        auto out = compute({Bn, S, N}, [&](Expr b, Expr s, Expr n) { return max(mm(b * S + s, n), 0.0f); }, "relu");
+        auto out = compute(
+                {Bn, S, N}, [&](Expr b, Expr s, Expr n) { return max(mm(b * S + s, n), 0.0f); }, "relu");
         Schedule s(out);
         nn::schedule_matmul(s, out);
         auto f = build(s, {A, W, out});
@@ -150,7 +175,8 @@ TEST_CASE("nn::schedule_matmul: an epilogue that reads the rows back as [b, s, N
     }
 }
 
-TEST_CASE("nn::schedule_matmul: an epilogue of rank 4 ([1, h, w, N], ConvNeXt's pointwise layers) keeps register tiles") {
+TEST_CASE(
+        "nn::schedule_matmul: an epilogue of rank 4 ([1, h, w, N], ConvNeXt's pointwise layers) keeps register tiles") {
     // 13 x 11 pixels: tiles of 8 rows straddle the rows of the image. The product's tile must still be one
     // register tile, not every row of the image (which the fused pixel loop used to give, and a kernel of
     // megabytes of unrolled IR with it).
@@ -158,7 +184,9 @@ TEST_CASE("nn::schedule_matmul: an epilogue of rank 4 ([1, h, w, N], ConvNeXt's 
     auto A = placeholder({H * Wd, K}, f32, "A");
     auto W = placeholder({K, N}, f32, "W");
     auto mm = nn::matmul(A, W);
-    auto out = compute({1, H, Wd, N}, [&](Expr b, Expr y, Expr x, Expr n) { return mm((b * H + y) * Wd + x, n) * 2.0f; }, "scaled");
+    auto out = compute(
+            {1, H, Wd, N}, [&](Expr b, Expr y, Expr x, Expr n) { return mm((b * H + y) * Wd + x, n) * 2.0f; },
+            "scaled");
     Schedule s(out);
     nn::schedule_matmul(s, out);
     const std::string text = to_string(lower(s, {A, W, out}));

@@ -32,7 +32,8 @@ int main(int argc, char** argv) {
         return 2;
     }
     char err[512];
-    expect_error(kiln_model_load("/nonexistent/model.so", err, sizeof err) == NULL, "cannot open", "loading a missing file");
+    expect_error(kiln_model_load("/nonexistent/model.so", err, sizeof err) == NULL, "cannot open",
+                 "loading a missing file");
     expect(strstr(err, "cannot open") != NULL, "the error buffer holds the message");
     expect_error(kiln_model_load(NULL, NULL, 0) == NULL, "the path is NULL", "loading a NULL path");
     expect_error(kiln_model_run(NULL) == -1, "the model is NULL", "running a NULL model");
@@ -67,11 +68,14 @@ int main(int argc, char** argv) {
     int64_t wrong[16];
     memcpy(wrong, shape, (size_t)ndim * sizeof(int64_t));
     wrong[ndim - 1] += 1;
-    expect_error(kiln_model_set_input(m, "no_such_input", input, shape, ndim) == -1, "has no input 'no_such_input'", "a wrong input name");
+    expect_error(kiln_model_set_input(m, "no_such_input", input, shape, ndim) == -1, "has no input 'no_such_input'",
+                 "a wrong input name");
     expect_error(kiln_model_set_input(m, name, input, wrong, ndim) == -1, "has shape", "a wrong input shape");
-    expect_error(kiln_model_set_input(m, name, input, shape, ndim - 1) == -1, "has shape", "a wrong number of dimensions");
+    expect_error(kiln_model_set_input(m, name, input, shape, ndim - 1) == -1, "has shape",
+                 "a wrong number of dimensions");
     expect_error(kiln_model_set_input(m, name, NULL, shape, ndim) == -1, "is NULL", "NULL input data");
-    expect_error(kiln_model_set_input(m, NULL, input, shape, ndim) == -1, "the input name is NULL", "a NULL input name");
+    expect_error(kiln_model_set_input(m, NULL, input, shape, ndim) == -1, "the input name is NULL",
+                 "a NULL input name");
     expect_error(kiln_model_set_input_bytes(m, name, input, 3) == -1, "takes", "a wrong byte count");
     expect_error(kiln_model_set_threads(m, -1) == -1, "threads is -1", "a negative thread count");
 
@@ -81,7 +85,8 @@ int main(int argc, char** argv) {
     const float* out = NULL;
     const int64_t* out_shape = NULL;
     int out_ndim = 0;
-    expect_error(kiln_model_output(m, 7, &out, &out_shape, &out_ndim) == -1, "there is no output 7", "an output index out of range");
+    expect_error(kiln_model_output(m, 7, &out, &out_shape, &out_ndim) == -1, "there is no output 7",
+                 "an output index out of range");
     expect_error(kiln_model_output(m, 0, NULL, &out_shape, &out_ndim) == -1, "data is NULL", "NULL output data");
     if (kiln_model_output(m, 0, &out, &out_shape, &out_ndim) != 0) return 1;
     size_t out_count = 1;

@@ -55,44 +55,55 @@ std::pair<std::string, std::string> split_eq(const std::string& flag, const std:
 
 // An integer option's check: a whole number in [lo, hi], or a message that says what it is not.
 CLI::Validator whole_number(int lo, int hi = std::numeric_limits<int>::max()) {
-    const std::string range = hi == std::numeric_limits<int>::max() ? "at least " + std::to_string(lo) : "from " + std::to_string(lo) + " to " + std::to_string(hi);
+    const std::string range = hi == std::numeric_limits<int>::max()
+                                      ? "at least " + std::to_string(lo)
+                                      : "from " + std::to_string(lo) + " to " + std::to_string(hi);
     return CLI::Validator(
-        [lo, hi, range](std::string& s) -> std::string {
-            size_t used = 0;
-            long long v = 0;
-            try {
-                v = std::stoll(s, &used);
-            } catch (...) {
-                used = 0;
-            }
-            if (used == 0 || used != s.size()) return "takes a whole number, not '" + s + "'";
-            if (v < lo || v > hi) return "must be " + range + ", not " + s;
-            return "";
-        },
-        "INT " + range);
+            [lo, hi, range](std::string& s) -> std::string {
+                size_t used = 0;
+                long long v = 0;
+                try {
+                    v = std::stoll(s, &used);
+                } catch (...) { used = 0; }
+                if (used == 0 || used != s.size()) return "takes a whole number, not '" + s + "'";
+                if (v < lo || v > hi) return "must be " + range + ", not " + s;
+                return "";
+            },
+            "INT " + range);
 }
 
 // The subcommands and their options (CLI11), filled into `a`.
 struct CommandLine {
-    CLI::App app{"kiln: compile an ONNX model with kiln and run, benchmark or export it; manage kiln's disk cache", "kiln"};
+    CLI::App app{"kiln: compile an ONNX model with kiln and run, benchmark or export it; manage kiln's disk cache",
+                 "kiln"};
     CLI::App *run, *bench, *exp, *cache, *cache_info, *cache_clear;
     std::vector<std::string> inputs, shapes;
 
     explicit CommandLine(Args& a) {
         app.require_subcommand(1);
-        app.footer("In place of MODEL.onnx, a file written by --save runs without compiling, and a library written by kiln export runs\n"
-                   "through the runtime (kiln/runtime.h), as a deployed program would run it.");
+        app.footer(
+                "In place of MODEL.onnx, a file written by --save runs without compiling, and a library written by "
+                "kiln export runs\n"
+                "through the runtime (kiln/runtime.h), as a deployed program would run it.");
         run = app.add_subcommand("run", "compile the model (or load it), run it once and print or write its outputs");
-        bench = app.add_subcommand("bench", "compile the model (or load it) and time it: the median of --runs runs after --warmup");
-        exp = app.add_subcommand("export", "write the compiled model as a shared library the LLVM-free runtime loads, or as C99 source");
+        bench = app.add_subcommand(
+                "bench", "compile the model (or load it) and time it: the median of --runs runs after --warmup");
+        exp = app.add_subcommand(
+                "export", "write the compiled model as a shared library the LLVM-free runtime loads, or as C99 source");
         for (CLI::App* sub : {run, bench, exp}) {
-            sub->add_option("model", a.model, "MODEL.onnx, an executable written by --save, or (run, bench) a library from kiln export")->required();
-            sub->add_option("--opt-level", a.opt_level, "graph optimisation level 0-3 (default 3)")->check(whole_number(0, 3));
+            sub->add_option("model", a.model,
+                            "MODEL.onnx, an executable written by --save, or (run, bench) a library from kiln export")
+                    ->required();
+            sub->add_option("--opt-level", a.opt_level, "graph optimisation level 0-3 (default 3)")
+                    ->check(whole_number(0, 3));
             sub->add_option("--threads", a.threads, "kernel threads (default: every core)")->check(whole_number(0));
             sub->add_option("--shape", shapes, "NAME=D,D,..: the shape of an input with symbolic dimensions");
-            sub->add_option("--dump-graph", a.dump_graph, "write the optimised graph, fused kernels as clusters, as Graphviz dot to FILE");
-            sub->add_option("--dump-passes", a.dump_passes, "write the graph after every pass as DIR/NN_pass.txt and .dot");
-            sub->add_option("--save", a.save, "save the compiled executable to FILE; `kiln run FILE` then runs it without compiling");
+            sub->add_option("--dump-graph", a.dump_graph,
+                            "write the optimised graph, fused kernels as clusters, as Graphviz dot to FILE");
+            sub->add_option("--dump-passes", a.dump_passes,
+                            "write the graph after every pass as DIR/NN_pass.txt and .dot");
+            sub->add_option("--save", a.save,
+                            "save the compiled executable to FILE; `kiln run FILE` then runs it without compiling");
         }
         for (CLI::App* sub : {run, bench}) {
             sub->add_option("--input", inputs, "NAME=FILE.npy: an input's value (the others are random)");
@@ -102,12 +113,17 @@ struct CommandLine {
         bench->add_option("--runs", a.runs, "timed runs (default 50)")->check(whole_number(1));
         bench->add_option("--warmup", a.warmup, "untimed runs first (default 5)")->check(whole_number(0));
         bench->add_flag("--rounds-on-stdin", a.rounds_on_stdin,
-                        "time one round of --runs runs per line read from standard input and print its median, until end of input: a script "
-                        "can interleave kiln's rounds with another runtime's, so both see the same machine (scripts/bench_zoo.py)");
-        exp->add_option("-o,--output", a.output, "the library to write (FILE.so), or with --target c the directory")->required();
-        exp->add_option("--target", a.target, "llvm: a shared library for the runtime (default); c: model.c and a Makefile that builds it")
-            ->check(CLI::IsMember({"llvm", "c"}));
-        cache = app.add_subcommand("cache", "the disk kernel cache (KILN_CACHE_DIR picks the directory; =off turns it off)");
+                        "time one round of --runs runs per line read from standard input and print its median, until "
+                        "end of input: a script "
+                        "can interleave kiln's rounds with another runtime's, so both see the same machine "
+                        "(scripts/bench_zoo.py)");
+        exp->add_option("-o,--output", a.output, "the library to write (FILE.so), or with --target c the directory")
+                ->required();
+        exp->add_option("--target", a.target,
+                        "llvm: a shared library for the runtime (default); c: model.c and a Makefile that builds it")
+                ->check(CLI::IsMember({"llvm", "c"}));
+        cache = app.add_subcommand("cache",
+                                   "the disk kernel cache (KILN_CACHE_DIR picks the directory; =off turns it off)");
         cache->require_subcommand(1);
         cache_info = cache->add_subcommand("info", "where the cache is, its entries, size and limit");
         cache_clear = cache->add_subcommand("clear", "remove every entry");
@@ -129,10 +145,9 @@ struct CommandLine {
                 int64_t v = 0;
                 try {
                     v = std::stoll(d, &used);
-                } catch (...) {
-                    used = 0;
-                }
-                if (used == 0 || used != d.size() || v < 1) misuse("--shape " + sh + ": dimensions are positive whole numbers, not '" + d + "'");
+                } catch (...) { used = 0; }
+                if (used == 0 || used != d.size() || v < 1)
+                    misuse("--shape " + sh + ": dimensions are positive whole numbers, not '" + d + "'");
                 shape.push_back(v);
             }
             a.shapes[name] = shape;
@@ -147,11 +162,16 @@ kiln::Buffer random_input(const kiln::graph::TensorType& t, std::mt19937& rng) {
     kiln::Buffer b(t.shape, t.dtype);
     std::uniform_real_distribution<double> u(-1, 1);
     const int64_t n = b.size();
-    if (t.dtype == kiln::f32) for (int64_t i = 0; i < n; ++i) static_cast<float*>(b.data())[i] = static_cast<float>(u(rng));
-    else if (t.dtype == kiln::f64) for (int64_t i = 0; i < n; ++i) static_cast<double*>(b.data())[i] = u(rng);
-    else if (t.dtype == kiln::i64) for (int64_t i = 0; i < n; ++i) static_cast<int64_t*>(b.data())[i] = rng() & 1;
-    else if (t.dtype == kiln::i32) for (int64_t i = 0; i < n; ++i) static_cast<int32_t*>(b.data())[i] = rng() & 1;
-    else std::memset(b.data(), 0, static_cast<size_t>(n * t.dtype.bytes()));
+    if (t.dtype == kiln::f32)
+        for (int64_t i = 0; i < n; ++i) static_cast<float*>(b.data())[i] = static_cast<float>(u(rng));
+    else if (t.dtype == kiln::f64)
+        for (int64_t i = 0; i < n; ++i) static_cast<double*>(b.data())[i] = u(rng);
+    else if (t.dtype == kiln::i64)
+        for (int64_t i = 0; i < n; ++i) static_cast<int64_t*>(b.data())[i] = rng() & 1;
+    else if (t.dtype == kiln::i32)
+        for (int64_t i = 0; i < n; ++i) static_cast<int32_t*>(b.data())[i] = rng() & 1;
+    else
+        std::memset(b.data(), 0, static_cast<size_t>(n * t.dtype.bytes()));
     return b;
 }
 
@@ -160,11 +180,16 @@ std::string summary(const kiln::Buffer& b) {
     const int64_t n = b.size();
     for (int64_t i = 0; i < n; ++i) {
         double v = 0;
-        if (b.dtype() == kiln::f32) v = static_cast<const float*>(b.data())[i];
-        else if (b.dtype() == kiln::f64) v = static_cast<const double*>(b.data())[i];
-        else if (b.dtype() == kiln::i64) v = static_cast<double>(static_cast<const int64_t*>(b.data())[i]);
-        else if (b.dtype() == kiln::i32) v = static_cast<const int32_t*>(b.data())[i];
-        else return "";
+        if (b.dtype() == kiln::f32)
+            v = static_cast<const float*>(b.data())[i];
+        else if (b.dtype() == kiln::f64)
+            v = static_cast<const double*>(b.data())[i];
+        else if (b.dtype() == kiln::i64)
+            v = static_cast<double>(static_cast<const int64_t*>(b.data())[i]);
+        else if (b.dtype() == kiln::i32)
+            v = static_cast<const int32_t*>(b.data())[i];
+        else
+            return "";
         sum += v, lo = std::min(lo, v), hi = std::max(hi, v);
     }
     char s[160];
@@ -188,7 +213,8 @@ void check_inputs(const Args& a, const std::vector<std::string>& names) {
         if (std::find(names.begin(), names.end(), name) == names.end()) {
             std::string all;
             for (auto& n : names) all += (all.empty() ? "" : ", ") + n;
-            kiln::detail::fail("--input ", name, "=", file, ": the model has no input '", name, "'; its inputs are ", all);
+            kiln::detail::fail("--input ", name, "=", file, ": the model has no input '", name, "'; its inputs are ",
+                               all);
         }
 }
 
@@ -200,12 +226,13 @@ void check_inputs(const Args& a, const kiln::graph::Graph& model) {
 
 kiln::graph::Executable load_saved(const Args& a) {
     if (!a.compile_flags.empty())
-        misuse(a.compile_flags.front() + " does not apply to " + a.model + ": it is a saved executable, compiled already; give the ONNX model instead");
+        misuse(a.compile_flags.front() + " does not apply to " + a.model +
+               ": it is a saved executable, compiled already; give the ONNX model instead");
     kiln::graph::Executable exe = kiln::graph::load_executable(a.model, a.threads);
     const auto& ct = exe.compile_times();
     std::printf("executable  %s\n", a.model.c_str());
-    std::printf("loaded      %d kernels (%d distinct), arena %.2f MiB, in %.0f ms (linked, not compiled)\n", ct.kernels, ct.distinct_kernels,
-                exe.arena_bytes() / 1048576.0, ct.total_ms);
+    std::printf("loaded      %d kernels (%d distinct), arena %.2f MiB, in %.0f ms (linked, not compiled)\n", ct.kernels,
+                ct.distinct_kernels, exe.arena_bytes() / 1048576.0, ct.total_ms);
     check_inputs(a, exe.graph());
     return exe;
 }
@@ -228,26 +255,35 @@ kiln::graph::Executable compile_model(const Args& a) {
     int pass_no = 0;
     if (!a.dump_passes.empty()) {
         std::filesystem::create_directories(a.dump_passes);
-        co.dump = [&](const std::string& pass, const kiln::graph::Graph& g, const std::vector<kiln::graph::Group>* groups) {
+        co.dump = [&](const std::string& pass, const kiln::graph::Graph& g,
+                      const std::vector<kiln::graph::Group>* groups) {
             char stem[512];
             std::snprintf(stem, sizeof stem, "%s/%02d_%s", a.dump_passes.c_str(), pass_no++, pass.c_str());
             std::ofstream(std::string(stem) + ".txt") << kiln::graph::to_text(g);
             std::vector<std::vector<int>> clusters;
-            if (groups) for (auto& grp : *groups) clusters.push_back(grp.nodes);
+            if (groups)
+                for (auto& grp : *groups) clusters.push_back(grp.nodes);
             std::ofstream(std::string(stem) + ".dot") << kiln::graph::to_dot(g, clusters);
         };
     }
     kiln::graph::Executable exe = kiln::graph::compile(model, co);
     const auto& ct = exe.compile_times();
     std::printf("model       %s\n", a.model.c_str());
-    std::printf("compiled    opt level %d, %d thread(s): %d nodes -> %d kernels (%d distinct), arena %.2f MiB\n", a.opt_level, co.threads,
-                static_cast<int>(model.nodes.size()), ct.kernels, ct.distinct_kernels, exe.arena_bytes() / 1048576.0);
+    std::printf("compiled    opt level %d, %d thread(s): %d nodes -> %d kernels (%d distinct), arena %.2f MiB\n",
+                a.opt_level, co.threads, static_cast<int>(model.nodes.size()), ct.kernels, ct.distinct_kernels,
+                exe.arena_bytes() / 1048576.0);
     if (ct.from_disk_cache) {
-        std::printf("compile     %.0f ms = import %.0f + the whole executable from the disk cache %.0f (linked, not compiled; "
-                    "--dump-graph compiles it)\n", import_ms + ct.total_ms, import_ms, ct.total_ms);
+        std::printf(
+                "compile     %.0f ms = import %.0f + the whole executable from the disk cache %.0f (linked, not "
+                "compiled; "
+                "--dump-graph compiles it)\n",
+                import_ms + ct.total_ms, import_ms, ct.total_ms);
     } else {
-        std::printf("compile     %.0f ms = import %.0f + passes %.0f + lowering %.0f + LLVM %.0f (+ memory plan); %d of %d kernels from the disk cache\n",
-                    import_ms + ct.total_ms, import_ms, ct.passes_ms, ct.lower_ms, ct.llvm_ms, ct.disk_cache_hits, ct.distinct_kernels);
+        std::printf(
+                "compile     %.0f ms = import %.0f + passes %.0f + lowering %.0f + LLVM %.0f (+ memory plan); %d of %d "
+                "kernels from the disk cache\n",
+                import_ms + ct.total_ms, import_ms, ct.passes_ms, ct.lower_ms, ct.llvm_ms, ct.disk_cache_hits,
+                ct.distinct_kernels);
     }
     if (!a.dump_graph.empty()) {
         std::vector<std::vector<int>> clusters;
@@ -289,19 +325,26 @@ bool is_exported_library(const std::string& path) {
     std::ifstream f(path, std::ios::binary);
     char magic[4] = {};
     f.read(magic, sizeof magic);
-    return f.gcount() == 4 && std::memcmp(magic, "\x7f" "ELF", 4) == 0;
+    return f.gcount() == 4 && std::memcmp(magic,
+                                          "\x7f"
+                                          "ELF",
+                                          4) == 0;
 }
 
 kiln::Type dtype_named(const std::string& name) {
-    for (kiln::Type t : {kiln::f32, kiln::f64, kiln::f16, kiln::i64, kiln::i32, kiln::i16, kiln::i8, kiln::u8, kiln::u32, kiln::boolean})
+    for (kiln::Type t : {kiln::f32, kiln::f64, kiln::f16, kiln::i64, kiln::i32, kiln::i16, kiln::i8, kiln::u8,
+                         kiln::u32, kiln::boolean})
         if (t.str() == name) return t;
     kiln::detail::fail("the exported library has a value of element type '", name, "', which this kiln does not know");
 }
 
 Runner library_runner(const Args& a) {
     if (!a.compile_flags.empty())
-        misuse(a.compile_flags.front() + " does not apply to " + a.model + ": it is an exported library, compiled already; give the ONNX model instead");
-    if (a.profile) misuse("--profile needs the JIT; an exported library runs its kernels without timing them (profile the ONNX model instead)");
+        misuse(a.compile_flags.front() + " does not apply to " + a.model +
+               ": it is an exported library, compiled already; give the ONNX model instead");
+    if (a.profile)
+        misuse("--profile needs the JIT; an exported library runs its kernels without timing them (profile the ONNX "
+               "model instead)");
     auto check = [](int rc) {
         if (rc != 0) kiln::detail::fail(kiln_last_error());
     };
@@ -316,16 +359,18 @@ Runner library_runner(const Args& a) {
         int ndim = 0;
         const int64_t* shape = kiln_model_input_shape(m.get(), i, &ndim);
         r.inputs.emplace_back(kiln_model_input_name(m.get(), i),
-                              kiln::graph::TensorType{std::vector<int64_t>(shape, shape + ndim), dtype_named(kiln_model_input_dtype(m.get(), i))});
+                              kiln::graph::TensorType{std::vector<int64_t>(shape, shape + ndim),
+                                                      dtype_named(kiln_model_input_dtype(m.get(), i))});
     }
     std::vector<std::string> names;
     for (auto& in : r.inputs) names.push_back(in.first);
     check_inputs(a, names);
     std::printf("library     %s\n", a.model.c_str());
-    std::printf("loaded      %d input(s), %d output(s), in %.1f ms (the runtime: no compiler, no LLVM)\n", kiln_model_num_inputs(m.get()),
-                kiln_model_num_outputs(m.get()), load_ms);
+    std::printf("loaded      %d input(s), %d output(s), in %.1f ms (the runtime: no compiler, no LLVM)\n",
+                kiln_model_num_inputs(m.get()), kiln_model_num_outputs(m.get()), load_ms);
     r.set_input = [m, check](const std::string& name, const kiln::Buffer& b) {
-        check(kiln_model_set_input_bytes(m.get(), name.c_str(), b.data(), static_cast<size_t>(b.size() * b.dtype().bytes())));
+        check(kiln_model_set_input_bytes(m.get(), name.c_str(), b.data(),
+                                         static_cast<size_t>(b.size() * b.dtype().bytes())));
     };
     r.run = [m, check] { check(kiln_model_run(m.get())); };
     r.outputs = [m] {
@@ -336,7 +381,8 @@ Runner library_runner(const Args& a) {
             size_t bytes = 0;
             void* data = const_cast<void*>(kiln_model_output_bytes(m.get(), i, &bytes));
             out.emplace_back(kiln_model_output_name(m.get(), i),
-                             kiln::Buffer(data, std::vector<int64_t>(shape, shape + ndim), dtype_named(kiln_model_output_dtype(m.get(), i))));
+                             kiln::Buffer(data, std::vector<int64_t>(shape, shape + ndim),
+                                          dtype_named(kiln_model_output_dtype(m.get(), i))));
         }
         return out;
     };
@@ -347,24 +393,29 @@ int export_command(const Args& a, const kiln::graph::Executable& exe) {
     const auto t0 = std::chrono::steady_clock::now();
     if (a.target == "c") {
         kiln::graph::export_c_source(exe, a.output);
-        std::printf("exported    %s/model.c and Makefile (C99) in %.0f ms; `make -C %s` builds model.so for the runtime\n", a.output.c_str(),
-                    ms_between(t0, std::chrono::steady_clock::now()), a.output.c_str());
+        std::printf(
+                "exported    %s/model.c and Makefile (C99) in %.0f ms; `make -C %s` builds model.so for the runtime\n",
+                a.output.c_str(), ms_between(t0, std::chrono::steady_clock::now()), a.output.c_str());
         return 0;
     }
     kiln::graph::export_library(exe, a.output);
-    std::printf("exported    %s (%.1f MiB) in %.0f ms; load it with kiln_model_load (kiln/runtime.h), or `kiln run %s`\n", a.output.c_str(),
-                std::filesystem::file_size(a.output) / 1048576.0, ms_between(t0, std::chrono::steady_clock::now()), a.output.c_str());
+    std::printf(
+            "exported    %s (%.1f MiB) in %.0f ms; load it with kiln_model_load (kiln/runtime.h), or `kiln run %s`\n",
+            a.output.c_str(), std::filesystem::file_size(a.output) / 1048576.0,
+            ms_between(t0, std::chrono::steady_clock::now()), a.output.c_str());
     return 0;
 }
 
 int main_checked(const Args& a) {
     using clock = std::chrono::steady_clock;
-    if (is_exported_library(a.model) && a.command == "export") misuse(a.model + " is exported already; give the ONNX model or a saved executable");
+    if (is_exported_library(a.model) && a.command == "export")
+        misuse(a.model + " is exported already; give the ONNX model or a saved executable");
     Runner runner;
     if (is_exported_library(a.model)) {
         runner = library_runner(a);
     } else {
-        auto exe = std::make_shared<kiln::graph::Executable>(is_saved_executable(a.model) ? load_saved(a) : compile_model(a));
+        auto exe = std::make_shared<kiln::graph::Executable>(is_saved_executable(a.model) ? load_saved(a)
+                                                                                          : compile_model(a));
         if (!a.save.empty()) {
             kiln::graph::save(*exe, a.save);
             std::printf("saved       %s (%.1f MiB)\n", a.save.c_str(), std::filesystem::file_size(a.save) / 1048576.0);
@@ -376,9 +427,12 @@ int main_checked(const Args& a) {
     std::mt19937 rng(42);
     for (auto& [name, type] : runner.inputs) {
         auto it = a.inputs.find(name);
-        if (it != a.inputs.end()) runner.set_input(name, kiln::npy::load(it->second));
-        else runner.set_input(name, random_input(type, rng));
-        std::printf("input       %s %s%s\n", name.c_str(), type.str().c_str(), it != a.inputs.end() ? (" from " + it->second).c_str() : " (random)");
+        if (it != a.inputs.end())
+            runner.set_input(name, kiln::npy::load(it->second));
+        else
+            runner.set_input(name, random_input(type, rng));
+        std::printf("input       %s %s%s\n", name.c_str(), type.str().c_str(),
+                    it != a.inputs.end() ? (" from " + it->second).c_str() : " (random)");
     }
 
     const int runs = a.command == "bench" ? a.runs : 1;
@@ -405,22 +459,27 @@ int main_checked(const Args& a) {
             std::fflush(stdout);
             t.insert(t.end(), r.begin(), r.end());
         }
-        if (t.empty()) kiln::detail::fail("kiln bench --rounds-on-stdin: standard input ended before the first round; send one line per round");
+        if (t.empty())
+            kiln::detail::fail(
+                    "kiln bench --rounds-on-stdin: standard input ended before the first round; send one line per "
+                    "round");
         std::sort(t.begin(), t.end());
     } else {
         t = time_runs();
     }
     if (a.command == "bench")
-        std::printf("latency     median %.3f ms  min %.3f  max %.3f  over %d runs (%d warm-up)\n", t[t.size() / 2], t.front(), t.back(),
-                    static_cast<int>(t.size()), warmup);
+        std::printf("latency     median %.3f ms  min %.3f  max %.3f  over %d runs (%d warm-up)\n", t[t.size() / 2],
+                    t.front(), t.back(), static_cast<int>(t.size()), warmup);
     else
         std::printf("latency     %.3f ms (one cold run; use kiln bench for a median)\n", t[0]);
     for (auto& [name, out] : runner.outputs()) {
-        std::printf("output      %s %s  %s\n", name.c_str(), kiln::graph::TensorType{out.shape(), out.dtype()}.str().c_str(), summary(out).c_str());
+        std::printf("output      %s %s  %s\n", name.c_str(),
+                    kiln::graph::TensorType{out.shape(), out.dtype()}.str().c_str(), summary(out).c_str());
         if (!a.output_dir.empty()) {
             std::filesystem::create_directories(a.output_dir);
             std::string file = name;
-            std::replace_if(file.begin(), file.end(), [](char c) { return c == '/' || c == '\\' || c == ':'; }, '_');
+            std::replace_if(
+                    file.begin(), file.end(), [](char c) { return c == '/' || c == '\\' || c == ':'; }, '_');
             kiln::npy::save(a.output_dir + "/" + file + ".npy", out);
         }
     }
@@ -436,8 +495,8 @@ int cache_command(bool clear) {
     if (clear) {
         const kiln::CacheInfo before = kiln::cache_info();
         kiln::clear_cache();
-        std::printf("cleared     %lld entries (%.1f MiB) from %s\n", static_cast<long long>(before.entries), before.bytes / 1048576.0,
-                    before.dir.empty() ? "(the cache is off)" : before.dir.c_str());
+        std::printf("cleared     %lld entries (%.1f MiB) from %s\n", static_cast<long long>(before.entries),
+                    before.bytes / 1048576.0, before.dir.empty() ? "(the cache is off)" : before.dir.c_str());
         return 0;
     }
     const kiln::CacheInfo ci = kiln::cache_info();
@@ -446,7 +505,8 @@ int cache_command(bool clear) {
         return 0;
     }
     std::printf("cache       %s%s\n", ci.dir.c_str(), ci.writable ? "" : " (not writable: nothing new is stored)");
-    std::printf("entries     %lld, %.1f MiB of %.1f MiB\n", static_cast<long long>(ci.entries), ci.bytes / 1048576.0, ci.limit_bytes / 1048576.0);
+    std::printf("entries     %lld, %.1f MiB of %.1f MiB\n", static_cast<long long>(ci.entries), ci.bytes / 1048576.0,
+                ci.limit_bytes / 1048576.0);
     return 0;
 }
 
@@ -459,19 +519,16 @@ int main(int argc, char** argv) {
             if (sub->get_name() == name) return true;
         return false;
     };
-    if (argc > 1 && argv[1][0] != '-' && !known(&cl.app, argv[1])) misuse(std::string("unknown command '") + argv[1] + "'; use run, bench, export or cache");
+    if (argc > 1 && argv[1][0] != '-' && !known(&cl.app, argv[1]))
+        misuse(std::string("unknown command '") + argv[1] + "'; use run, bench, export or cache");
     if (argc == 2 && std::string(argv[1]) == "cache") misuse("kiln cache takes info or clear");
     if (argc > 2 && std::string(argv[1]) == "cache" && argv[2][0] != '-' && !known(cl.cache, argv[2]))
         misuse(std::string("kiln cache takes info or clear, not '") + argv[2] + "'");
     try {
         cl.app.parse(argc, argv);
-    } catch (const CLI::CallForHelp& e) {
+    } catch (const CLI::CallForHelp& e) { return cl.app.exit(e); } catch (const CLI::CallForAllHelp& e) {
         return cl.app.exit(e);
-    } catch (const CLI::CallForAllHelp& e) {
-        return cl.app.exit(e);
-    } catch (const CLI::ParseError& e) {
-        misuse(e.what());
-    }
+    } catch (const CLI::ParseError& e) { misuse(e.what()); }
     cl.finish(a);
     if (a.command == "cache") return cache_command(cl.cache_clear->parsed());
     try {

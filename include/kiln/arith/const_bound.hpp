@@ -69,8 +69,9 @@ inline ConstBound const_bound(const Expr& e, const BoundScope& scope) {
             }
             if (a.min && a.max && b.min && b.max) {
                 int64_t c[4];
-                bool ovf = __builtin_mul_overflow(*a.min, *b.min, &c[0]) | __builtin_mul_overflow(*a.min, *b.max, &c[1]) |
-                           __builtin_mul_overflow(*a.max, *b.min, &c[2]) | __builtin_mul_overflow(*a.max, *b.max, &c[3]);
+                bool ovf =
+                        __builtin_mul_overflow(*a.min, *b.min, &c[0]) | __builtin_mul_overflow(*a.min, *b.max, &c[1]) |
+                        __builtin_mul_overflow(*a.max, *b.min, &c[2]) | __builtin_mul_overflow(*a.max, *b.max, &c[3]);
                 if (!ovf) return {std::min({c[0], c[1], c[2], c[3]}), std::max({c[0], c[1], c[2], c[3]})};
             }
             return {};
@@ -100,8 +101,10 @@ inline ConstBound const_bound(const Expr& e, const BoundScope& scope) {
             auto a = const_bound(n->a, scope), b = const_bound(n->b, scope);
             ConstBound r;
             if (a.min && b.min) r.min = std::min(*a.min, *b.min);
-            if (a.max && b.max) r.max = std::min(*a.max, *b.max);
-            else r.max = a.max ? a.max : b.max;
+            if (a.max && b.max)
+                r.max = std::min(*a.max, *b.max);
+            else
+                r.max = a.max ? a.max : b.max;
             return r;
         }
         case ExprKind::Max: {
@@ -109,8 +112,10 @@ inline ConstBound const_bound(const Expr& e, const BoundScope& scope) {
             auto a = const_bound(n->a, scope), b = const_bound(n->b, scope);
             ConstBound r;
             if (a.max && b.max) r.max = std::max(*a.max, *b.max);
-            if (a.min && b.min) r.min = std::max(*a.min, *b.min);
-            else r.min = a.min ? a.min : b.min;
+            if (a.min && b.min)
+                r.min = std::max(*a.min, *b.min);
+            else
+                r.min = a.min ? a.min : b.min;
             return r;
         }
         case ExprKind::Select: {

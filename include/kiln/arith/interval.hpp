@@ -30,7 +30,9 @@ inline Interval eval_interval(const Expr& e, const RelaxMap& relax) {
     }
     auto touches_relaxed = [&](const Expr& x) {
         bool found = false;
-        post_order_visit(x, [&](const Expr& s) { found |= s.kind() == ExprKind::Var && relax.count(static_cast<const VarNode*>(s.get())); });
+        post_order_visit(x, [&](const Expr& s) {
+            found |= s.kind() == ExprKind::Var && relax.count(static_cast<const VarNode*>(s.get()));
+        });
         return found;
     };
     if (!touches_relaxed(e)) return Interval::point(e);
@@ -53,7 +55,8 @@ inline Interval eval_interval(const Expr& e, const RelaxMap& relax) {
             auto a = eval_interval(*var_side, relax);
             auto* c = c_side->as<IntImm>();
             auto* cf = c_side->as<FloatImm>();
-            if ((c && c->value >= 0) || (cf && cf->value >= 0)) return {opt(ExprKind::Mul, a.min, *c_side), opt(ExprKind::Mul, a.max, *c_side)};
+            if ((c && c->value >= 0) || (cf && cf->value >= 0))
+                return {opt(ExprKind::Mul, a.min, *c_side), opt(ExprKind::Mul, a.max, *c_side)};
             if (c || cf) return {opt(ExprKind::Mul, a.max, *c_side), opt(ExprKind::Mul, a.min, *c_side)};
             return {};  // the sign of the factor is unknown
         }
@@ -73,12 +76,14 @@ inline Interval eval_interval(const Expr& e, const RelaxMap& relax) {
         case ExprKind::Min: {
             auto* n = e.as<Min>();
             auto a = eval_interval(n->a, relax), b = eval_interval(n->b, relax);
-            return {opt(ExprKind::Min, a.min, b.min), a.max.defined() && b.max.defined() ? min(a.max, b.max) : (a.max.defined() ? a.max : b.max)};
+            return {opt(ExprKind::Min, a.min, b.min),
+                    a.max.defined() && b.max.defined() ? min(a.max, b.max) : (a.max.defined() ? a.max : b.max)};
         }
         case ExprKind::Max: {
             auto* n = e.as<Max>();
             auto a = eval_interval(n->a, relax), b = eval_interval(n->b, relax);
-            return {a.min.defined() && b.min.defined() ? max(a.min, b.min) : (a.min.defined() ? a.min : b.min), opt(ExprKind::Max, a.max, b.max)};
+            return {a.min.defined() && b.min.defined() ? max(a.min, b.min) : (a.min.defined() ? a.min : b.min),
+                    opt(ExprKind::Max, a.max, b.max)};
         }
         case ExprKind::Select: {
             auto* n = e.as<Select>();

@@ -35,12 +35,29 @@ struct LinearForm {
 
 inline LinearForm to_linear(const Expr& e) {
     LinearForm f;
-    if (auto* i = e.as<IntImm>()) { f.constant = i->value; return f; }
-    if (auto* n = e.as<Add>()) { f.add(to_linear(n->a), 1); f.add(to_linear(n->b), 1); return f; }
-    if (auto* n = e.as<Sub>()) { f.add(to_linear(n->a), 1); f.add(to_linear(n->b), -1); return f; }
+    if (auto* i = e.as<IntImm>()) {
+        f.constant = i->value;
+        return f;
+    }
+    if (auto* n = e.as<Add>()) {
+        f.add(to_linear(n->a), 1);
+        f.add(to_linear(n->b), 1);
+        return f;
+    }
+    if (auto* n = e.as<Sub>()) {
+        f.add(to_linear(n->a), 1);
+        f.add(to_linear(n->b), -1);
+        return f;
+    }
     if (auto* n = e.as<Mul>()) {
-        if (auto* c = n->b.as<IntImm>()) { f.add(to_linear(n->a), c->value); return f; }
-        if (auto* c = n->a.as<IntImm>()) { f.add(to_linear(n->b), c->value); return f; }
+        if (auto* c = n->b.as<IntImm>()) {
+            f.add(to_linear(n->a), c->value);
+            return f;
+        }
+        if (auto* c = n->a.as<IntImm>()) {
+            f.add(to_linear(n->b), c->value);
+            return f;
+        }
     }
     f.add_term(e, 1);
     return f;
@@ -54,8 +71,10 @@ inline Expr from_linear(const LinearForm& f, Type t) {
             if ((k > 0) != (pass == 0)) continue;
             int64_t mag = k > 0 ? k : -k;
             Expr term = mag == 1 ? e : make_binary(ExprKind::Mul, e, make_int(t, mag));
-            if (!sum.defined()) sum = k > 0 ? term : make_binary(ExprKind::Sub, make_int(t, 0), term);
-            else sum = make_binary(k > 0 ? ExprKind::Add : ExprKind::Sub, sum, term);
+            if (!sum.defined())
+                sum = k > 0 ? term : make_binary(ExprKind::Sub, make_int(t, 0), term);
+            else
+                sum = make_binary(k > 0 ? ExprKind::Add : ExprKind::Sub, sum, term);
         }
     }
     if (!sum.defined()) return make_int(t, f.constant);

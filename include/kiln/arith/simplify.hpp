@@ -30,7 +30,9 @@ protected:
         const Type t = a.type();
         const bool scalar_int = t.is_scalar() && t.is_integer();
         switch (n->kind) {
-            case ExprKind::Add: case ExprKind::Sub: case ExprKind::Mul:
+            case ExprKind::Add:
+            case ExprKind::Sub:
+            case ExprKind::Mul:
                 if (scalar_int) {
                     Expr x = make_binary(n->kind, a, b);
                     if (x.kind() != ExprKind::Add && x.kind() != ExprKind::Sub && x.kind() != ExprKind::Mul) return x;
@@ -40,25 +42,33 @@ protected:
                     // ramp(b1, s1) + ramp(b2, s2) == ramp(b1 + b2, s1 + s2), and with broadcasts.
                     const Ramp *ra = a.as<Ramp>(), *rb = b.as<Ramp>();
                     const Broadcast *ba = a.as<Broadcast>(), *bb = b.as<Broadcast>();
-                    if (ra && bb) return make_expr<Ramp>(mutate(make_binary(n->kind, ra->base, bb->value)), ra->stride, ra->lanes);
-                    if (ba && rb && n->kind == ExprKind::Add) return make_expr<Ramp>(mutate(ba->value + rb->base), rb->stride, rb->lanes);
-                    if (ra && rb) return make_expr<Ramp>(mutate(make_binary(n->kind, ra->base, rb->base)), mutate(make_binary(n->kind, ra->stride, rb->stride)), ra->lanes);
+                    if (ra && bb)
+                        return make_expr<Ramp>(mutate(make_binary(n->kind, ra->base, bb->value)), ra->stride,
+                                               ra->lanes);
+                    if (ba && rb && n->kind == ExprKind::Add)
+                        return make_expr<Ramp>(mutate(ba->value + rb->base), rb->stride, rb->lanes);
+                    if (ra && rb)
+                        return make_expr<Ramp>(mutate(make_binary(n->kind, ra->base, rb->base)),
+                                               mutate(make_binary(n->kind, ra->stride, rb->stride)), ra->lanes);
                     if (ba && bb) return broadcast(mutate(make_binary(n->kind, ba->value, bb->value)), ba->lanes);
                 }
                 if (n->kind == ExprKind::Mul) {
                     const Ramp* ra = a.as<Ramp>();
                     const Broadcast* bb = b.as<Broadcast>();
                     const Broadcast* ba = a.as<Broadcast>();
-                    if (ra && bb && is_const(bb->value)) return make_expr<Ramp>(mutate(ra->base * bb->value), mutate(ra->stride * bb->value), ra->lanes);
+                    if (ra && bb && is_const(bb->value))
+                        return make_expr<Ramp>(mutate(ra->base * bb->value), mutate(ra->stride * bb->value), ra->lanes);
                     if (ba && bb) return broadcast(mutate(ba->value * bb->value), ba->lanes);
                 }
                 return rebuild(n, e, a, b);
-            case ExprKind::Div: case ExprKind::Mod:
+            case ExprKind::Div:
+            case ExprKind::Mod:
                 if (scalar_int) return div_mod(n->kind, a, b);
                 if (t.is_integer())
                     if (Expr v = vector_div_mod(n->kind, a, b); v.defined()) return v;
                 return rebuild(n, e, a, b);
-            case ExprKind::Min: case ExprKind::Max: {
+            case ExprKind::Min:
+            case ExprKind::Max: {
                 if (scalar_int) {
                     auto d = const_bound(mutate(a - b), scope_);
                     const bool is_min = n->kind == ExprKind::Min;
@@ -67,26 +77,60 @@ protected:
                 }
                 return rebuild(n, e, a, b);
             }
-            case ExprKind::EQ: case ExprKind::NE: case ExprKind::LT: case ExprKind::LE: case ExprKind::GT: case ExprKind::GE: {
+            case ExprKind::EQ:
+            case ExprKind::NE:
+            case ExprKind::LT:
+            case ExprKind::LE:
+            case ExprKind::GT:
+            case ExprKind::GE: {
                 if (scalar_int) {
                     Expr diff = mutate(a - b);
                     auto d = const_bound(diff, scope_);
                     std::optional<bool> known;
                     switch (n->kind) {
-                        case ExprKind::LT: if (d.max && *d.max < 0) known = true; else if (d.min && *d.min >= 0) known = false; break;
-                        case ExprKind::LE: if (d.max && *d.max <= 0) known = true; else if (d.min && *d.min > 0) known = false; break;
-                        case ExprKind::GT: if (d.min && *d.min > 0) known = true; else if (d.max && *d.max <= 0) known = false; break;
-                        case ExprKind::GE: if (d.min && *d.min >= 0) known = true; else if (d.max && *d.max < 0) known = false; break;
-                        case ExprKind::EQ: if (d.is_point()) known = *d.min == 0; else if ((d.min && *d.min > 0) || (d.max && *d.max < 0)) known = false; break;
-                        case ExprKind::NE: if (d.is_point()) known = *d.min != 0; else if ((d.min && *d.min > 0) || (d.max && *d.max < 0)) known = true; break;
+                        case ExprKind::LT:
+                            if (d.max && *d.max < 0)
+                                known = true;
+                            else if (d.min && *d.min >= 0)
+                                known = false;
+                            break;
+                        case ExprKind::LE:
+                            if (d.max && *d.max <= 0)
+                                known = true;
+                            else if (d.min && *d.min > 0)
+                                known = false;
+                            break;
+                        case ExprKind::GT:
+                            if (d.min && *d.min > 0)
+                                known = true;
+                            else if (d.max && *d.max <= 0)
+                                known = false;
+                            break;
+                        case ExprKind::GE:
+                            if (d.min && *d.min >= 0)
+                                known = true;
+                            else if (d.max && *d.max < 0)
+                                known = false;
+                            break;
+                        case ExprKind::EQ:
+                            if (d.is_point())
+                                known = *d.min == 0;
+                            else if ((d.min && *d.min > 0) || (d.max && *d.max < 0))
+                                known = false;
+                            break;
+                        case ExprKind::NE:
+                            if (d.is_point())
+                                known = *d.min != 0;
+                            else if ((d.min && *d.min > 0) || (d.max && *d.max < 0))
+                                known = true;
+                            break;
                         default: break;
                     }
                     if (known) return make_int(boolean, *known ? 1 : 0);
                 }
                 return rebuild(n, e, a, b);
             }
-            default:
-                return rebuild(n, e, a, b);
+            default: return rebuild(n, e, a, b);
         }
     }
 
@@ -166,7 +210,10 @@ protected:
         for (auto& c : n->stmts) {
             Stmt m = mutate(c);
             changed |= !m.same_as(c);
-            if (is_no_op(m)) { changed = true; continue; }
+            if (is_no_op(m)) {
+                changed = true;
+                continue;
+            }
             out.push_back(m);
         }
         if (!changed) return s;
@@ -204,7 +251,8 @@ private:
         // min(x*16, n - 16) + row) keeps its bounds, so a division of the sum by the row length still resolves.
         for (size_t i = 0; i < f.terms.size(); ++i) {
             auto [t, k] = f.terms[i];
-            auto* mm = t.as<Min>() ? static_cast<const BinaryNode*>(t.as<Min>()) : static_cast<const BinaryNode*>(t.as<Max>());
+            auto* mm = t.as<Min>() ? static_cast<const BinaryNode*>(t.as<Min>())
+                                   : static_cast<const BinaryNode*>(t.as<Max>());
             if (!mm || k != 1 || (f.terms.size() == 1 && f.constant == 0)) continue;
             LinearForm rest = f;
             rest.terms.erase(rest.terms.begin() + static_cast<long>(i));
@@ -227,8 +275,10 @@ private:
     static std::pair<LinearForm, LinearForm> split_by(const LinearForm& f, int64_t c) {
         LinearForm q, r;
         for (auto& [term, coef] : f.terms) {
-            if (coef % c == 0) q.add_term(term, coef / c);
-            else r.add_term(term, coef);
+            if (coef % c == 0)
+                q.add_term(term, coef / c);
+            else
+                r.add_term(term, coef);
         }
         q.constant = kiln::detail::floor_div(f.constant, c);
         r.constant = kiln::detail::floor_mod(f.constant, c);

@@ -39,7 +39,7 @@ struct CompileOptions {
 struct CompileTimes {
     double passes_ms = 0, lower_ms = 0, llvm_ms = 0, total_ms = 0;
     int kernels = 0, distinct_kernels = 0;
-    int disk_cache_hits = 0;  // distinct kernels linked from the disk cache instead of compiled
+    int disk_cache_hits = 0;       // distinct kernels linked from the disk cache instead of compiled
     bool from_disk_cache = false;  // the whole executable came from the disk cache: no pass, lowering or LLVM ran
 };
 
@@ -83,10 +83,12 @@ public:
         kiln::detail::fail("set_input: the model has no input '", name, "'; its inputs are ", all);
     }
     void set_input(size_t index, const Buffer& data) {
-        if (index >= graph_.inputs.size()) kiln::detail::fail("set_input: input ", index, " does not exist; the model has ", graph_.inputs.size());
+        if (index >= graph_.inputs.size())
+            kiln::detail::fail("set_input: input ", index, " does not exist; the model has ", graph_.inputs.size());
         const Value& v = graph_.value(graph_.inputs[index]);
         if (data.dtype() != v.type.dtype || data.shape() != v.type.shape)
-            kiln::detail::fail("set_input: input '", v.name, "' is ", v.type.str(), " but the buffer is ", TensorType{data.shape(), data.dtype()}.str(),
+            kiln::detail::fail("set_input: input '", v.name, "' is ", v.type.str(), " but the buffer is ",
+                               TensorType{data.shape(), data.dtype()}.str(),
                                "; pass a buffer of the model's input type");
         const Buffer& dst = storage_[graph_.inputs[index]];
         copy_into(data, dst);
@@ -98,7 +100,8 @@ public:
             if (profile_) {
                 auto t0 = std::chrono::steady_clock::now();
                 st.kernel.call(st.args);
-                profile_data_[k].ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+                profile_data_[k].ms +=
+                        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
                 profile_data_[k].calls++;
             } else {
                 st.kernel.call(st.args);
@@ -108,7 +111,8 @@ public:
     size_t num_outputs() const { return graph_.outputs.size(); }
     // A view of output i, valid until the next run().
     Buffer output(size_t i) const {
-        if (i >= graph_.outputs.size()) kiln::detail::fail("output: the model has ", graph_.outputs.size(), " output(s); there is no output ", i);
+        if (i >= graph_.outputs.size())
+            kiln::detail::fail("output: the model has ", graph_.outputs.size(), " output(s); there is no output ", i);
         return storage_.at(graph_.outputs[i]);
     }
     const std::string& output_name(size_t i) const { return graph_.value(graph_.outputs.at(i)).name; }
@@ -127,7 +131,8 @@ public:
         for (auto& p : profile_data_) {
             const double ms = p.calls ? p.ms / p.calls : 0;
             char line[256];
-            std::snprintf(line, sizeof line, "%-48s %10.3f %8.1f%%\n", p.name.substr(0, 48).c_str(), ms, total > 0 ? 100 * ms / total : 0.0);
+            std::snprintf(line, sizeof line, "%-48s %10.3f %8.1f%%\n", p.name.substr(0, 48).c_str(), ms,
+                          total > 0 ? 100 * ms / total : 0.0);
             os << line;
         }
         char line[128];
@@ -146,7 +151,8 @@ public:
     std::vector<const Kernel::Compiled*> distinct_kernels() const {
         std::vector<const Kernel::Compiled*> kernels;
         for (auto& st : steps_)
-            if (std::find(kernels.begin(), kernels.end(), &st.kernel.compiled()) == kernels.end()) kernels.push_back(&st.kernel.compiled());
+            if (std::find(kernels.begin(), kernels.end(), &st.kernel.compiled()) == kernels.end())
+                kernels.push_back(&st.kernel.compiled());
         return kernels;
     }
 
@@ -162,7 +168,8 @@ public:
         for (auto& st : steps_) {
             runtime::ModelFile::Step step;
             step.name = st.name;
-            step.kernel = static_cast<uint32_t>(std::find(kernels.begin(), kernels.end(), &st.kernel.compiled()) - kernels.begin());
+            step.kernel = static_cast<uint32_t>(std::find(kernels.begin(), kernels.end(), &st.kernel.compiled()) -
+                                                kernels.begin());
             step.values.assign(st.values.begin(), st.values.end());
             for (auto& a : st.args) step.shapes.push_back(a.shape);
             m.steps.push_back(std::move(step));
@@ -170,8 +177,11 @@ public:
         m.target = kernels.empty() ? jit::resolve(Target{}).str() : kernels.front()->target;
         for (auto* c : kernels) {
             if (with_objects && c->object.empty())
-                kiln::detail::fail("save: kernel '", c->symbol, "' was built without its object code; build it with BuildOptions::keep_object");
-            if (!c->size_vars.empty()) kiln::detail::fail("save: kernel '", c->symbol, "' has symbolic sizes; only executables of fixed shapes can be saved");
+                kiln::detail::fail("save: kernel '", c->symbol,
+                                   "' was built without its object code; build it with BuildOptions::keep_object");
+            if (!c->size_vars.empty())
+                kiln::detail::fail("save: kernel '", c->symbol,
+                                   "' has symbolic sizes; only executables of fixed shapes can be saved");
             runtime::ModelFile::Kernel k;
             k.symbol = c->symbol;
             if (with_objects) k.object = c->object;
@@ -179,7 +189,9 @@ public:
                 runtime::ModelFile::Param p{prm.name, prm.dtype, {}, prm.is_output};
                 for (auto& e : prm.shape) {
                     auto d = as_const_int(e);
-                    if (!d) kiln::detail::fail("save: kernel '", c->symbol, "' parameter '", prm.name, "' has a symbolic shape");
+                    if (!d)
+                        kiln::detail::fail("save: kernel '", c->symbol, "' parameter '", prm.name,
+                                           "' has a symbolic shape");
                     p.shape.push_back(*d);
                 }
                 k.params.push_back(std::move(p));
@@ -201,7 +213,10 @@ public:
             out.name = val.name;
             out.dtype = val.type.dtype;
             out.shape = val.type.shape;
-            out.kind = in_arena ? ValueKind::Arena : val.is_constant() ? ValueKind::Constant : is_input ? ValueKind::Input : ValueKind::Output;
+            out.kind = in_arena            ? ValueKind::Arena
+                       : val.is_constant() ? ValueKind::Constant
+                       : is_input          ? ValueKind::Input
+                                           : ValueKind::Output;
             if (out.kind == ValueKind::Arena) out.arena_offset = static_cast<uint64_t>(p - arena);
             if (out.kind == ValueKind::Constant) out.constant = std::string_view(p, out.bytes());
             m.values.push_back(std::move(out));
@@ -344,7 +359,9 @@ namespace kiln::graph {
 
 namespace detail {
 
-inline std::vector<int64_t> kernel_shape(const TensorType& t) { return t.shape.empty() ? std::vector<int64_t>{1} : t.shape; }
+inline std::vector<int64_t> kernel_shape(const TensorType& t) {
+    return t.shape.empty() ? std::vector<int64_t>{1} : t.shape;
+}
 
 KILN_SEPARABLE std::vector<Buffer> evaluate_node(const Graph& g, const Node& n, const Target& target) {
     Group grp;
@@ -392,11 +409,12 @@ inline constexpr const char* kModelEntrySymbol = "kiln model";
 inline std::string program_identity() {
     static const std::string identity = [] {
         Dl_info info{};
-        if (!dladdr(reinterpret_cast<void*>(&program_identity), &info) || !info.dli_fname) return std::string("unknown program");
-        struct stat st{};
+        if (!dladdr(reinterpret_cast<void*>(&program_identity), &info) || !info.dli_fname)
+            return std::string("unknown program");
+        struct stat st {};
         if (::stat(info.dli_fname, &st) != 0) return std::string(info.dli_fname);
-        return std::string(info.dli_fname) + " " + std::to_string(st.st_size) + " " + std::to_string(st.st_mtim.tv_sec) + "." +
-               std::to_string(st.st_mtim.tv_nsec);
+        return std::string(info.dli_fname) + " " + std::to_string(st.st_size) + " " +
+               std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
     }();
     return identity;
 }
@@ -404,13 +422,14 @@ inline std::string program_identity() {
 // What decides the executable: the graph, the options that change its code, the target, the program
 // (above), and the versions and settings that key each kernel (build.hpp's disk_cache_key).
 inline std::string model_cache_key(const std::string& graph_fingerprint, const CompileOptions& opt) {
-    return "kiln model\n" + jit::codegen_identity() + "\n" + program_identity() + "\n" + jit::resolve(opt.target).str() +
-           "\nopt_level " + std::to_string(opt.opt_level) + "\n" + graph_fingerprint;
+    return "kiln model\n" + jit::codegen_identity() + "\n" + program_identity() + "\n" +
+           jit::resolve(opt.target).str() + "\nopt_level " + std::to_string(opt.opt_level) + "\n" + graph_fingerprint;
 }
 
 // Builds each distinct program once, the distinct ones on worker threads (LLVM is the cost of a compile),
 // and returns a kernel per function; `distinct` is how many were built.
-inline std::vector<Kernel> build_kernels(const std::vector<LoweredFunc>& funcs, const BuildOptions& bo, int& distinct_count) {
+inline std::vector<Kernel> build_kernels(const std::vector<LoweredFunc>& funcs, const BuildOptions& bo,
+                                         int& distinct_count) {
     std::unordered_map<std::string, size_t> first_of;
     std::vector<size_t> distinct;
     std::vector<std::string> texts(funcs.size());
@@ -419,7 +438,8 @@ inline std::vector<Kernel> build_kernels(const std::vector<LoweredFunc>& funcs, 
         if (first_of.emplace(texts[k], k).second) distinct.push_back(k);
     }
     std::vector<Kernel> kernels(funcs.size());
-    const unsigned workers = std::max(1u, std::min<unsigned>(std::thread::hardware_concurrency(), static_cast<unsigned>(distinct.size())));
+    const unsigned workers = std::max(
+            1u, std::min<unsigned>(std::thread::hardware_concurrency(), static_cast<unsigned>(distinct.size())));
     std::atomic<size_t> next{0};
     std::vector<std::future<void>> fs;
     std::exception_ptr err;
@@ -459,14 +479,16 @@ KILN_SEPARABLE Graph optimize(const Graph& input, const CompileOptions& opt) {
         dump("simplify_inference");
         g = passes::fold_scale_axis(g);
         dump("fold_scale_axis");
-        g = passes::fold_constant(g, [&](const Graph& gg, const Node& n) { return detail::evaluate_node(gg, n, opt.target); });
+        g = passes::fold_constant(
+                g, [&](const Graph& gg, const Node& n) { return detail::evaluate_node(gg, n, opt.target); });
         dump("fold_constant");
     }
     if (opt.opt_level >= 3) {
         g = passes::alter_layout(g, opt.target);
         dump("alter_layout");
         // Packs the convolution weights the layout pass asked for, once.
-        g = passes::fold_constant(g, [&](const Graph& gg, const Node& n) { return detail::evaluate_node(gg, n, opt.target); });
+        g = passes::fold_constant(
+                g, [&](const Graph& gg, const Node& n) { return detail::evaluate_node(gg, n, opt.target); });
         dump("fold_constant");
     }
     return g;
@@ -474,21 +496,25 @@ KILN_SEPARABLE Graph optimize(const Graph& input, const CompileOptions& opt) {
 
 KILN_SEPARABLE Executable compile(const Graph& model, const CompileOptions& opt) {
     using clock = std::chrono::steady_clock;
-    auto ms_since = [](clock::time_point t) { return std::chrono::duration<double, std::milli>(clock::now() - t).count(); };
+    auto ms_since = [](clock::time_point t) {
+        return std::chrono::duration<double, std::milli>(clock::now() - t).count();
+    };
     const auto t_start = clock::now();
-    if (opt.opt_level < 0 || opt.opt_level > 3) kiln::detail::fail("graph::compile: opt_level is ", opt.opt_level, "; use 0 to 3");
-    if (opt.threads < 0) kiln::detail::fail("graph::compile: threads is ", opt.threads, "; use 0 (keep) or a positive count");
+    if (opt.opt_level < 0 || opt.opt_level > 3)
+        kiln::detail::fail("graph::compile: opt_level is ", opt.opt_level, "; use 0 to 3");
+    if (opt.threads < 0)
+        kiln::detail::fail("graph::compile: threads is ", opt.threads, "; use 0 (keep) or a positive count");
     // The whole executable from the disk cache, when this graph was compiled with these options before.
     auto& disk = jit::DiskCache::instance();
     std::string model_key;
     if (opt.cache_executable && !opt.dump && opt.target.kind == "llvm" && disk.enabled())
-        if (auto print = fingerprint(model))
-            model_key = detail::model_cache_key(*print, opt);
+        if (auto print = fingerprint(model)) model_key = detail::model_cache_key(*print, opt);
     if (!model_key.empty())
         if (auto entry = disk.load(model_key); entry && entry->symbol == detail::kModelEntrySymbol) {
             try {
                 const runtime::ModelFileContext ctx{"graph::compile", "the disk cache", "it is recompiled"};
-                Executable ex = Executable::from_model_file(runtime::read_model_file(entry->object, ctx, ""), opt.threads, "graph::compile");
+                Executable ex = Executable::from_model_file(runtime::read_model_file(entry->object, ctx, ""),
+                                                            opt.threads, "graph::compile");
                 ex.times_.from_disk_cache = true;
                 ex.times_.disk_cache_hits = ex.times_.distinct_kernels;
                 ex.times_.llvm_ms = ex.times_.total_ms = ms_since(t_start);
@@ -535,13 +561,16 @@ KILN_SEPARABLE Executable compile(const Graph& model, const CompileOptions& opt)
     const detail::MemoryPlan plan = detail::plan_memory(g, step_values);
     ex.allocate_arena(plan.arena_bytes, "graph::compile");
     char* arena = static_cast<char*>(ex.arena_.get());
-    for (auto& [v, offset] : plan.offsets) ex.storage_[v] = Buffer(arena + offset, g.type_of(v).shape, g.type_of(v).dtype);
+    for (auto& [v, offset] : plan.offsets)
+        ex.storage_[v] = Buffer(arena + offset, g.type_of(v).shape, g.type_of(v).dtype);
     for (size_t v = 0; v < g.values.size(); ++v) {
         const int id = static_cast<int>(v);
         if (ex.storage_.count(id)) continue;
         const Value& val = g.values[v];
-        if (val.is_constant()) ex.storage_[id] = *val.data;
-        else if (plan.own_buffer(g, id)) ex.storage_[id] = Buffer(val.type.shape, val.type.dtype);
+        if (val.is_constant())
+            ex.storage_[id] = *val.data;
+        else if (plan.own_buffer(g, id))
+            ex.storage_[id] = Buffer(val.type.shape, val.type.dtype);
     }
     for (size_t k = 0; k < ex.groups_.size(); ++k) {
         Executable::Step st;

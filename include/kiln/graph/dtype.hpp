@@ -21,10 +21,12 @@ inline Type dtype_from_onnx(int64_t code, const std::string& where) {
         case 12: return u32;
         default: break;
     }
-    static const char* names[] = {"UNDEFINED", "FLOAT", "UINT8", "INT8", "UINT16", "INT16", "INT32", "INT64", "STRING", "BOOL", "FLOAT16",
-                                  "DOUBLE", "UINT32", "UINT64", "COMPLEX64", "COMPLEX128", "BFLOAT16"};
+    static const char* names[] = {"UNDEFINED", "FLOAT",  "UINT8",     "INT8",       "UINT16",  "INT16",
+                                  "INT32",     "INT64",  "STRING",    "BOOL",       "FLOAT16", "DOUBLE",
+                                  "UINT32",    "UINT64", "COMPLEX64", "COMPLEX128", "BFLOAT16"};
     const std::string nm = code >= 0 && code < 17 ? names[code] : "code " + std::to_string(code);
-    kiln::detail::fail(where, ": element type ", nm, " is not supported; kiln handles FLOAT, DOUBLE, FLOAT16, INT8/16/32/64, UINT8/32 and BOOL");
+    kiln::detail::fail(where, ": element type ", nm,
+                       " is not supported; kiln handles FLOAT, DOUBLE, FLOAT16, INT8/16/32/64, UINT8/32 and BOOL");
 }
 
 inline int onnx_code(Type t) {

@@ -43,13 +43,16 @@ KILN_SEPARABLE Executable load_executable(const std::string& path, int threads) 
         if (!f) kiln::detail::fail("load_executable: cannot open '", path, "'");
         data.resize(static_cast<size_t>(f.tellg()));
         f.seekg(0);
-        if (!f.read(data.data(), static_cast<std::streamsize>(data.size()))) kiln::detail::fail("load_executable: cannot read '", path, "'");
+        if (!f.read(data.data(), static_cast<std::streamsize>(data.size())))
+            kiln::detail::fail("load_executable: cannot read '", path, "'");
     }
     const runtime::ModelFileContext ctx{"load_executable", path, "save the executable again with graph::save"};
     const runtime::ModelFile m = runtime::read_model_file(data, ctx, "write one with graph::save");
     if (!m.has_objects)
-        kiln::detail::fail("load_executable: '", path, "' holds no object code (it is the description inside an exported library); "
-                           "load the exported library with the runtime (kiln/runtime.h), or save the executable with graph::save");
+        kiln::detail::fail(
+                "load_executable: '", path,
+                "' holds no object code (it is the description inside an exported library); "
+                "load the exported library with the runtime (kiln/runtime.h), or save the executable with graph::save");
     const std::string host = jit::resolve(Target{}).str();
     if (m.target != host)
         kiln::detail::fail("load_executable: '", path, "' was compiled for ", m.target, " but this machine is ", host,

@@ -63,7 +63,9 @@ namespace detail {
 // Renames the entry point of one kernel's object file.
 inline std::string rename_symbol(const std::string& object, const std::string& from, const std::string& to) {
     auto binary = llvm::object::createBinary(llvm::MemoryBufferRef(object, from));
-    if (!binary) kiln::detail::fail("export_library: the object code of kernel '", from, "' cannot be read: ", llvm::toString(binary.takeError()));
+    if (!binary)
+        kiln::detail::fail("export_library: the object code of kernel '", from,
+                           "' cannot be read: ", llvm::toString(binary.takeError()));
     llvm::objcopy::ConfigManager config;
     config.Common.SymbolsToRename.insert({from, to});
     llvm::SmallVector<char, 0> out;
@@ -92,15 +94,17 @@ inline std::string model_object(const std::string& model_file, const std::string
     auto* i64 = llvm::Type::getInt64Ty(ctx);
 
     auto* data_init = llvm::ConstantDataArray::getRaw(model_file, model_file.size(), llvm::Type::getInt8Ty(ctx));
-    auto* data = new llvm::GlobalVariable(mod, data_init->getType(), true, llvm::GlobalValue::ExternalLinkage, data_init, runtime::model_abi::data_symbol);
+    auto* data = new llvm::GlobalVariable(mod, data_init->getType(), true, llvm::GlobalValue::ExternalLinkage,
+                                          data_init, runtime::model_abi::data_symbol);
     data->setAlignment(llvm::Align(runtime::detail::constant_alignment));
-    new llvm::GlobalVariable(mod, i64, true, llvm::GlobalValue::ExternalLinkage, llvm::ConstantInt::get(i64, model_file.size()),
-                             runtime::model_abi::size_symbol);
-    new llvm::GlobalVariable(mod, i32, true, llvm::GlobalValue::ExternalLinkage, llvm::ConstantInt::get(i32, runtime::model_abi::version),
-                             runtime::model_abi::abi_symbol);
+    new llvm::GlobalVariable(mod, i64, true, llvm::GlobalValue::ExternalLinkage,
+                             llvm::ConstantInt::get(i64, model_file.size()), runtime::model_abi::size_symbol);
+    new llvm::GlobalVariable(mod, i32, true, llvm::GlobalValue::ExternalLinkage,
+                             llvm::ConstantInt::get(i32, runtime::model_abi::version), runtime::model_abi::abi_symbol);
     auto* slots_type = llvm::ArrayType::get(ptr, runtime::model_abi::slot_count);
-    auto* slots = new llvm::GlobalVariable(mod, slots_type, false, llvm::GlobalValue::ExternalLinkage, llvm::ConstantAggregateZero::get(slots_type),
-                                           runtime::model_abi::runtime_symbol);
+    auto* slots =
+            new llvm::GlobalVariable(mod, slots_type, false, llvm::GlobalValue::ExternalLinkage,
+                                     llvm::ConstantAggregateZero::get(slots_type), runtime::model_abi::runtime_symbol);
 
     auto trampoline = [&](const char* name, llvm::FunctionType* type, unsigned slot) {
         auto* f = llvm::Function::Create(type, llvm::GlobalValue::ExternalLinkage, name, mod);
@@ -111,11 +115,14 @@ inline std::string model_object(const std::string& model_file, const std::string
         for (auto& a : f->args()) args.push_back(&a);
         auto* call = b.CreateCall(type, target, args);
         call->setTailCall();
-        if (type->getReturnType()->isVoidTy()) b.CreateRetVoid();
-        else b.CreateRet(call);
+        if (type->getReturnType()->isVoidTy())
+            b.CreateRetVoid();
+        else
+            b.CreateRet(call);
     };
     auto* void_t = llvm::Type::getVoidTy(ctx);
-    trampoline("kiln_parallel_for", llvm::FunctionType::get(void_t, {ptr, ptr, i32}, false), runtime::model_abi::slot_parallel_for);
+    trampoline("kiln_parallel_for", llvm::FunctionType::get(void_t, {ptr, ptr, i32}, false),
+               runtime::model_abi::slot_parallel_for);
     trampoline("kiln_alloc", llvm::FunctionType::get(ptr, {i64}, false), runtime::model_abi::slot_alloc);
     trampoline("kiln_free", llvm::FunctionType::get(void_t, {ptr}, false), runtime::model_abi::slot_free);
     return jit::emit_object(mod, *tm);
@@ -126,8 +133,10 @@ inline std::string linker_command(const ExportOptions& opt) {
     if (!opt.linker.empty()) return opt.linker;
     const std::string cc = kiln::detail::c_compiler();
     if (cc.empty())
-        kiln::detail::fail("export_library: there is no `cc` to link the library with; install a C compiler (apt-get install gcc) ",
-                           "or name one in ExportOptions::linker or $KILN_CC");
+        kiln::detail::fail(
+                "export_library: there is no `cc` to link the library with; install a C compiler (apt-get install "
+                "gcc) ",
+                "or name one in ExportOptions::linker or $KILN_CC");
     return kiln::detail::program_on_path("ld.lld") ? cc + " -fuse-ld=lld" : cc;
 }
 
@@ -140,10 +149,12 @@ KILN_SEPARABLE void export_library(const Executable& exe, const std::string& pat
 
     namespace fs = std::filesystem;
     std::error_code ec;
-    const fs::path dir = fs::temp_directory_path(ec) / ("kiln_export_" + std::to_string(::getpid()) + "_" +
-                                                        std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
+    const fs::path dir =
+            fs::temp_directory_path(ec) / ("kiln_export_" + std::to_string(::getpid()) + "_" +
+                                           std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
     if (ec || !fs::create_directories(dir, ec))
-        kiln::detail::fail("export_library: cannot create a temporary directory for the objects under '", fs::temp_directory_path(ec).string(), "'");
+        kiln::detail::fail("export_library: cannot create a temporary directory for the objects under '",
+                           fs::temp_directory_path(ec).string(), "'");
     struct RemoveDir {
         fs::path dir;
         ~RemoveDir() {
@@ -172,7 +183,8 @@ KILN_SEPARABLE void export_library(const Executable& exe, const std::string& pat
     write(model, detail::model_object(runtime::write_model_file(m), triple));
     objects += " " + kiln::detail::shell_quote(model.string());
 
-    const std::string command = detail::linker_command(opt) + " -shared -Wl,-z,noexecstack -o " + kiln::detail::shell_quote(path) + objects + " -lm";
+    const std::string command = detail::linker_command(opt) + " -shared -Wl,-z,noexecstack -o " +
+                                kiln::detail::shell_quote(path) + objects + " -lm";
     int status = 0;
     const std::string output = kiln::detail::run_command(command, status);
     if (status != 0)
@@ -186,8 +198,10 @@ KILN_SEPARABLE void export_c_source(const Executable& exe, const std::string& di
     codegen::CodeGenC cg;
     for (size_t k = 0; k < kernels.size(); ++k) {
         if (!kernels[k]->lowered)
-            kiln::detail::fail("export_c_source: kernel '", kernels[k]->symbol, "' was linked from object code (a saved executable, or an ",
-                               "executable the disk cache kept whole), which holds no loop IR; compile the model (graph::compile, without ",
+            kiln::detail::fail("export_c_source: kernel '", kernels[k]->symbol,
+                               "' was linked from object code (a saved executable, or an ",
+                               "executable the disk cache kept whole), which holds no loop IR; compile the model "
+                               "(graph::compile, without ",
                                "CompileOptions::cache_executable) to write it as C");
         m.kernels[k].symbol = runtime::model_abi::kernel_symbol(k);
         cg.compile(*kernels[k]->lowered, m.kernels[k].symbol);
@@ -199,14 +213,19 @@ KILN_SEPARABLE void export_c_source(const Executable& exe, const std::string& di
     std::error_code ec;
     fs::create_directories(dir, ec);
     std::ofstream c(fs::path(dir) / "model.c", std::ios::binary);
-    if (!c) kiln::detail::fail("export_c_source: cannot write '", (fs::path(dir) / "model.c").string(), "'; give a directory that can be written");
-    c << "/* A model exported by kiln " KILN_VERSION " as C99: build it with the Makefile beside it and load model.so with\n"
+    if (!c)
+        kiln::detail::fail("export_c_source: cannot write '", (fs::path(dir) / "model.c").string(),
+                           "'; give a directory that can be written");
+    c << "/* A model exported by kiln " KILN_VERSION
+         " as C99: build it with the Makefile beside it and load model.so with\n"
          " * kiln_model_load (kiln/runtime.h). */\n"
       << codegen::c_prelude() << "\n"
       << cg.source()
       << "/* The model file the runtime reads (kiln/runtime/model_file.hpp): values, memory plan, steps, weights. */\n"
-         "#if defined(__GNUC__)\n#define KILN_ALIGNED __attribute__((aligned(64)))\n#else\n#define KILN_ALIGNED\n#endif\n"
-         "const char " << runtime::model_abi::data_symbol << "[] KILN_ALIGNED =\n";
+         "#if defined(__GNUC__)\n#define KILN_ALIGNED __attribute__((aligned(64)))\n#else\n#define "
+         "KILN_ALIGNED\n#endif\n"
+         "const char "
+      << runtime::model_abi::data_symbol << "[] KILN_ALIGNED =\n";
     // Octal escapes: never more than three digits, so no escape swallows the character after it.
     std::string row;
     for (size_t i = 0; i < data.size(); ++i) {
@@ -224,7 +243,8 @@ KILN_SEPARABLE void export_c_source(const Executable& exe, const std::string& di
       << "void* " << runtime::model_abi::runtime_symbol << "[" << runtime::model_abi::slot_count << "];\n";
     if (!c) kiln::detail::fail("export_c_source: writing '", (fs::path(dir) / "model.c").string(), "' failed");
     std::ofstream mk(fs::path(dir) / "Makefile");
-    mk << "# Builds model.so from model.c, written by kiln; kiln's runtime loads it (kiln_model_load in kiln/runtime.h).\n"
+    mk << "# Builds model.so from model.c, written by kiln; kiln's runtime loads it (kiln_model_load in "
+          "kiln/runtime.h).\n"
           "# CFLAGS: -O2 compiles a model in about a minute; -O3 -march=native runs faster and compiles several times\n"
           "# longer. OPENMP= builds without threads.\n"
           "CC ?= cc\nCFLAGS ?= -O2\nOPENMP ?= -fopenmp\n\n"

@@ -21,7 +21,9 @@ inline std::optional<std::string> fingerprint_bytes(const Buffer& b) {
     if (!b.is_contiguous()) return std::nullopt;
     const size_t n = static_cast<size_t>(b.size()) * static_cast<size_t>(b.dtype().bytes());
     char hash[24];
-    std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(runtime::hash64(std::string_view(static_cast<const char*>(b.data()), n))));
+    std::snprintf(
+            hash, sizeof hash, "%016llx",
+            static_cast<unsigned long long>(runtime::hash64(std::string_view(static_cast<const char*>(b.data()), n))));
     return TensorType{b.shape(), b.dtype()}.str() + "#" + hash;
 }
 
@@ -52,26 +54,28 @@ inline std::optional<std::string> fingerprint(const Graph& g) {
             os << " " << name << ":" << Attrs::kind_of(value) << "=";
             bool ok = true;
             std::visit(
-                [&](const auto& x) {
-                    using T = std::decay_t<decltype(x)>;
-                    if constexpr (std::is_same_v<T, Buffer>) {
-                        auto bytes = detail::fingerprint_bytes(x);
-                        ok = bytes.has_value();
-                        if (ok) os << *bytes;
-                    } else if constexpr (std::is_same_v<T, int64_t> || std::is_same_v<T, double>) {
-                        os << x;
-                    } else if constexpr (std::is_same_v<T, std::string>) {
-                        os << x.size() << "'" << x << "'";
-                    } else {
-                        os << "[";
-                        for (const auto& e : x) {
-                            if constexpr (std::is_same_v<std::decay_t<decltype(e)>, std::string>) os << e.size() << "'" << e << "',";
-                            else os << e << ",";
+                    [&](const auto& x) {
+                        using T = std::decay_t<decltype(x)>;
+                        if constexpr (std::is_same_v<T, Buffer>) {
+                            auto bytes = detail::fingerprint_bytes(x);
+                            ok = bytes.has_value();
+                            if (ok) os << *bytes;
+                        } else if constexpr (std::is_same_v<T, int64_t> || std::is_same_v<T, double>) {
+                            os << x;
+                        } else if constexpr (std::is_same_v<T, std::string>) {
+                            os << x.size() << "'" << x << "'";
+                        } else {
+                            os << "[";
+                            for (const auto& e : x) {
+                                if constexpr (std::is_same_v<std::decay_t<decltype(e)>, std::string>)
+                                    os << e.size() << "'" << e << "',";
+                                else
+                                    os << e << ",";
+                            }
+                            os << "]";
                         }
-                        os << "]";
-                    }
-                },
-                value);
+                    },
+                    value);
             if (!ok) return std::nullopt;
         }
         os << "\n";

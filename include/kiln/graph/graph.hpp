@@ -32,7 +32,8 @@ struct TensorType {
     }
 };
 
-using AttrValue = std::variant<int64_t, double, std::string, std::vector<int64_t>, std::vector<double>, std::vector<std::string>, Buffer>;
+using AttrValue = std::variant<int64_t, double, std::string, std::vector<int64_t>, std::vector<double>,
+                               std::vector<std::string>, Buffer>;
 
 // A node's attributes by name. Getters name the node and the attribute when the value has the wrong kind.
 class Attrs {
@@ -42,24 +43,28 @@ public:
     void erase(const std::string& name) { map_.erase(name); }
     const std::map<std::string, AttrValue>& all() const { return map_; }
 
-    int64_t get_int(const std::string& name, int64_t fallback) const { return has(name) ? get<int64_t>(name) : fallback; }
+    int64_t get_int(const std::string& name, int64_t fallback) const {
+        return has(name) ? get<int64_t>(name) : fallback;
+    }
     double get_float(const std::string& name, double fallback) const {
         if (!has(name)) return fallback;
         if (auto* i = std::get_if<int64_t>(&map_.at(name))) return static_cast<double>(*i);
         return get<double>(name);
     }
-    std::string get_string(const std::string& name, const std::string& fallback) const { return has(name) ? get<std::string>(name) : fallback; }
+    std::string get_string(const std::string& name, const std::string& fallback) const {
+        return has(name) ? get<std::string>(name) : fallback;
+    }
     std::vector<int64_t> get_ints(const std::string& name, std::vector<int64_t> fallback = {}) const {
         return has(name) ? get<std::vector<int64_t>>(name) : fallback;
     }
     std::vector<double> get_floats(const std::string& name, std::vector<double> fallback = {}) const {
         if (!has(name)) return fallback;
-        if (auto* i = std::get_if<std::vector<int64_t>>(&map_.at(name))) return std::vector<double>(i->begin(), i->end());
+        if (auto* i = std::get_if<std::vector<int64_t>>(&map_.at(name)))
+            return std::vector<double>(i->begin(), i->end());
         return get<std::vector<double>>(name);
     }
 
-    template <typename T>
-    const T& get(const std::string& name) const {
+    template <typename T> const T& get(const std::string& name) const {
         auto it = map_.find(name);
         if (it == map_.end()) kiln::detail::fail("attribute '", name, "' is missing");
         if (auto* v = std::get_if<T>(&it->second)) return *v;
@@ -80,7 +85,7 @@ private:
 struct Value {
     std::string name;
     TensorType type;
-    int producer = -1;          // the node computing it; -1 for graph inputs and constants
+    int producer = -1;           // the node computing it; -1 for graph inputs and constants
     std::optional<Buffer> data;  // set for constants (initializers, folded results)
     // Non-empty when the value is stored blocked, e.g. "NCHW16c": the shape is then the physical shape.
     std::string layout;
@@ -122,11 +127,13 @@ public:
         return v;
     }
     // Appends a node whose outputs are new values with the given types.
-    int add_node(Node n, const std::vector<TensorType>& output_types, const std::vector<std::string>& output_names = {}) {
+    int add_node(Node n, const std::vector<TensorType>& output_types,
+                 const std::vector<std::string>& output_names = {}) {
         const int id = static_cast<int>(nodes.size());
         n.outputs.clear();
         for (size_t i = 0; i < output_types.size(); ++i) {
-            std::string nm = i < output_names.size() && !output_names[i].empty() ? output_names[i] : n.label() + ":" + std::to_string(i);
+            std::string nm = i < output_names.size() && !output_names[i].empty() ? output_names[i]
+                                                                                 : n.label() + ":" + std::to_string(i);
             int v = add_value(std::move(nm), output_types[i]);
             values[v].producer = id;
             n.outputs.push_back(v);
@@ -180,13 +187,15 @@ inline bool Attrs::operator==(const Attrs& o) const {
         auto it = o.map_.find(k);
         if (it == o.map_.end() || it->second.index() != v.index()) return false;
         const bool same = std::visit(
-            [&](const auto& a) {
-                using T = std::decay_t<decltype(a)>;
-                const T& b = std::get<T>(it->second);
-                if constexpr (std::is_same_v<T, Buffer>) return detail::buffers_equal(a, b);
-                else return a == b;
-            },
-            v);
+                [&](const auto& a) {
+                    using T = std::decay_t<decltype(a)>;
+                    const T& b = std::get<T>(it->second);
+                    if constexpr (std::is_same_v<T, Buffer>)
+                        return detail::buffers_equal(a, b);
+                    else
+                        return a == b;
+                },
+                v);
         if (!same) return false;
     }
     return true;

@@ -59,7 +59,8 @@ inline int64_t const_extent(const IterVar& iv) {
 
 // The element offset of every tensor read of `body` at one point of `axes`, or nothing when one is not a
 // constant there.
-inline std::optional<std::vector<int64_t>> read_offsets(const Expr& body, const std::vector<IterVar>& axes, const std::vector<int64_t>& point) {
+inline std::optional<std::vector<int64_t>> read_offsets(const Expr& body, const std::vector<IterVar>& axes,
+                                                        const std::vector<int64_t>& point) {
     VarMap at;
     for (size_t d = 0; d < axes.size(); ++d) at[axes[d].var().get()] = make_int(axes[d].var().type(), point[d]);
     std::vector<int64_t> out;
@@ -68,7 +69,8 @@ inline std::optional<std::vector<int64_t>> read_offsets(const Expr& body, const 
         auto* c = e.as<Call>();
         if (!ok || !c || c->op != Intrinsic::TensorAccess) return;
         Expr offset = make_int(i64, 0);
-        for (size_t d = 0; d < c->args.size(); ++d) offset = offset * cast(i64, c->producer->shape[d]) + cast(i64, c->args[d]);
+        for (size_t d = 0; d < c->args.size(); ++d)
+            offset = offset * cast(i64, c->producer->shape[d]) + cast(i64, c->args[d]);
         const int64_t* v = as_const_int(arith::simplify(substitute(offset, at)));
         if (v) out.push_back(*v);
         ok = v != nullptr;
@@ -84,7 +86,8 @@ inline std::optional<std::vector<int64_t>> read_offsets(const Expr& body, const 
 inline bool fuses_linearly(const Expr& body, const std::vector<IterVar>& axes, size_t outer, int64_t inner_extent) {
     for (int64_t base : {0, 1}) {
         std::vector<int64_t> p(axes.size());
-        for (size_t d = 0; d < axes.size(); ++d) p[d] = std::min<int64_t>(base, std::max<int64_t>(const_extent(axes[d]) - 2, 0));
+        for (size_t d = 0; d < axes.size(); ++d)
+            p[d] = std::min<int64_t>(base, std::max<int64_t>(const_extent(axes[d]) - 2, 0));
         const auto here = read_offsets(body, axes, p);
         if (!here) return false;
         auto step = [&](size_t d) -> std::optional<std::vector<int64_t>> {
@@ -123,7 +126,8 @@ inline OuterLoop parallelize(Schedule& s, const OpPtr& op, int lanes) {
         Expr body = op->body;
         for (auto& st : passes::inline_compute(s))
             if (st.node->op == op) body = st.op->body;
-        while (inner < lanes && first_inner > 1 && const_extent(ax[first_inner - 1]) > 0 && fuses_linearly(body, ax, first_inner - 1, inner))
+        while (inner < lanes && first_inner > 1 && const_extent(ax[first_inner - 1]) > 0 &&
+               fuses_linearly(body, ax, first_inner - 1, inner))
             inner *= const_extent(ax[--first_inner]);
         while (inner < lanes && lanes > kNarrowestVector) lanes /= 2;
     }
@@ -145,7 +149,7 @@ inline OuterLoop parallelize(Schedule& s, const OpPtr& op, int lanes) {
     // serially, so it stays on the calling thread (each of 20 such kernels of a small transformer
     // encoder ran 1 us faster, 2 threads).
     constexpr int64_t kMinParallelWork = 16384;
-    int64_t work = 1;  // capped at the threshold, so the product cannot overflow
+    int64_t work = 1;   // capped at the threshold, so the product cannot overflow
     bool known = true;  // an extent not known until run time may be large: share it out
     auto count = [&](const IterVar& iv) {
         const int64_t e = const_extent(iv);
@@ -163,7 +167,8 @@ inline OuterLoop parallelize(Schedule& s, const OpPtr& op, int lanes) {
     if (!vectorized) return outer;
     IterVar v = ax[first_inner];
     for (size_t d = first_inner + 1; d < ax.size(); ++d) v = st.fuse(v, ax[d]);
-    auto [xo, xi] = st.split(v, lanes, reduction || inner % lanes == 0 ? TailStrategy::GuardWithIf : TailStrategy::ShiftInwards);
+    auto [xo, xi] = st.split(v, lanes,
+                             reduction || inner % lanes == 0 ? TailStrategy::GuardWithIf : TailStrategy::ShiftInwards);
     st.vectorize(xi);
     // A long vector with nothing outside it to share out: its vector blocks go to the threads.
     if (par <= 1 && inner >= 64 * lanes && worth_sharing) st.parallel(xo);
@@ -202,7 +207,8 @@ inline bool needed_by_row(const Schedule& s, const OperationNode* op, const Oper
             auto* call = e.as<Call>();
             if (!call || call->op != Intrinsic::TensorAccess || call->producer.get() != op) return;
             for (size_t d = 0; d < dims && same_row; ++d)
-                same_row = call->args[d].get() == cop->axis[d].var().get() || is_one(op->shape[d]);  // a broadcast read of one row
+                same_row = call->args[d].get() == cop->axis[d].var().get() ||
+                           is_one(op->shape[d]);  // a broadcast read of one row
         });
         if (!same_row || !needed_by_row(s, cop, out, dims)) return false;
     }
@@ -237,10 +243,14 @@ inline void schedule_generic(Schedule& s, int lanes) {
     std::vector<StageNode*> roots;
     for (auto& st : s.stages()) {
         if (st->op->kind != OpKind::Compute || st->attach != AttachType::Root) continue;
-        if (!st->is_output && st->op->reduce_axis.empty()) s[st->op].compute_inline();
-        else roots.push_back(st.get());
+        if (!st->is_output && st->op->reduce_axis.empty())
+            s[st->op].compute_inline();
+        else
+            roots.push_back(st.get());
     }
-    StageNode* out = s.outputs().size() == 1 && s.outputs()[0].op()->reduce_axis.empty() ? s.find_stage(s.outputs()[0].op().get()) : nullptr;
+    StageNode* out = s.outputs().size() == 1 && s.outputs()[0].op()->reduce_axis.empty()
+                             ? s.find_stage(s.outputs()[0].op().get())
+                             : nullptr;
     OuterLoop rows;
     if (out) rows = parallelize(s, out->op, lanes);
     // Decided before any rfactor below rewrites the readers. compute_at takes a loop of a stage that reads the
@@ -249,7 +259,8 @@ inline void schedule_generic(Schedule& s, int lanes) {
     for (StageNode* st : roots) {
         if (st == out || rows.dims == 0 || st->is_output) continue;
         const auto readers = s.consumers_of(st->op.get(), true);
-        if (std::find(readers.begin(), readers.end(), out) != readers.end() && needed_by_row(s, st->op.get(), out->op.get(), rows.dims))
+        if (std::find(readers.begin(), readers.end(), out) != readers.end() &&
+            needed_by_row(s, st->op.get(), out->op.get(), rows.dims))
             by_row.push_back(st);
     }
     for (StageNode* st : roots) {
@@ -269,8 +280,8 @@ inline void schedule_generic(Schedule& s, int lanes) {
 inline bool is_row_view(const OpPtr& op) {
     if (op->axis.empty() || !op->reduce_axis.empty()) return false;
     auto* c = op->body.as<Call>();
-    return c && c->op == Intrinsic::TensorAccess && c->producer && c->producer->kind == OpKind::Placeholder && !c->args.empty() &&
-           c->args.back().get() == op->axis.back().var().get();
+    return c && c->op == Intrinsic::TensorAccess && c->producer && c->producer->kind == OpKind::Placeholder &&
+           !c->args.empty() && c->args.back().get() == op->axis.back().var().get();
 }
 
 // Stages a kiln::nn schedule left untouched at the root: a folded view of rows is read in place, anything
@@ -278,12 +289,14 @@ inline bool is_row_view(const OpPtr& op) {
 inline void schedule_leftovers(Schedule& s, int lanes) {
     std::vector<OpPtr> untouched;
     for (auto& st : s.stages())
-        if (st->op->kind == OpKind::Compute && st->attach == AttachType::Root && !st->is_output && st->relations.empty() &&
-            st->for_kind.empty() && st->op->tag.empty())
+        if (st->op->kind == OpKind::Compute && st->attach == AttachType::Root && !st->is_output &&
+            st->relations.empty() && st->for_kind.empty() && st->op->tag.empty())
             untouched.push_back(st->op);
     for (auto& op : untouched) {
-        if (is_row_view(op)) s[op].compute_inline();
-        else parallelize(s, op, lanes);
+        if (is_row_view(op))
+            s[op].compute_inline();
+        else
+            parallelize(s, op, lanes);
     }
 }
 
@@ -315,9 +328,7 @@ inline GroupSchedule lower_group(const Graph& g, const Group& grp, const Target&
         std::vector<Tensor> res;
         try {
             res = d.compute(call);
-        } catch (const InternalError&) {
-            throw;
-        } catch (const Error& e) {
+        } catch (const InternalError&) { throw; } catch (const Error& e) {
             if (!e.node().empty()) throw;
             detail::fail_node(n, e.what());
         }

@@ -24,7 +24,8 @@ inline int64_t plan_arena(std::vector<Interval>& iv) {
     for (size_t i = 0; i < iv.size(); ++i) {
         std::vector<std::pair<int64_t, int64_t>> busy;
         for (size_t j = 0; j < i; ++j)
-            if (iv[j].begin <= iv[i].end && iv[i].begin <= iv[j].end) busy.push_back({iv[j].offset, iv[j].offset + iv[j].bytes});
+            if (iv[j].begin <= iv[i].end && iv[i].begin <= iv[j].end)
+                busy.push_back({iv[j].offset, iv[j].offset + iv[j].bytes});
         std::sort(busy.begin(), busy.end());
         int64_t at = 0;
         for (auto& [lo, hi] : busy) {
@@ -56,8 +57,10 @@ inline MemoryPlan plan_memory(const Graph& g, const std::vector<std::vector<int>
             if (g.value(v).is_constant() || MemoryPlan::own_buffer(g, v)) continue;
             const int64_t bytes = (g.type_of(v).numel() * g.type_of(v).dtype.bytes() + 63) / 64 * 64;
             auto it = live.find(v);
-            if (it == live.end()) live.emplace(v, Interval{v, static_cast<int>(k), static_cast<int>(k), bytes});
-            else it->second.end = static_cast<int>(k);
+            if (it == live.end())
+                live.emplace(v, Interval{v, static_cast<int>(k), static_cast<int>(k), bytes});
+            else
+                it->second.end = static_cast<int>(k);
         }
     std::vector<Interval> iv;
     for (auto& [v, i] : live) iv.push_back(i);

@@ -12,17 +12,22 @@ struct Group;
 namespace detail {
 inline std::string attr_str(const AttrValue& v) {
     std::ostringstream os;
-    std::visit([&](const auto& a) {
-        using T = std::decay_t<decltype(a)>;
-        if constexpr (std::is_same_v<T, int64_t> || std::is_same_v<T, double>) os << a;
-        else if constexpr (std::is_same_v<T, std::string>) os << '"' << a << '"';
-        else if constexpr (std::is_same_v<T, Buffer>) os << "tensor" << shape_str(a.shape());
-        else {
-            os << "[";
-            for (size_t i = 0; i < a.size(); ++i) os << (i ? ", " : "") << a[i];
-            os << "]";
-        }
-    }, v);
+    std::visit(
+            [&](const auto& a) {
+                using T = std::decay_t<decltype(a)>;
+                if constexpr (std::is_same_v<T, int64_t> || std::is_same_v<T, double>)
+                    os << a;
+                else if constexpr (std::is_same_v<T, std::string>)
+                    os << '"' << a << '"';
+                else if constexpr (std::is_same_v<T, Buffer>)
+                    os << "tensor" << shape_str(a.shape());
+                else {
+                    os << "[";
+                    for (size_t i = 0; i < a.size(); ++i) os << (i ? ", " : "") << a[i];
+                    os << "]";
+                }
+            },
+            v);
     return os.str();
 }
 inline std::string value_ref(const Graph& g, int v) {
@@ -34,7 +39,8 @@ inline std::string value_ref(const Graph& g, int v) {
 inline std::string to_text(const Graph& g) {
     std::ostringstream os;
     os << "graph(";
-    for (size_t i = 0; i < g.inputs.size(); ++i) os << (i ? ", " : "") << detail::value_ref(g, g.inputs[i]) << ": " << g.type_of(g.inputs[i]).str();
+    for (size_t i = 0; i < g.inputs.size(); ++i)
+        os << (i ? ", " : "") << detail::value_ref(g, g.inputs[i]) << ": " << g.type_of(g.inputs[i]).str();
     os << ") {\n";
     for (auto& n : g.nodes) {
         os << "  ";
@@ -60,7 +66,8 @@ inline std::string to_dot(const Graph& g, const std::vector<std::vector<int>>& g
     std::ostringstream os;
     os << "digraph kiln {\n  rankdir=TB;\n  node [shape=box, fontname=\"Helvetica\"];\n";
     for (size_t i = 0; i < g.inputs.size(); ++i)
-        os << "  in" << g.inputs[i] << " [shape=ellipse, label=\"" << g.value(g.inputs[i]).name << "\\n" << g.type_of(g.inputs[i]).str() << "\"];\n";
+        os << "  in" << g.inputs[i] << " [shape=ellipse, label=\"" << g.value(g.inputs[i]).name << "\\n"
+           << g.type_of(g.inputs[i]).str() << "\"];\n";
     auto node_line = [&](size_t n) {
         os << "    n" << n << " [label=\"" << g.nodes[n].op << "\\n" << g.nodes[n].label() << "\"];\n";
     };
@@ -79,12 +86,14 @@ inline std::string to_dot(const Graph& g, const std::vector<std::vector<int>>& g
         for (int v : g.nodes[n].inputs) {
             if (v < 0 || g.value(v).is_constant()) continue;
             const int p = g.value(v).producer;
-            os << "  " << (p >= 0 ? "n" + std::to_string(p) : "in" + std::to_string(v)) << " -> n" << n << " [label=\"" << g.type_of(v).str() << "\"];\n";
+            os << "  " << (p >= 0 ? "n" + std::to_string(p) : "in" + std::to_string(v)) << " -> n" << n << " [label=\""
+               << g.type_of(v).str() << "\"];\n";
         }
     for (size_t i = 0; i < g.outputs.size(); ++i) {
         const int v = g.outputs[i];
         os << "  out" << i << " [shape=ellipse, label=\"" << g.value(v).name << "\"];\n";
-        os << "  " << (g.value(v).producer >= 0 ? "n" + std::to_string(g.value(v).producer) : "in" + std::to_string(v)) << " -> out" << i << ";\n";
+        os << "  " << (g.value(v).producer >= 0 ? "n" + std::to_string(g.value(v).producer) : "in" + std::to_string(v))
+           << " -> out" << i << ";\n";
     }
     os << "}\n";
     return os.str();

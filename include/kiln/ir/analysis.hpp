@@ -26,8 +26,12 @@ protected:
 
 inline Expr substitute(const Expr& e, const VarMap& m) { return m.empty() ? e : Substituter(m).mutate(e); }
 inline Stmt substitute(const Stmt& s, const VarMap& m) { return m.empty() ? s : Substituter(m).mutate(s); }
-inline Expr substitute(const Expr& e, const Var& v, const Expr& value) { return substitute(e, VarMap{{v.get(), value}}); }
-inline Stmt substitute(const Stmt& s, const Var& v, const Expr& value) { return substitute(s, VarMap{{v.get(), value}}); }
+inline Expr substitute(const Expr& e, const Var& v, const Expr& value) {
+    return substitute(e, VarMap{{v.get(), value}});
+}
+inline Stmt substitute(const Stmt& s, const Var& v, const Expr& value) {
+    return substitute(s, VarMap{{v.get(), value}});
+}
 
 // Calls f on every expression node, children first.
 inline void post_order_visit(const Expr& e, const std::function<void(const Expr&)>& f) {
@@ -35,7 +39,11 @@ inline void post_order_visit(const Expr& e, const std::function<void(const Expr&
         const std::function<void(const Expr&)>& f;
         explicit V(const std::function<void(const Expr&)>& fn) : f(fn) {}
         using IRVisitor::visit;
-        void visit(const Expr& x) override { if (!x.defined()) return; IRVisitor::visit(x); f(x); }
+        void visit(const Expr& x) override {
+            if (!x.defined()) return;
+            IRVisitor::visit(x);
+            f(x);
+        }
     } v(f);
     v.visit(e);
 }
@@ -44,22 +52,26 @@ inline void post_order_visit(const Stmt& s, const std::function<void(const Expr&
         const std::function<void(const Expr&)>& f;
         explicit V(const std::function<void(const Expr&)>& fn) : f(fn) {}
         using IRVisitor::visit;
-        void visit(const Expr& x) override { if (!x.defined()) return; IRVisitor::visit(x); f(x); }
+        void visit(const Expr& x) override {
+            if (!x.defined()) return;
+            IRVisitor::visit(x);
+            f(x);
+        }
     } v(f);
     v.visit(s);
 }
 
-template <typename Node>
-bool uses_var(const Node& n, const VarNode* var) {
+template <typename Node> bool uses_var(const Node& n, const VarNode* var) {
     bool found = false;
     post_order_visit(n, [&](const Expr& e) { found |= e.get() == var; });
     return found;
 }
 // `vars`: any container of `const VarNode*` keys with count(), a set or a map from the variables.
-template <typename Node, typename Vars>
-bool uses_any_var(const Node& n, const Vars& vars) {
+template <typename Node, typename Vars> bool uses_any_var(const Node& n, const Vars& vars) {
     bool found = false;
-    post_order_visit(n, [&](const Expr& e) { found |= e.kind() == ExprKind::Var && vars.count(static_cast<const VarNode*>(e.get())); });
+    post_order_visit(n, [&](const Expr& e) {
+        found |= e.kind() == ExprKind::Var && vars.count(static_cast<const VarNode*>(e.get()));
+    });
     return found;
 }
 
@@ -86,13 +98,15 @@ inline bool equal(const Expr& a, const Expr& b) {
         case ExprKind::Load: {
             auto *x = a.as<Load>(), *y = b.as<Load>();
             return x->buffer.same_as(y->buffer) && equal(x->index, y->index) &&
-                   x->predicate.defined() == y->predicate.defined() && (!x->predicate.defined() || equal(x->predicate, y->predicate));
+                   x->predicate.defined() == y->predicate.defined() &&
+                   (!x->predicate.defined() || equal(x->predicate, y->predicate));
         }
         case ExprKind::Let: return false;
         case ExprKind::Call: {
             auto *x = a.as<Call>(), *y = b.as<Call>();
             if (x->op != y->op || x->producer != y->producer || x->args.size() != y->args.size()) return false;
-            for (size_t i = 0; i < x->args.size(); ++i) if (!equal(x->args[i], y->args[i])) return false;
+            for (size_t i = 0; i < x->args.size(); ++i)
+                if (!equal(x->args[i], y->args[i])) return false;
             return true;
         }
         case ExprKind::Reduce: return false;

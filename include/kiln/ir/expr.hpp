@@ -11,10 +11,33 @@
 namespace kiln {
 
 enum class ExprKind : std::uint8_t {
-    IntImm, FloatImm, Var,
-    Add, Sub, Mul, Div, Mod, Min, Max,
-    EQ, NE, LT, LE, GT, GE, And, Or, Not,
-    Select, Cast, Ramp, Broadcast, Load, Let, Call, Reduce,
+    IntImm,
+    FloatImm,
+    Var,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    Min,
+    Max,
+    EQ,
+    NE,
+    LT,
+    LE,
+    GT,
+    GE,
+    And,
+    Or,
+    Not,
+    Select,
+    Cast,
+    Ramp,
+    Broadcast,
+    Load,
+    Let,
+    Call,
+    Reduce,
 };
 
 struct ExprNode {
@@ -28,10 +51,10 @@ class Expr {
 public:
     Expr() = default;
     explicit Expr(std::shared_ptr<const ExprNode> n) : node_(std::move(n)) {}
-    Expr(int v);     // i32 constant
-    Expr(int64_t v); // i64 constant
-    Expr(float v);   // f32 constant
-    Expr(double v);  // f64 constant
+    Expr(int v);      // i32 constant
+    Expr(int64_t v);  // i64 constant
+    Expr(float v);    // f32 constant
+    Expr(double v);   // f64 constant
 
     bool defined() const { return node_ != nullptr; }
     const ExprNode* get() const { return node_.get(); }
@@ -48,8 +71,7 @@ private:
     std::shared_ptr<const ExprNode> node_;
 };
 
-template <typename T, typename... Args>
-Expr make_expr(Args&&... args) {
+template <typename T, typename... Args> Expr make_expr(Args&&... args) {
     return Expr(std::make_shared<const T>(std::forward<Args>(args)...));
 }
 
@@ -98,9 +120,9 @@ struct BinaryNode : ExprNode {
     BinaryNode(ExprKind k, Type t, Expr a_, Expr b_) : ExprNode(k, t), a(std::move(a_)), b(std::move(b_)) {}
 };
 
-#define KILN_BINARY_NODE(Name)                                                          \
-    struct Name : BinaryNode {                                                          \
-        static constexpr ExprKind kKind = ExprKind::Name;                               \
+#define KILN_BINARY_NODE(Name)                                                                 \
+    struct Name : BinaryNode {                                                                 \
+        static constexpr ExprKind kKind = ExprKind::Name;                                      \
         Name(Type t, Expr a_, Expr b_) : BinaryNode(kKind, t, std::move(a_), std::move(b_)) {} \
     };
 KILN_BINARY_NODE(Add)
@@ -134,7 +156,8 @@ struct Not : ExprNode {
 struct Select : ExprNode {
     static constexpr ExprKind kKind = ExprKind::Select;
     Expr cond, t, f;
-    Select(Type ty, Expr c, Expr t_, Expr f_) : ExprNode(kKind, ty), cond(std::move(c)), t(std::move(t_)), f(std::move(f_)) {}
+    Select(Type ty, Expr c, Expr t_, Expr f_)
+            : ExprNode(kKind, ty), cond(std::move(c)), t(std::move(t_)), f(std::move(f_)) {}
 };
 
 struct Cast : ExprNode {
@@ -148,7 +171,8 @@ struct Ramp : ExprNode {
     static constexpr ExprKind kKind = ExprKind::Ramp;
     Expr base, stride;
     int lanes;
-    Ramp(Expr b, Expr s, int l) : ExprNode(kKind, b.type().with_lanes(l)), base(std::move(b)), stride(std::move(s)), lanes(l) {}
+    Ramp(Expr b, Expr s, int l)
+            : ExprNode(kKind, b.type().with_lanes(l)), base(std::move(b)), stride(std::move(s)), lanes(l) {}
 };
 
 struct Broadcast : ExprNode {
@@ -165,21 +189,34 @@ struct Load : ExprNode {
     Expr index;
     Expr predicate;  // undefined: all lanes read
     Load(Type t, Var buf, Expr idx, Expr pred)
-        : ExprNode(kKind, t), buffer(std::move(buf)), index(std::move(idx)), predicate(std::move(pred)) {}
+            : ExprNode(kKind, t), buffer(std::move(buf)), index(std::move(idx)), predicate(std::move(pred)) {}
 };
 
 struct Let : ExprNode {
     static constexpr ExprKind kKind = ExprKind::Let;
     Var var;
     Expr value, body;
-    Let(Var v, Expr val, Expr b) : ExprNode(kKind, b.type()), var(std::move(v)), value(std::move(val)), body(std::move(b)) {}
+    Let(Var v, Expr val, Expr b)
+            : ExprNode(kKind, b.type()), var(std::move(v)), value(std::move(val)), body(std::move(b)) {}
 };
 
 struct OperationNode;  // a tensor-expression operation (te/operation.hpp)
 
 enum class Intrinsic : std::uint8_t {
     // math
-    Exp, Log, Sqrt, Rsqrt, Tanh, Sigmoid, Erf, Pow, Abs, Floor, Ceil, Round, Fma,
+    Exp,
+    Log,
+    Sqrt,
+    Rsqrt,
+    Tanh,
+    Sigmoid,
+    Erf,
+    Pow,
+    Abs,
+    Floor,
+    Ceil,
+    Round,
+    Fma,
     Reinterpret,  // the same bits read as the call's type (of equal width): how math lowering reaches exponents
     // control
     IfThenElse,  // lazily evaluated select
@@ -194,7 +231,7 @@ struct Call : ExprNode {
     std::vector<Expr> args;
     std::shared_ptr<const OperationNode> producer;  // for TensorAccess only
     Call(Type t, Intrinsic o, std::vector<Expr> a, std::shared_ptr<const OperationNode> p = nullptr)
-        : ExprNode(kKind, t), op(o), args(std::move(a)), producer(std::move(p)) {}
+            : ExprNode(kKind, t), op(o), args(std::move(a)), producer(std::move(p)) {}
 };
 
 inline const char* intrinsic_name(Intrinsic op) {
@@ -237,7 +274,8 @@ struct IterVarNode {
 class IterVar {
 public:
     IterVar() = default;
-    IterVar(Var v, Range dom, IterKind kind) : node_(std::make_shared<IterVarNode>(IterVarNode{std::move(v), std::move(dom), kind})) {}
+    IterVar(Var v, Range dom, IterKind kind)
+            : node_(std::make_shared<IterVarNode>(IterVarNode{std::move(v), std::move(dom), kind})) {}
     const Var& var() const { return node_->var; }
     const Range& dom() const { return node_->dom; }
     IterKind kind() const { return node_->kind; }
@@ -257,7 +295,7 @@ private:
 struct CommReducer {
     std::string name;
     Var lhs, rhs;
-    Expr combine;   // in terms of lhs and rhs
+    Expr combine;  // in terms of lhs and rhs
     Expr identity;
 };
 
@@ -268,7 +306,11 @@ struct Reduce : ExprNode {
     std::vector<IterVar> axis;
     Expr condition;  // undefined: every point of the axes takes part
     Reduce(Type t, std::shared_ptr<const CommReducer> c, Expr s, std::vector<IterVar> ax, Expr cond)
-        : ExprNode(kKind, t), combiner(std::move(c)), source(std::move(s)), axis(std::move(ax)), condition(std::move(cond)) {}
+            : ExprNode(kKind, t),
+              combiner(std::move(c)),
+              source(std::move(s)),
+              axis(std::move(ax)),
+              condition(std::move(cond)) {}
 };
 
 // Constant helpers used throughout the passes.

@@ -59,10 +59,14 @@ inline void match_types(Expr& a, Expr& b) {
     if (eb.is_float() && eb.bits == 16) eb = f32;
     Type t;
     const bool ca = is_const(a), cb = is_const(b);
-    if (ea == eb) t = ea;
-    else if (ca && !cb && !(ea.is_float() && !eb.is_float())) t = eb;
-    else if (cb && !ca && !(eb.is_float() && !ea.is_float())) t = ea;
-    else t = promote_scalar(ea, eb);
+    if (ea == eb)
+        t = ea;
+    else if (ca && !cb && !(ea.is_float() && !eb.is_float()))
+        t = eb;
+    else if (cb && !ca && !(eb.is_float() && !ea.is_float()))
+        t = ea;
+    else
+        t = promote_scalar(ea, eb);
     if (a.type().element_of() != t) a = cast(t.with_lanes(a.type().lanes), a);
     if (b.type().element_of() != t) b = cast(t.with_lanes(b.type().lanes), b);
     if (a.type().lanes != lanes) a = broadcast(a, lanes);
@@ -79,15 +83,21 @@ inline Expr fold_binary(ExprKind k, const Expr& a, const Expr& b, Type t) {
     const Expr& sb = const_scalar(b);
     Type rt = is_comparison(k) || k == ExprKind::And || k == ExprKind::Or ? boolean.with_lanes(t.lanes) : t;
     auto wrap = [&](Expr scalar) { return t.lanes > 1 ? make_expr<Broadcast>(scalar, t.lanes) : scalar; };
-    if (auto *x = sa.as<IntImm>(), *y = sb.as<IntImm>(); x && y) {
+    if (auto* x = sa.as<IntImm>(), *y = sb.as<IntImm>(); x && y) {
         int64_t u = x->value, v = y->value, r = 0;
         Type et = t.element_of();
         switch (k) {
             case ExprKind::Add: r = u + v; break;
             case ExprKind::Sub: r = u - v; break;
             case ExprKind::Mul: r = u * v; break;
-            case ExprKind::Div: if (v == 0) fail("integer division by the constant zero"); r = floor_div(u, v); break;
-            case ExprKind::Mod: if (v == 0) fail("integer modulo by the constant zero"); r = floor_mod(u, v); break;
+            case ExprKind::Div:
+                if (v == 0) fail("integer division by the constant zero");
+                r = floor_div(u, v);
+                break;
+            case ExprKind::Mod:
+                if (v == 0) fail("integer modulo by the constant zero");
+                r = floor_mod(u, v);
+                break;
             case ExprKind::Min: r = std::min(u, v); break;
             case ExprKind::Max: r = std::max(u, v); break;
             case ExprKind::EQ: return wrap(make_expr<IntImm>(boolean, u == v));
@@ -102,12 +112,14 @@ inline Expr fold_binary(ExprKind k, const Expr& a, const Expr& b, Type t) {
         }
         if (et.is_uint() && (k == ExprKind::Div || k == ExprKind::Mod || k == ExprKind::Min || k == ExprKind::Max)) {
             uint64_t uu = static_cast<uint64_t>(u), vv = static_cast<uint64_t>(v);
-            r = k == ExprKind::Div ? static_cast<int64_t>(uu / vv) : k == ExprKind::Mod ? static_cast<int64_t>(uu % vv)
-                : k == ExprKind::Min ? static_cast<int64_t>(std::min(uu, vv)) : static_cast<int64_t>(std::max(uu, vv));
+            r = k == ExprKind::Div   ? static_cast<int64_t>(uu / vv)
+                : k == ExprKind::Mod ? static_cast<int64_t>(uu % vv)
+                : k == ExprKind::Min ? static_cast<int64_t>(std::min(uu, vv))
+                                     : static_cast<int64_t>(std::max(uu, vv));
         }
         return wrap(make_expr<IntImm>(et, wrap_int(et, r)));
     }
-    if (auto *x = sa.as<FloatImm>(), *y = sb.as<FloatImm>(); x && y) {
+    if (auto* x = sa.as<FloatImm>(), *y = sb.as<FloatImm>(); x && y) {
         double u = x->value, v = y->value, r = 0;
         switch (k) {
             case ExprKind::Add: r = u + v; break;
@@ -149,7 +161,9 @@ inline Expr cast(Type t, const Expr& v) {
     }
     if (auto* b = v.as<Broadcast>()) return broadcast(cast(t.element_of(), b->value), t.lanes);
     if (auto* i = v.as<IntImm>()) {
-        if (t.is_float()) return make_const(t, v.type().is_uint() ? static_cast<double>(static_cast<uint64_t>(i->value)) : static_cast<double>(i->value));
+        if (t.is_float())
+            return make_const(t, v.type().is_uint() ? static_cast<double>(static_cast<uint64_t>(i->value))
+                                                    : static_cast<double>(i->value));
         return make_expr<IntImm>(t, detail::wrap_int(t, i->value));
     }
     if (auto* f = v.as<FloatImm>()) {
@@ -163,8 +177,12 @@ inline Expr cast(Type t, const Expr& v) {
 inline Expr make_binary(ExprKind k, Expr a, Expr b) {
     if (!a.defined() || !b.defined()) detail::fail("an operand of ", "an arithmetic expression is undefined");
     if (k == ExprKind::And || k == ExprKind::Or) {
-        if (!a.type().element_of().is_bool()) a = a.type().is_float() ? make_binary(ExprKind::NE, a, make_const(a.type(), 0)) : make_binary(ExprKind::NE, a, make_int(a.type(), 0));
-        if (!b.type().element_of().is_bool()) b = b.type().is_float() ? make_binary(ExprKind::NE, b, make_const(b.type(), 0)) : make_binary(ExprKind::NE, b, make_int(b.type(), 0));
+        if (!a.type().element_of().is_bool())
+            a = a.type().is_float() ? make_binary(ExprKind::NE, a, make_const(a.type(), 0))
+                                    : make_binary(ExprKind::NE, a, make_int(a.type(), 0));
+        if (!b.type().element_of().is_bool())
+            b = b.type().is_float() ? make_binary(ExprKind::NE, b, make_const(b.type(), 0))
+                                    : make_binary(ExprKind::NE, b, make_int(b.type(), 0));
     }
     detail::match_types(a, b);
     Type t = a.type();
@@ -192,8 +210,12 @@ inline Expr make_binary(ExprKind k, Expr a, Expr b) {
             if (integer && is_one(b)) return make_int(t, 0);
             if (integer && is_zero(b)) detail::fail("integer modulo by the constant zero");
             return make_expr<kiln::Mod>(t, a, b);
-        case ExprKind::Min: if (a.same_as(b)) return a; return make_expr<kiln::Min>(t, a, b);
-        case ExprKind::Max: if (a.same_as(b)) return a; return make_expr<kiln::Max>(t, a, b);
+        case ExprKind::Min:
+            if (a.same_as(b)) return a;
+            return make_expr<kiln::Min>(t, a, b);
+        case ExprKind::Max:
+            if (a.same_as(b)) return a;
+            return make_expr<kiln::Max>(t, a, b);
         case ExprKind::EQ: return make_expr<kiln::EQ>(boolean.with_lanes(t.lanes), a, b);
         case ExprKind::NE: return make_expr<kiln::NE>(boolean.with_lanes(t.lanes), a, b);
         case ExprKind::LT: return make_expr<kiln::LT>(boolean.with_lanes(t.lanes), a, b);
@@ -248,8 +270,12 @@ inline Expr select(Expr cond, Expr t, Expr f) {
     if (!cond.type().element_of().is_bool()) cond = cond != make_int(cond.type(), 0);
     detail::match_types(t, f);
     if (cond.type().lanes != t.type().lanes) {
-        if (cond.type().is_scalar()) cond = broadcast(cond, t.type().lanes);
-        else { t = broadcast(t, cond.type().lanes); f = broadcast(f, cond.type().lanes); }
+        if (cond.type().is_scalar())
+            cond = broadcast(cond, t.type().lanes);
+        else {
+            t = broadcast(t, cond.type().lanes);
+            f = broadcast(f, cond.type().lanes);
+        }
     }
     if (auto* c = detail::const_scalar(cond).as<IntImm>()) return c->value ? t : f;
     if (t.same_as(f)) return t;
@@ -274,7 +300,11 @@ inline Expr call_intrinsic(Intrinsic op, std::vector<Expr> args) {
         for (size_t i = 1; i < args.size(); ++i) detail::match_types(args[0], args[i]);
     bool all_const = true;
     std::vector<double> v;
-    for (auto& a : args) { auto* f = a.as<FloatImm>(); all_const &= f != nullptr; if (f) v.push_back(f->value); }
+    for (auto& a : args) {
+        auto* f = a.as<FloatImm>();
+        all_const &= f != nullptr;
+        if (f) v.push_back(f->value);
+    }
     if (all_const) {
         double r = 0;
         switch (op) {
@@ -316,11 +346,14 @@ inline Expr fma(const Expr& a, const Expr& b, const Expr& c) { return call_intri
 // The bits of `x` read as `t`, which has as many bits per lane.
 inline Expr reinterpret(Type t, const Expr& x) {
     t = t.with_lanes(x.type().lanes);
-    if (t.bits != x.type().bits) detail::fail("reinterpret of ", x.type().str(), " as ", t.str(), ": the widths differ");
+    if (t.bits != x.type().bits)
+        detail::fail("reinterpret of ", x.type().str(), " as ", t.str(), ": the widths differ");
     if (t == x.type()) return x;
     return make_expr<Call>(t, Intrinsic::Reinterpret, std::vector<Expr>{x});
 }
-inline Expr if_then_else(const Expr& c, const Expr& t, const Expr& f) { return call_intrinsic(Intrinsic::IfThenElse, {c, t, f}); }
+inline Expr if_then_else(const Expr& c, const Expr& t, const Expr& f) {
+    return call_intrinsic(Intrinsic::IfThenElse, {c, t, f});
+}
 inline Expr likely(const Expr& c) { return is_const(c) ? c : call_intrinsic(Intrinsic::Likely, {c}); }
 
 // A symbolic dimension (a batch size, say), bound from the buffers when the kernel is called.

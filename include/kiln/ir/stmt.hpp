@@ -7,7 +7,15 @@
 namespace kiln {
 
 enum class StmtKind : std::uint8_t {
-    LetStmt, For, Store, Provide, Realize, Allocate, IfThenElse, Block, Evaluate,
+    LetStmt,
+    For,
+    Store,
+    Provide,
+    Realize,
+    Allocate,
+    IfThenElse,
+    Block,
+    Evaluate,
 };
 
 struct StmtNode {
@@ -33,8 +41,7 @@ private:
     std::shared_ptr<const StmtNode> node_;
 };
 
-template <typename T, typename... Args>
-Stmt make_stmt(Args&&... args) {
+template <typename T, typename... Args> Stmt make_stmt(Args&&... args) {
     return Stmt(std::make_shared<const T>(std::forward<Args>(args)...));
 }
 
@@ -67,8 +74,13 @@ struct For : StmtNode {
     // Backend hints from Stage::annotate, carried unchanged through every pass.
     std::map<std::string, std::string> annotations;
     For(Var v, Expr mn, Expr ext, ForKind k, Stmt b, std::map<std::string, std::string> ann = {})
-        : StmtNode(kKind), var(std::move(v)), min(std::move(mn)), extent(std::move(ext)), for_kind(k), body(std::move(b)),
-          annotations(std::move(ann)) {}
+            : StmtNode(kKind),
+              var(std::move(v)),
+              min(std::move(mn)),
+              extent(std::move(ext)),
+              for_kind(k),
+              body(std::move(b)),
+              annotations(std::move(ann)) {}
 };
 
 // A store to a flat buffer; lanes whose predicate is false are not written.
@@ -77,7 +89,11 @@ struct Store : StmtNode {
     Var buffer;
     Expr value, index, predicate;
     Store(Var buf, Expr v, Expr idx, Expr pred)
-        : StmtNode(kKind), buffer(std::move(buf)), value(std::move(v)), index(std::move(idx)), predicate(std::move(pred)) {}
+            : StmtNode(kKind),
+              buffer(std::move(buf)),
+              value(std::move(v)),
+              index(std::move(idx)),
+              predicate(std::move(pred)) {}
 };
 
 // A multi-dimensional write to a tensor, before storage flattening.
@@ -87,7 +103,7 @@ struct Provide : StmtNode {
     Expr value;
     std::vector<Expr> args;
     Provide(std::shared_ptr<const OperationNode> p, Expr v, std::vector<Expr> a)
-        : StmtNode(kKind), producer(std::move(p)), value(std::move(v)), args(std::move(a)) {}
+            : StmtNode(kKind), producer(std::move(p)), value(std::move(v)), args(std::move(a)) {}
 };
 
 // The region of an intermediate tensor that must exist while body runs, before flattening.
@@ -97,7 +113,7 @@ struct Realize : StmtNode {
     std::vector<Range> bounds;
     Stmt body;
     Realize(std::shared_ptr<const OperationNode> p, std::vector<Range> b, Stmt bd)
-        : StmtNode(kKind), producer(std::move(p)), bounds(std::move(b)), body(std::move(bd)) {}
+            : StmtNode(kKind), producer(std::move(p)), bounds(std::move(b)), body(std::move(bd)) {}
 };
 
 struct Allocate : StmtNode {
@@ -107,14 +123,15 @@ struct Allocate : StmtNode {
     std::vector<Expr> extents;
     Stmt body;
     Allocate(Var buf, Type t, std::vector<Expr> ext, Stmt b)
-        : StmtNode(kKind), buffer(std::move(buf)), dtype(t), extents(std::move(ext)), body(std::move(b)) {}
+            : StmtNode(kKind), buffer(std::move(buf)), dtype(t), extents(std::move(ext)), body(std::move(b)) {}
 };
 
 struct IfThenElse : StmtNode {
     static constexpr StmtKind kKind = StmtKind::IfThenElse;
     Expr cond;
     Stmt then_case, else_case;  // else_case may be undefined
-    IfThenElse(Expr c, Stmt t, Stmt e) : StmtNode(kKind), cond(std::move(c)), then_case(std::move(t)), else_case(std::move(e)) {}
+    IfThenElse(Expr c, Stmt t, Stmt e)
+            : StmtNode(kKind), cond(std::move(c)), then_case(std::move(t)), else_case(std::move(e)) {}
 };
 
 struct Block : StmtNode {
@@ -134,8 +151,10 @@ inline Stmt make_block(const std::vector<Stmt>& parts) {
     std::vector<Stmt> out;
     for (const Stmt& s : parts) {
         if (!s.defined()) continue;
-        if (auto* b = s.as<Block>()) out.insert(out.end(), b->stmts.begin(), b->stmts.end());
-        else out.push_back(s);
+        if (auto* b = s.as<Block>())
+            out.insert(out.end(), b->stmts.begin(), b->stmts.end());
+        else
+            out.push_back(s);
     }
     if (out.empty()) return make_stmt<Evaluate>(Expr(0));
     if (out.size() == 1) return out[0];

@@ -56,18 +56,27 @@ inline constexpr Type f64{TypeCode::Float, 64, 1};
 inline constexpr Type handle{TypeCode::Handle, 64, 1};
 
 // The C++ element type that matches a kiln Type, for typed pointers at call time.
-template <typename T>
-constexpr Type type_of() {
-    if constexpr (std::is_same_v<T, bool>) return boolean;
-    else if constexpr (std::is_same_v<T, std::int8_t>) return i8;
-    else if constexpr (std::is_same_v<T, std::int16_t>) return i16;
-    else if constexpr (std::is_same_v<T, std::int32_t>) return i32;
-    else if constexpr (std::is_same_v<T, std::int64_t>) return i64;
-    else if constexpr (std::is_same_v<T, std::uint8_t>) return u8;
-    else if constexpr (std::is_same_v<T, std::uint32_t>) return u32;
-    else if constexpr (std::is_same_v<T, float>) return f32;
-    else if constexpr (std::is_same_v<T, double>) return f64;
-    else return handle;
+template <typename T> constexpr Type type_of() {
+    if constexpr (std::is_same_v<T, bool>)
+        return boolean;
+    else if constexpr (std::is_same_v<T, std::int8_t>)
+        return i8;
+    else if constexpr (std::is_same_v<T, std::int16_t>)
+        return i16;
+    else if constexpr (std::is_same_v<T, std::int32_t>)
+        return i32;
+    else if constexpr (std::is_same_v<T, std::int64_t>)
+        return i64;
+    else if constexpr (std::is_same_v<T, std::uint8_t>)
+        return u8;
+    else if constexpr (std::is_same_v<T, std::uint32_t>)
+        return u32;
+    else if constexpr (std::is_same_v<T, float>)
+        return f32;
+    else if constexpr (std::is_same_v<T, double>)
+        return f64;
+    else
+        return handle;
 }
 
 }  // namespace kiln

@@ -12,12 +12,18 @@ public:
     virtual void visit(const Expr& e) {
         if (!e.defined()) return;
         switch (e.kind()) {
-            case ExprKind::IntImm: case ExprKind::FloatImm: return;
+            case ExprKind::IntImm:
+            case ExprKind::FloatImm: return;
             case ExprKind::Var: return visit_var(e.as<VarNode>());
             case ExprKind::Not: return visit(e.as<Not>()->a);
             case ExprKind::Select: return visit_select(e.as<Select>());
             case ExprKind::Cast: return visit(e.as<Cast>()->value);
-            case ExprKind::Ramp: { auto* r = e.as<Ramp>(); visit(r->base); visit(r->stride); return; }
+            case ExprKind::Ramp: {
+                auto* r = e.as<Ramp>();
+                visit(r->base);
+                visit(r->stride);
+                return;
+            }
             case ExprKind::Broadcast: return visit(e.as<Broadcast>()->value);
             case ExprKind::Load: return visit_load(e.as<Load>());
             case ExprKind::Let: return visit_let(e.as<Let>());
@@ -37,29 +43,75 @@ public:
             case StmtKind::Realize: return visit_realize(s.as<Realize>());
             case StmtKind::Allocate: return visit_allocate(s.as<Allocate>());
             case StmtKind::IfThenElse: return visit_if(s.as<IfThenElse>());
-            case StmtKind::Block: for (auto& c : s.as<Block>()->stmts) visit(c); return;
+            case StmtKind::Block:
+                for (auto& c : s.as<Block>()->stmts) visit(c);
+                return;
             case StmtKind::Evaluate: return visit(s.as<Evaluate>()->value);
         }
     }
 
 protected:
     virtual void visit_var(const VarNode*) {}
-    virtual void visit_binary(const BinaryNode* n) { visit(n->a); visit(n->b); }
-    virtual void visit_select(const Select* n) { visit(n->cond); visit(n->t); visit(n->f); }
-    virtual void visit_load(const Load* n) { visit(n->buffer.expr()); visit(n->index); visit(n->predicate); }
-    virtual void visit_let(const Let* n) { visit(n->value); visit(n->body); }
-    virtual void visit_call(const Call* n) { for (auto& a : n->args) visit(a); }
-    virtual void visit_reduce(const Reduce* n) { visit(n->source); visit(n->condition); }
-    virtual void visit_let_stmt(const LetStmt* n) { visit(n->value); visit(n->body); }
-    virtual void visit_for(const For* n) { visit(n->min); visit(n->extent); visit(n->body); }
-    virtual void visit_store(const Store* n) { visit(n->buffer.expr()); visit(n->value); visit(n->index); visit(n->predicate); }
-    virtual void visit_provide(const Provide* n) { visit(n->value); for (auto& a : n->args) visit(a); }
-    virtual void visit_realize(const Realize* n) {
-        for (auto& r : n->bounds) { visit(r.min); visit(r.extent); }
+    virtual void visit_binary(const BinaryNode* n) {
+        visit(n->a);
+        visit(n->b);
+    }
+    virtual void visit_select(const Select* n) {
+        visit(n->cond);
+        visit(n->t);
+        visit(n->f);
+    }
+    virtual void visit_load(const Load* n) {
+        visit(n->buffer.expr());
+        visit(n->index);
+        visit(n->predicate);
+    }
+    virtual void visit_let(const Let* n) {
+        visit(n->value);
         visit(n->body);
     }
-    virtual void visit_allocate(const Allocate* n) { for (auto& e : n->extents) visit(e); visit(n->body); }
-    virtual void visit_if(const IfThenElse* n) { visit(n->cond); visit(n->then_case); visit(n->else_case); }
+    virtual void visit_call(const Call* n) {
+        for (auto& a : n->args) visit(a);
+    }
+    virtual void visit_reduce(const Reduce* n) {
+        visit(n->source);
+        visit(n->condition);
+    }
+    virtual void visit_let_stmt(const LetStmt* n) {
+        visit(n->value);
+        visit(n->body);
+    }
+    virtual void visit_for(const For* n) {
+        visit(n->min);
+        visit(n->extent);
+        visit(n->body);
+    }
+    virtual void visit_store(const Store* n) {
+        visit(n->buffer.expr());
+        visit(n->value);
+        visit(n->index);
+        visit(n->predicate);
+    }
+    virtual void visit_provide(const Provide* n) {
+        visit(n->value);
+        for (auto& a : n->args) visit(a);
+    }
+    virtual void visit_realize(const Realize* n) {
+        for (auto& r : n->bounds) {
+            visit(r.min);
+            visit(r.extent);
+        }
+        visit(n->body);
+    }
+    virtual void visit_allocate(const Allocate* n) {
+        for (auto& e : n->extents) visit(e);
+        visit(n->body);
+    }
+    virtual void visit_if(const IfThenElse* n) {
+        visit(n->cond);
+        visit(n->then_case);
+        visit(n->else_case);
+    }
 };
 
 class IRMutator {
@@ -69,7 +121,8 @@ public:
     virtual Expr mutate(const Expr& e) {
         if (!e.defined()) return e;
         switch (e.kind()) {
-            case ExprKind::IntImm: case ExprKind::FloatImm: return e;
+            case ExprKind::IntImm:
+            case ExprKind::FloatImm: return e;
             case ExprKind::Var: return mutate_var(e);
             case ExprKind::Not: return mutate_not(e.as<Not>(), e);
             case ExprKind::Select: return mutate_select(e.as<Select>(), e);
@@ -129,7 +182,10 @@ protected:
     virtual Expr mutate_call(const Call* n, const Expr& e) {
         std::vector<Expr> args;
         bool changed = false;
-        for (auto& a : n->args) { args.push_back(mutate(a)); changed |= !args.back().same_as(a); }
+        for (auto& a : n->args) {
+            args.push_back(mutate(a));
+            changed |= !args.back().same_as(a);
+        }
         if (!changed) return e;
         return make_expr<Call>(n->type, n->op, std::move(args), n->producer);
     }
@@ -160,7 +216,10 @@ protected:
         Expr v = mutate(n->value);
         bool changed = !v.same_as(n->value);
         std::vector<Expr> args;
-        for (auto& a : n->args) { args.push_back(mutate(a)); changed |= !args.back().same_as(a); }
+        for (auto& a : n->args) {
+            args.push_back(mutate(a));
+            changed |= !args.back().same_as(a);
+        }
         if (!changed) return s;
         return make_stmt<Provide>(n->producer, v, std::move(args));
     }
@@ -179,7 +238,10 @@ protected:
     virtual Stmt mutate_allocate(const Allocate* n, const Stmt& s) {
         bool changed = false;
         std::vector<Expr> ext;
-        for (auto& e : n->extents) { ext.push_back(mutate(e)); changed |= !ext.back().same_as(e); }
+        for (auto& e : n->extents) {
+            ext.push_back(mutate(e));
+            changed |= !ext.back().same_as(e);
+        }
         Stmt b = mutate(n->body);
         if (!changed && b.same_as(n->body)) return s;
         return make_stmt<Allocate>(n->buffer, n->dtype, std::move(ext), b);
@@ -193,7 +255,10 @@ protected:
     virtual Stmt mutate_block(const Block* n, const Stmt& s) {
         bool changed = false;
         std::vector<Stmt> out;
-        for (auto& c : n->stmts) { out.push_back(mutate(c)); changed |= !out.back().same_as(c); }
+        for (auto& c : n->stmts) {
+            out.push_back(mutate(c));
+            changed |= !out.back().same_as(c);
+        }
         if (!changed) return s;
         return make_block(out);
     }

@@ -39,8 +39,8 @@
 namespace kiln {
 
 struct CacheInfo {
-    std::string dir;         // empty when the cache is off
-    bool writable = false;   // whether new entries can be stored there
+    std::string dir;        // empty when the cache is off
+    bool writable = false;  // whether new entries can be stored there
     int64_t entries = 0;
     int64_t bytes = 0;
     int64_t limit_bytes = 0;
@@ -70,7 +70,8 @@ public:
     }
 
     void set_limit(int64_t bytes) {
-        if (bytes < 0) kiln::detail::fail("set_cache_limit: the limit is ", bytes, " bytes; give 0 (store nothing) or more");
+        if (bytes < 0)
+            kiln::detail::fail("set_cache_limit: the limit is ", bytes, " bytes; give 0 (store nothing) or more");
         std::lock_guard<std::mutex> lk(m_);
         limit_ = bytes;
     }
@@ -110,7 +111,8 @@ public:
         const std::string bytes = serialize(key, symbol, object);
         if (static_cast<int64_t>(bytes.size()) > limit_) return;
         const std::filesystem::path final_path = dir_ / file_name(key);
-        const std::filesystem::path tmp = dir_ / (final_path.filename().string() + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(tmp_counter_++));
+        const std::filesystem::path tmp = dir_ / (final_path.filename().string() + ".tmp." +
+                                                  std::to_string(::getpid()) + "." + std::to_string(tmp_counter_++));
         {
             std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
             if (!out) return;  // a read-only or missing directory: nothing is stored
@@ -153,7 +155,8 @@ public:
         std::lock_guard<std::mutex> lk(m_);
         if (dir_.empty()) return;
         std::error_code ec;
-        for (auto it = std::filesystem::directory_iterator(dir_, ec); !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
+        for (auto it = std::filesystem::directory_iterator(dir_, ec);
+             !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
             if (is_ours(it->path())) std::filesystem::remove(it->path(), ec);
         approx_bytes_ = 0;
         scanned_ = true;
@@ -185,7 +188,9 @@ private:
         return "off";  // nowhere to put it
     }
 
-    static std::filesystem::path resolve_dir(const std::string& d) { return d == "off" ? std::filesystem::path() : std::filesystem::path(d); }
+    static std::filesystem::path resolve_dir(const std::string& d) {
+        return d == "off" ? std::filesystem::path() : std::filesystem::path(d);
+    }
 
     // 128 bits of name from two hashes; the full key inside the entry settles any collision.
     static std::string file_name(const std::string& key) {
@@ -229,7 +234,7 @@ private:
     static std::pair<std::shared_ptr<const void>, size_t> map_file(const std::filesystem::path& path) {
         const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
         if (fd < 0) return {nullptr, 0};
-        struct stat st{};
+        struct stat st {};
         if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0) {
             ::close(fd);
             return {nullptr, 0};
@@ -248,8 +253,8 @@ private:
         if (!get_u64(bytes, sum) || runtime::hash64(bytes) != sum) return std::nullopt;
         std::string_view stored_key;
         Entry e;
-        if (!get_string(bytes, stored_key) || stored_key != key || !get_string(bytes, e.symbol) || !get_string(bytes, e.object) || !bytes.empty() ||
-            e.symbol.empty() || e.object.empty())
+        if (!get_string(bytes, stored_key) || stored_key != key || !get_string(bytes, e.symbol) ||
+            !get_string(bytes, e.object) || !bytes.empty() || e.symbol.empty() || e.object.empty())
             return std::nullopt;
         return e;
     }
@@ -258,7 +263,9 @@ private:
         return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
     }
     static bool is_entry(const std::filesystem::path& p) { return ends_with(p.filename().string(), kSuffix); }
-    static bool is_ours(const std::filesystem::path& p) { return is_entry(p) || p.filename().string().find(std::string(kSuffix) + ".tmp.") != std::string::npos; }
+    static bool is_ours(const std::filesystem::path& p) {
+        return is_entry(p) || p.filename().string().find(std::string(kSuffix) + ".tmp.") != std::string::npos;
+    }
 
     struct Scan {
         int64_t entries = 0, bytes = 0;
@@ -266,7 +273,8 @@ private:
     Scan scan() const {
         Scan s;
         std::error_code ec;
-        for (auto it = std::filesystem::directory_iterator(dir_, ec); !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+        for (auto it = std::filesystem::directory_iterator(dir_, ec);
+             !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
             if (!is_entry(it->path())) continue;
             std::error_code fe;
             const auto size = it->file_size(fe);
@@ -293,7 +301,8 @@ private:
         std::vector<File> files;
         int64_t total = 0;
         std::error_code ec;
-        for (auto it = std::filesystem::directory_iterator(dir_, ec); !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+        for (auto it = std::filesystem::directory_iterator(dir_, ec);
+             !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
             if (!is_entry(it->path())) continue;
             std::error_code fe;
             File f{it->path(), it->last_write_time(fe), 0};

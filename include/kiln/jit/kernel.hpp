@@ -34,8 +34,7 @@ concept EigenLike = requires(const T& t) {
     std::remove_cvref_t<T>::IsRowMajor;
 };
 
-template <typename T>
-ArgValue to_arg(T&& a) {
+template <typename T> ArgValue to_arg(T&& a) {
     using D = std::remove_cvref_t<T>;
     if constexpr (std::is_same_v<D, Buffer>) {
         return ArgValue{a.data(), a.dtype(), true, a.shape(), a.strides()};
@@ -48,11 +47,14 @@ ArgValue to_arg(T&& a) {
     } else if constexpr (EigenLike<D>) {
         using E = std::remove_cv_t<std::remove_pointer_t<decltype(a.data())>>;
         ArgValue v{const_cast<E*>(a.data()), type_of<E>(), true, {a.rows(), a.cols()}, {}};
-        if (D::IsRowMajor) v.strides = {a.outerStride(), a.innerStride()};
-        else v.strides = {a.innerStride(), a.outerStride()};
+        if (D::IsRowMajor)
+            v.strides = {a.outerStride(), a.innerStride()};
+        else
+            v.strides = {a.innerStride(), a.outerStride()};
         return v;
     } else {
-        static_assert(sizeof(D) == 0, "a kiln kernel argument must be a kiln::Buffer, a pointer, or an Eigen matrix/map");
+        static_assert(sizeof(D) == 0,
+                      "a kiln kernel argument must be a kiln::Buffer, a pointer, or an Eigen matrix/map");
     }
 }
 
@@ -60,7 +62,10 @@ inline int64_t eval_size(const Expr& e, const std::unordered_map<const VarNode*,
     if (auto* i = e.as<IntImm>()) return i->value;
     if (auto* v = e.as<VarNode>()) {
         auto it = env.find(v);
-        if (it == env.end()) { ok = false; return 0; }
+        if (it == env.end()) {
+            ok = false;
+            return 0;
+        }
         return it->second;
     }
     if (auto* c = e.as<Cast>()) return eval_size(c->value, env, ok);
@@ -70,8 +75,18 @@ inline int64_t eval_size(const Expr& e, const std::unordered_map<const VarNode*,
             case ExprKind::Add: return x + y;
             case ExprKind::Sub: return x - y;
             case ExprKind::Mul: return x * y;
-            case ExprKind::Div: if (y == 0) { ok = false; return 0; } return floor_div(x, y);
-            case ExprKind::Mod: if (y == 0) { ok = false; return 0; } return floor_mod(x, y);
+            case ExprKind::Div:
+                if (y == 0) {
+                    ok = false;
+                    return 0;
+                }
+                return floor_div(x, y);
+            case ExprKind::Mod:
+                if (y == 0) {
+                    ok = false;
+                    return 0;
+                }
+                return floor_mod(x, y);
             case ExprKind::Min: return std::min(x, y);
             case ExprKind::Max: return std::max(x, y);
             default: break;
@@ -84,13 +99,13 @@ inline int64_t eval_size(const Expr& e, const std::unordered_map<const VarNode*,
 }  // namespace detail
 
 struct BuildOptions {
-    Target target{};          // the host by default
+    Target target{};  // the host by default
     std::string name = "kernel";
-    bool keep_llvm_ir = false;  // keep the optimised LLVM IR (Kernel::llvm_ir)
-    bool keep_assembly = false; // keep the assembly (Kernel::assembly)
-    bool use_cache = true;      // reuse a kernel already compiled in this process from the same lowered program
-    bool use_disk_cache = true; // reuse object code from the disk cache (kiln/jit/disk_cache.hpp), and fill it
-    bool keep_object = false;   // keep the object code (Kernel::object), e.g. to save it with an executable
+    bool keep_llvm_ir = false;   // keep the optimised LLVM IR (Kernel::llvm_ir)
+    bool keep_assembly = false;  // keep the assembly (Kernel::assembly)
+    bool use_cache = true;       // reuse a kernel already compiled in this process from the same lowered program
+    bool use_disk_cache = true;  // reuse object code from the disk cache (kiln/jit/disk_cache.hpp), and fill it
+    bool keep_object = false;    // keep the object code (Kernel::object), e.g. to save it with an executable
     // a * b + c may become one fused multiply-add (one rounding instead of two: faster, and usually more
     // accurate); false rounds the product and the sum apart, as a plain C++ reference does.
     bool fp_contract = true;
@@ -109,7 +124,7 @@ public:
         std::vector<Param> params;
         std::vector<Var> size_vars;
         std::string llvm_ir, assembly, loop_ir;
-        std::string c_source;  // kernels of the "c" target: the C99 they were compiled from
+        std::string c_source;                        // kernels of the "c" target: the C99 they were compiled from
         std::shared_ptr<const LoweredFunc> lowered;  // the program compiled (absent in a loaded executable)
         std::string target, symbol, object;  // what it was compiled for, its entry point, its object code if kept
         double compile_ms = 0;
@@ -119,8 +134,7 @@ public:
     Kernel() = default;
     explicit Kernel(std::shared_ptr<const Compiled> c) : c_(std::move(c)) {}
 
-    template <typename... Args>
-    void operator()(Args&&... args) const {
+    template <typename... Args> void operator()(Args&&... args) const {
         std::vector<detail::ArgValue> v{detail::to_arg(std::forward<Args>(args))...};
         call(v);
     }
@@ -140,7 +154,8 @@ public:
             auto& p = ps[i];
             if (!a.data) detail::fail("kernel: argument ", i, " ('", p.name, "') is a null pointer");
             if (a.dtype != p.dtype)
-                detail::fail("kernel: argument ", i, " ('", p.name, "') holds ", a.dtype.str(), " but the kernel expects ", p.dtype.str());
+                detail::fail("kernel: argument ", i, " ('", p.name, "') holds ", a.dtype.str(),
+                             " but the kernel expects ", p.dtype.str());
             if (!a.has_shape) continue;
             if (a.shape.size() != p.shape.size()) {
                 // Eigen vectors arrive as n x 1 or 1 x n.
@@ -149,7 +164,8 @@ public:
                     a.shape = {a.shape[0] * a.shape[1]};
                     a.strides = {col ? a.strides[0] : a.strides[1]};
                 } else {
-                    detail::fail("kernel: argument ", i, " ('", p.name, "') has ", a.shape.size(), " dimension(s) but the kernel expects ", p.shape.size());
+                    detail::fail("kernel: argument ", i, " ('", p.name, "') has ", a.shape.size(),
+                                 " dimension(s) but the kernel expects ", p.shape.size());
                 }
             }
             for (size_t d = 0; d < p.shape.size(); ++d)
@@ -157,7 +173,8 @@ public:
         }
         for (auto& sv : c_->size_vars)
             if (!env.count(sv.get()))
-                detail::fail("kernel: the size '", sv.name(), "' is only known from arguments passed as raw pointers; pass a kiln::Buffer ",
+                detail::fail("kernel: the size '", sv.name(),
+                             "' is only known from arguments passed as raw pointers; pass a kiln::Buffer ",
                              "(or an Eigen map) for one of them so the size can be read");
         for (size_t i = 0; i < ps.size(); ++i) {
             auto& a = args[i];
@@ -166,14 +183,16 @@ public:
                 bool ok = true;
                 int64_t want = detail::eval_size(ps[i].shape[d], env, ok);
                 if (!ok || want != a.shape[d])
-                    detail::fail("kernel: argument ", i, " ('", ps[i].name, "') has size ", a.shape[d], " in dimension ", d, " but the kernel expects ",
-                                 to_string(ps[i].shape[d]), ok && !as_const_int(ps[i].shape[d]) ? " = " + std::to_string(want) : std::string());
+                    detail::fail("kernel: argument ", i, " ('", ps[i].name, "') has size ", a.shape[d],
+                                 " in dimension ", d, " but the kernel expects ", to_string(ps[i].shape[d]),
+                                 ok && !as_const_int(ps[i].shape[d]) ? " = " + std::to_string(want) : std::string());
             }
         }
         std::vector<int64_t> sizes;
         for (auto& sv : c_->size_vars) {
             int64_t s = env.at(sv.get());
-            if (s <= 0 || s > INT32_MAX) detail::fail("kernel: size '", sv.name(), "' is ", s, "; it must be in [1, 2^31)");
+            if (s <= 0 || s > INT32_MAX)
+                detail::fail("kernel: size '", sv.name(), "' is ", s, "; it must be in [1, 2^31)");
             sizes.push_back(s);
         }
         // Outputs must not share memory with other arguments: the kernel assumes distinct buffers.
@@ -191,7 +210,8 @@ public:
                 if (j == i) continue;
                 auto [b0, b1] = span(j);
                 if (a0 < b1 && b0 < a1)
-                    detail::fail("kernel: output '", ps[i].name, "' overlaps argument '", ps[j].name, "'; kiln kernels need outputs in their own memory");
+                    detail::fail("kernel: output '", ps[i].name, "' overlaps argument '", ps[j].name,
+                                 "'; kiln kernels need outputs in their own memory");
             }
         }
         // Non-contiguous arguments go through contiguous copies.
@@ -236,14 +256,14 @@ private:
         for (int64_t d : shape) bytes *= d;
         void* p = runtime::workspace_cache().allocate(bytes);
         if (!p) detail::fail("kernel: cannot allocate ", bytes, " bytes for the dense copy of a strided argument");
-        return Buffer(std::shared_ptr<void>(p, [](void* q) { runtime::workspace_cache().release(q); }), p, shape, dtype);
+        return Buffer(std::shared_ptr<void>(p, [](void* q) { runtime::workspace_cache().release(q); }), p, shape,
+                      dtype);
     }
 
     // Between a strided argument and its dense row-major copy, in 32 x 32 tiles of the last two dimensions:
     // a column-major matrix is read (or written) a tile at a time from cache lines already loaded, rather
     // than one cache line per element across the whole matrix.
-    template <typename E>
-    static void copy_tiles(const detail::ArgValue& a, E* dense, bool to_dense) {
+    template <typename E> static void copy_tiles(const detail::ArgValue& a, E* dense, bool to_dense) {
         constexpr int64_t kTile = 32;
         const size_t nd = a.shape.size();
         const int64_t cols = nd ? a.shape[nd - 1] : 1, col_stride = nd ? a.strides[nd - 1] : 0;
@@ -262,8 +282,10 @@ private:
                     for (int64_t r = r0; r < std::min(rows, r0 + kTile); ++r)
                         for (int64_t c = c0; c < std::min(cols, c0 + kTile); ++c) {
                             E& view = strided[base + r * row_stride + c * col_stride];
-                            if (to_dense) plane[r * cols + c] = view;
-                            else view = plane[r * cols + c];
+                            if (to_dense)
+                                plane[r * cols + c] = view;
+                            else
+                                view = plane[r * cols + c];
                         }
             for (size_t k = outer_dims; k-- > 0;) {
                 if (++idx[k] < a.shape[k]) break;

@@ -51,7 +51,9 @@ KILN_SEPARABLE Target resolve(Target t) {
     if (t.cpu.empty()) t.cpu = host.cpu;
     if (t.features.empty() && t.cpu == host.cpu) t.features = host.features;
     if (t.vector_bits == 0) t.vector_bits = t.cpu == host.cpu ? host.vector_bits : 128;
-    if (t.kind != "llvm") kiln::detail::fail("build: target kind '", t.kind, "' is not available in this build; Target::list_kinds() lists those that are");
+    if (t.kind != "llvm")
+        kiln::detail::fail("build: target kind '", t.kind,
+                           "' is not available in this build; Target::list_kinds() lists those that are");
     return t;
 }
 
@@ -61,8 +63,8 @@ inline std::unique_ptr<llvm::TargetMachine> target_machine(const Target& t) {
     const llvm::Target* target = llvm::TargetRegistry::lookupTarget(t.triple, err);
     if (!target) kiln::detail::fail("build: unknown target triple '", t.triple, "': ", err);
     llvm::TargetOptions opts;
-    return std::unique_ptr<llvm::TargetMachine>(target->createTargetMachine(t.triple, t.cpu, t.features, opts, llvm::Reloc::PIC_,
-                                                                            std::nullopt, llvm::CodeGenOptLevel::Aggressive));
+    return std::unique_ptr<llvm::TargetMachine>(target->createTargetMachine(
+            t.triple, t.cpu, t.features, opts, llvm::Reloc::PIC_, std::nullopt, llvm::CodeGenOptLevel::Aggressive));
 }
 
 // What optimize() and target_machine() do to a module, in words: part of the disk cache's key, so an
@@ -129,7 +131,9 @@ public:
         if (!lib) kiln::detail::fail("build: cannot create a JIT library: ", llvm::toString(lib.takeError()));
         lib->addToLinkOrder(jit_->getMainJITDylib());
         auto buffer = llvm::MemoryBuffer::getMemBufferCopy(object, symbol);
-        if (auto err = jit_->addObjectFile(*lib, std::move(buffer))) kiln::detail::fail("build: the JIT rejected the object of '", symbol, "': ", llvm::toString(std::move(err)));
+        if (auto err = jit_->addObjectFile(*lib, std::move(buffer)))
+            kiln::detail::fail("build: the JIT rejected the object of '", symbol,
+                               "': ", llvm::toString(std::move(err)));
         auto sym = jit_->lookup(*lib, symbol);
         if (!sym) kiln::detail::fail("build: the JIT could not find '", symbol, "': ", llvm::toString(sym.takeError()));
         return sym->toPtr<void*>();

@@ -59,11 +59,13 @@ inline void check_readers_inside_attach_loop(const std::vector<StageInfo>& stage
             });
             if (!reads) continue;
             const std::string where = c.node->attach == AttachType::Scope
-                                          ? "at loop '" + c.node->attach_ivar.name() + "' of stage '" + c.node->attach_stage->name() + "'"
-                                          : std::string("at the root");
-            kiln::detail::fail("stage '", s->name(), "' is computed at loop '", s->attach_ivar.name(), "' of stage '", s->attach_stage->name(),
-                               "', but stage '", c.node->name(), "' also reads it and is computed outside that loop (", where,
-                               "); compute '", c.node->name(), "' at loop '", s->attach_ivar.name(), "' of '", s->attach_stage->name(),
+                                              ? "at loop '" + c.node->attach_ivar.name() + "' of stage '" +
+                                                        c.node->attach_stage->name() + "'"
+                                              : std::string("at the root");
+            kiln::detail::fail("stage '", s->name(), "' is computed at loop '", s->attach_ivar.name(), "' of stage '",
+                               s->attach_stage->name(), "', but stage '", c.node->name(),
+                               "' also reads it and is computed outside that loop (", where, "); compute '",
+                               c.node->name(), "' at loop '", s->attach_ivar.name(), "' of '", s->attach_stage->name(),
                                "' or inside it as well, or compute '", s->name(), "' at the root");
         }
     }
@@ -84,7 +86,9 @@ inline void pass_down(const StageNode* s, Bounds& b) {
             }
         } else {
             auto& f = rel.fuse;
-            b.range[f.fused.get()] = {Expr(0), arith::simplify(b.range.at(f.outer.get()).extent * b.range.at(f.inner.get()).extent, b.scope)};
+            b.range[f.fused.get()] = {
+                    Expr(0),
+                    arith::simplify(b.range.at(f.outer.get()).extent * b.range.at(f.inner.get()).extent, b.scope)};
         }
     }
     for (auto& l : s->leaf_iter_vars) {
@@ -125,8 +129,10 @@ inline LoopValues loop_values(const StageNode* s, const OperationNode* op, const
                 if (sp.tail == TailStrategy::Exact) {
                     auto e = as_const_int(arith::simplify(ext % inner_ext, b.scope));
                     if (!e || *e != 0)
-                        kiln::detail::fail("stage '", s->name(), "': split of axis '", sp.parent.name(), "' with TailStrategy::Exact: the extent ",
-                                           to_string(ext), " is not a multiple of ", to_string(inner_ext), "; use GuardWithIf or a dividing factor");
+                        kiln::detail::fail("stage '", s->name(), "': split of axis '", sp.parent.name(),
+                                           "' with TailStrategy::Exact: the extent ", to_string(ext),
+                                           " is not a multiple of ", to_string(inner_ext),
+                                           "; use GuardWithIf or a dividing factor");
                 } else {
                     guard(sp.parent, v, ext);
                 }
@@ -143,7 +149,8 @@ inline LoopValues loop_values(const StageNode* s, const OperationNode* op, const
     auto root = [&](const IterVar& iv) {
         const Range& r = b.range.at(iv.get());
         out.value[iv.get()] = arith::simplify(r.min + offset.at(iv.get()), b.scope);
-        if (auto g = b.guard_extent.find(iv.get()); g != b.guard_extent.end()) guard(iv, offset.at(iv.get()), g->second);
+        if (auto g = b.guard_extent.find(iv.get()); g != b.guard_extent.end())
+            guard(iv, offset.at(iv.get()), g->second);
     };
     for (auto& a : op->axis) root(a);
     for (auto& a : op->reduce_axis) root(a);
@@ -168,7 +175,9 @@ inline Bounds infer_bound(const std::vector<StageInfo>& stages) {
                 const OperationNode* cop = jt->op.get();
                 std::vector<const Call*> reads;
                 post_order_visit(cop->body, [&](const Expr& e) {
-                    if (auto* call = e.as<Call>(); call && call->op == Intrinsic::TensorAccess && call->producer.get() == op) reads.push_back(call);
+                    if (auto* call = e.as<Call>();
+                        call && call->op == Intrinsic::TensorAccess && call->producer.get() == op)
+                        reads.push_back(call);
                 });
                 if (reads.empty()) continue;
                 any_reader = true;
@@ -199,7 +208,8 @@ inline Bounds infer_bound(const std::vector<StageInfo>& stages) {
                             auto collect = [&](const Expr& x) {
                                 post_order_visit(x, [&](const Expr& v) {
                                     auto* vn = v.as<VarNode>();
-                                    if (vn && !scope_set.count(vn) && loop_range.count(vn)) outer[vn] = {Expr(0), loop_range.at(vn).extent - 1};
+                                    if (vn && !scope_set.count(vn) && loop_range.count(vn))
+                                        outer[vn] = {Expr(0), loop_range.at(vn).extent - 1};
                                 });
                             };
                             if (iv.min.defined()) collect(iv.min);

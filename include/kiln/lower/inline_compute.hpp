@@ -14,7 +14,8 @@ struct StageInfo {
 namespace detail {
 class InlineMutator : public IRMutator {
 public:
-    InlineMutator(const OperationNode* op, const std::vector<IterVar>& axes, Expr body) : op_(op), axes_(axes), body_(std::move(body)) {}
+    InlineMutator(const OperationNode* op, const std::vector<IterVar>& axes, Expr body)
+            : op_(op), axes_(axes), body_(std::move(body)) {}
     using IRMutator::mutate;
 
 protected:
@@ -51,7 +52,8 @@ inline std::vector<StageInfo> inline_compute(const Schedule& sched) {
     // Keep the computed stages only, and point every read at its producer's final op. Producers come
     // first in the list, so each is final before anyone reads it.
     std::vector<StageInfo> out;
-    for (auto& s : stages) if (s.node->attach != AttachType::Inline) out.push_back(s);
+    for (auto& s : stages)
+        if (s.node->attach != AttachType::Inline) out.push_back(s);
     for (size_t i = 0; i < out.size(); ++i) {
         for (size_t j = 0; j < i; ++j) {
             if (out[j].node->op == out[j].op) continue;

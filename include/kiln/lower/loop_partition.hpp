@@ -121,14 +121,16 @@ protected:
                 Expr last = to.defined() ? arith::simplify(kiln::max(first, kiln::min(to, hi))) : hi;
                 Expr kept;
                 for (auto& c : rest) kept = kept.defined() ? (kept && c) : c;
-                Stmt middle_body = ReplaceExpr(g.get(), kept.defined() ? likely(kept) : make_int(boolean, 1)).mutate(n->body);
+                Stmt middle_body =
+                        ReplaceExpr(g.get(), kept.defined() ? likely(kept) : make_int(boolean, 1)).mutate(n->body);
                 // The edges keep the guard; loops inside them may still split on it, this loop may not.
                 if (!clips) done_.insert({g.get(), n->var.get()});
                 auto loop = [&](Expr begin, Expr end, Stmt body) {
                     Expr extent = arith::simplify(end - begin);
                     if (auto* e = as_const_int(extent); e && *e <= 0) return make_stmt<Evaluate>(Expr(0));
                     ++cuts_[n->var.get()];
-                    Stmt piece = mutate(make_stmt<For>(n->var, begin, extent, n->for_kind, std::move(body), n->annotations));
+                    Stmt piece =
+                            mutate(make_stmt<For>(n->var, begin, extent, n->for_kind, std::move(body), n->annotations));
                     --cuts_[n->var.get()];
                     return piece;
                 };
@@ -153,7 +155,8 @@ private:
         const VarNode* v = n->var.get();
         std::vector<const Min*> mins;
         post_order_visit(n->body, [&](const Expr& e) {
-            if (auto* m = e.as<Min>(); m && m->type.is_scalar() && m->type.is_integer() && uses_var(e, v)) mins.push_back(m);
+            if (auto* m = e.as<Min>(); m && m->type.is_scalar() && m->type.is_integer() && uses_var(e, v))
+                mins.push_back(m);
         });
         for (const Min* m : mins) {
             const Expr diff = arith::simplify(m->a - m->b);
@@ -166,7 +169,8 @@ private:
             auto piece = [&](Expr begin, Expr end, bool take_a) {
                 Stmt body = ResolveMin(diff, take_a).mutate(n->body);
                 ++cuts_[v];
-                Stmt p = mutate(make_stmt<For>(n->var, begin, arith::simplify(end - begin), n->for_kind, std::move(body), n->annotations));
+                Stmt p = mutate(make_stmt<For>(n->var, begin, arith::simplify(end - begin), n->for_kind,
+                                               std::move(body), n->annotations));
                 --cuts_[v];
                 return p;
             };
@@ -219,14 +223,17 @@ private:
                 // loop would get an extent that is not constant and stay a loop. A serial loop splits
                 // inside at no such cost, and a second copy of its body costs code.
                 Expr w = uses_any_var(c, unrolled) ? holds_everywhere(n, c, inner) : Expr();
-                if (w.defined()) found.push_back(w);
-                else rest.push_back(c);
+                if (w.defined())
+                    found.push_back(w);
+                else
+                    rest.push_back(c);
             }
             if (!from.defined() && !to.defined() && found.empty()) continue;
             if (from.defined()) found.push_back(Expr(n->var) >= from);
             if (to.defined()) found.push_back(Expr(n->var) < to);
             for (const Expr& c : found)
-                if (std::none_of(tests.begin(), tests.end(), [&](const Expr& t) { return equal(t, c); })) tests.push_back(c);
+                if (std::none_of(tests.begin(), tests.end(), [&](const Expr& t) { return equal(t, c); }))
+                    tests.push_back(c);
             Expr kept;
             for (auto& c : rest) kept = kept.defined() ? (kept && c) : c;
             fast = ReplaceExpr(g.get(), kept.defined() ? likely(kept) : make_int(boolean, 1)).mutate(fast);
@@ -235,10 +242,12 @@ private:
         Expr in_range;
         for (auto& t : tests) in_range = in_range.defined() ? (in_range && t) : t;
         arith::BoundScope scope;
-        if (auto *mn = as_const_int(n->min), *ext = as_const_int(n->extent); mn && ext) scope[n->var.get()] = {*mn, *mn + *ext - 1};
+        if (auto* mn = as_const_int(n->min), *ext = as_const_int(n->extent); mn && ext)
+            scope[n->var.get()] = {*mn, *mn + *ext - 1};
         in_range = arith::simplify(in_range, scope);
         if (auto* k = as_const_int(in_range); k && *k == 0) return IRMutator::mutate_for(n, s);
-        if (is_one(in_range)) return make_stmt<For>(n->var, n->min, n->extent, n->for_kind, mutate(fast), n->annotations);
+        if (is_one(in_range))
+            return make_stmt<For>(n->var, n->min, n->extent, n->for_kind, mutate(fast), n->annotations);
         // Each copy runs where the test holds or fails, which narrows the parallel variable when the test
         // is one comparison; simplified over that range, a copy's extents are often constant again. The
         // last tile of 5 channel blocks in pairs, fused with 14 rows, fails `v/14 < 2` only for v >= 28:
@@ -296,8 +305,10 @@ private:
         if (u.get() != n->var.get()) return {};
         // k*(v/d) + c >= 0, in floor division.
         int64_t lo = *mn, hi = *mn + *ext - 1;
-        if (k > 0) lo = std::max(lo, -kiln::detail::floor_div(lf.constant, k) * d);
-        else hi = std::min(hi, kiln::detail::floor_div(lf.constant, -k) * d + d - 1);
+        if (k > 0)
+            lo = std::max(lo, -kiln::detail::floor_div(lf.constant, k) * d);
+        else
+            hi = std::min(hi, kiln::detail::floor_div(lf.constant, -k) * d + d - 1);
         if (lo > hi) return {};
         return arith::ConstBound{lo, hi};
     }
@@ -328,9 +339,12 @@ private:
         arith::LinearForm rest;
         rest.constant = lf.constant;
         for (auto& [t, c] : lf.terms) {
-            if (t.get() == v) k = c;
-            else if (uses_var(t, v)) return {};
-            else rest.add_term(t, c);
+            if (t.get() == v)
+                k = c;
+            else if (uses_var(t, v))
+                return {};
+            else
+                rest.add_term(t, c);
         }
         if (k == 0) return {};
         auto r = arith::eval_interval(arith::from_linear(rest, f.type()), inner);

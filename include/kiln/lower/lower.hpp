@@ -50,13 +50,15 @@ struct LowerOptions {
 };
 
 inline const std::vector<std::string>& lower_pass_names() {
-    static const std::vector<std::string> names = {"schedule_ops", "storage_flatten", "simplify", "loop_partition",
-                                                   "lower_math", "vectorize", "unroll", "storage_reuse", "final_simplify"};
+    static const std::vector<std::string> names = {"schedule_ops",   "storage_flatten", "simplify",
+                                                   "loop_partition", "lower_math",      "vectorize",
+                                                   "unroll",         "storage_reuse",   "final_simplify"};
     return names;
 }
 
 // The schedule lowered through the whole pipeline (or up to opt.after) into a kernel's loop IR.
-KILN_SEPARABLE LoweredFunc lower_func(const Schedule& sched, const std::vector<Tensor>& args, const LowerOptions& opt = {});
+KILN_SEPARABLE LoweredFunc lower_func(const Schedule& sched, const std::vector<Tensor>& args,
+                                      const LowerOptions& opt = {});
 
 // The loop IR of a schedule, printable: std::cout << kiln::lower(s, {A, B, C});
 inline LoweredFunc lower(const Schedule& sched, const std::vector<Tensor>& args, const LowerOptions& opt = {}) {
@@ -87,18 +89,23 @@ inline void check_args(const Schedule& s, const std::vector<Tensor>& args) {
     std::unordered_set<const OperationNode*> seen;
     for (auto& t : args) {
         if (!t.defined()) kiln::detail::fail("lower: an argument tensor is undefined");
-        if (!seen.insert(t.op().get()).second) kiln::detail::fail("lower: tensor '", t.name(), "' is passed twice; pass each tensor once");
+        if (!seen.insert(t.op().get()).second)
+            kiln::detail::fail("lower: tensor '", t.name(), "' is passed twice; pass each tensor once");
         if (t.op()->kind == OpKind::Compute) {
             StageNode* st = s.find_stage(t.op().get());
-            if (!st) kiln::detail::fail("lower: tensor '", t.name(), "' is not computed by this schedule; pass its inputs and outputs");
+            if (!st)
+                kiln::detail::fail("lower: tensor '", t.name(),
+                                   "' is not computed by this schedule; pass its inputs and outputs");
             if (!st->is_output)
-                kiln::detail::fail("lower: tensor '", t.name(), "' is an intermediate stage, not an output of the schedule; ",
-                                   "pass the placeholders and the outputs (or make it an output when building the Schedule)");
+                kiln::detail::fail(
+                        "lower: tensor '", t.name(), "' is an intermediate stage, not an output of the schedule; ",
+                        "pass the placeholders and the outputs (or make it an output when building the Schedule)");
         }
     }
     for (auto& o : s.outputs())
         if (!seen.count(o.op().get()))
-            kiln::detail::fail("lower: output '", o.name(), "' is missing from the argument list; pass every output so the kernel can write it");
+            kiln::detail::fail("lower: output '", o.name(),
+                               "' is missing from the argument list; pass every output so the kernel can write it");
 }
 
 inline std::vector<Var> size_vars_of(const std::vector<Tensor>& args) {
@@ -107,7 +114,8 @@ inline std::vector<Var> size_vars_of(const std::vector<Tensor>& args) {
         for (auto& d : t.shape())
             post_order_visit(d, [&](const Expr& e) {
                 if (auto* v = e.as<VarNode>())
-                    if (std::none_of(out.begin(), out.end(), [&](const Var& x) { return x.get() == v; })) out.push_back(Var(e));
+                    if (std::none_of(out.begin(), out.end(), [&](const Var& x) { return x.get() == v; }))
+                        out.push_back(Var(e));
             });
     return out;
 }
@@ -120,14 +128,28 @@ inline void check_free_vars(const Stmt& body, const std::vector<Var>& size_vars,
         std::unordered_set<const VarNode*>& bound;
         explicit V(std::unordered_set<const VarNode*>& b) : bound(b) {}
         using IRVisitor::visit;
-        void visit_for(const For* n) override { bound.insert(n->var.get()); IRVisitor::visit_for(n); }
-        void visit_let_stmt(const LetStmt* n) override { bound.insert(n->var.get()); IRVisitor::visit_let_stmt(n); }
-        void visit_let(const Let* n) override { bound.insert(n->var.get()); IRVisitor::visit_let(n); }
-        void visit_allocate(const Allocate* n) override { bound.insert(n->buffer.get()); IRVisitor::visit_allocate(n); }
+        void visit_for(const For* n) override {
+            bound.insert(n->var.get());
+            IRVisitor::visit_for(n);
+        }
+        void visit_let_stmt(const LetStmt* n) override {
+            bound.insert(n->var.get());
+            IRVisitor::visit_let_stmt(n);
+        }
+        void visit_let(const Let* n) override {
+            bound.insert(n->var.get());
+            IRVisitor::visit_let(n);
+        }
+        void visit_allocate(const Allocate* n) override {
+            bound.insert(n->buffer.get());
+            IRVisitor::visit_allocate(n);
+        }
         void visit_var(const VarNode* v) override {
             if (!bound.count(v))
-                kiln::detail::fail("lower: variable '", v->name, "' is used by the computation but is not the size of any argument's ",
-                                   "dimension, so it cannot be bound when the kernel is called; use it in a placeholder's shape");
+                kiln::detail::fail(
+                        "lower: variable '", v->name,
+                        "' is used by the computation but is not the size of any argument's ",
+                        "dimension, so it cannot be bound when the kernel is called; use it in a placeholder's shape");
         }
     } v(bound);
     v.visit(body);
@@ -137,7 +159,8 @@ inline void check_free_vars(const Stmt& body, const std::vector<Var>& size_vars,
 
 KILN_SEPARABLE LoweredFunc lower_func(const Schedule& sched, const std::vector<Tensor>& args, const LowerOptions& opt) {
     using namespace passes;
-    if (!opt.after.empty() && std::find(lower_pass_names().begin(), lower_pass_names().end(), opt.after) == lower_pass_names().end()) {
+    if (!opt.after.empty() &&
+        std::find(lower_pass_names().begin(), lower_pass_names().end(), opt.after) == lower_pass_names().end()) {
         std::string all;
         for (auto& n : lower_pass_names()) all += (all.empty() ? "" : ", ") + n;
         kiln::detail::fail("lower: there is no pass '", opt.after, "'; the passes are ", all);
@@ -153,21 +176,23 @@ KILN_SEPARABLE LoweredFunc lower_func(const Schedule& sched, const std::vector<T
 
     std::vector<StageInfo> stages = inline_compute(sched);
     for (auto& a : f.args)
-        for (auto& s : stages) if (s.node->op == a.op) a.op = s.op;
+        for (auto& s : stages)
+            if (s.node->op == a.op) a.op = s.op;
     Bounds bounds = infer_bound(stages);
     std::unordered_map<const OperationNode*, std::vector<int>> orders;
-    for (auto& s : stages) if (!s.node->storage_order.empty()) orders[s.op.get()] = s.node->storage_order;
+    for (auto& s : stages)
+        if (!s.node->storage_order.empty()) orders[s.op.get()] = s.node->storage_order;
 
     const std::vector<std::pair<std::string, std::function<Stmt(const Stmt&)>>> pipeline = {
-        {"schedule_ops", [&](const Stmt&) { return schedule_ops(stages, bounds); }},
-        {"storage_flatten", [&](const Stmt& s) { return storage_flatten(s, f.args, orders); }},
-        {"simplify", [](const Stmt& s) { return simplify(s); }},
-        {"loop_partition", [](const Stmt& s) { return simplify(loop_partition(s)); }},
-        {"lower_math", [](const Stmt& s) { return lower_math(s); }},
-        {"vectorize", [&](const Stmt& s) { return vectorize(s, &f.warnings); }},
-        {"unroll", [](const Stmt& s) { return unroll(s); }},
-        {"storage_reuse", [](const Stmt& s) { return storage_reuse(s); }},
-        {"final_simplify", [](const Stmt& s) { return simplify(s); }},
+            {"schedule_ops", [&](const Stmt&) { return schedule_ops(stages, bounds); }},
+            {"storage_flatten", [&](const Stmt& s) { return storage_flatten(s, f.args, orders); }},
+            {"simplify", [](const Stmt& s) { return simplify(s); }},
+            {"loop_partition", [](const Stmt& s) { return simplify(loop_partition(s)); }},
+            {"lower_math", [](const Stmt& s) { return lower_math(s); }},
+            {"vectorize", [&](const Stmt& s) { return vectorize(s, &f.warnings); }},
+            {"unroll", [](const Stmt& s) { return unroll(s); }},
+            {"storage_reuse", [](const Stmt& s) { return storage_reuse(s); }},
+            {"final_simplify", [](const Stmt& s) { return simplify(s); }},
     };
     for (auto& [name, pass] : pipeline) {
         f.body = pass(f.body);

@@ -30,8 +30,7 @@ inline Expr horner(const Expr& x, std::initializer_list<double> coefficients) {
 }
 
 // Binds `value` to a fresh variable so the body can use it many times without copying the expression.
-template <typename Body>
-Expr let(const std::string& name, const Expr& value, Body body) {
+template <typename Body> Expr let(const std::string& name, const Expr& value, Body body) {
     if (value.as<VarNode>() || is_const(value)) return body(value);
     Var v(name, value.type());
     return make_expr<Let>(v, value, body(Expr(v)));
@@ -56,7 +55,8 @@ inline Expr exp_f32(const Expr& x) {
             // Cody and Waite: ln 2 in two parts, the first with few enough bits that n * part is exact.
             Expr r = xc - n * k(xv, 0.693359375) - n * k(xv, -2.12194440e-4);
             Expr p = let("exp_r", r, [&](const Expr& rv) {
-                Expr q = horner(rv, {1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1});
+                Expr q = horner(rv, {1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
+                                     1.6666665459e-1, 5.0000001201e-1});
                 return q * (rv * rv) + rv + k(rv, 1.0);
             });
             return let("exp_ni", cast(i32.with_lanes(n.type().lanes), n), [&](const Expr& ni) {
@@ -82,19 +82,22 @@ inline Expr log_f32(const Expr& x) {
                 return let("log_m", m, [&](const Expr& mv) {
                     return let("log_low", mv < k(mv, 0.707106781186547524), [&](const Expr& low) {
                         // m in [sqrt(0.5), sqrt(2)) after moving a factor of two into e, so f = m - 1 is small.
-                        Expr e = bits / make_int(it, 1 << 23) - make_int(it, 126) - select(low, make_int(it, 1), make_int(it, 0)) -
+                        Expr e = bits / make_int(it, 1 << 23) - make_int(it, 126) -
+                                 select(low, make_int(it, 1), make_int(it, 0)) -
                                  select(tiny, make_int(it, 23), make_int(it, 0));
                         Expr f = select(low, mv + mv - k(mv, 1.0), mv - k(mv, 1.0));
                         return let("log_f", f, [&](const Expr& fv) {
                             return let("log_e", cast(xv.type(), e), [&](const Expr& ev) {
                                 Expr z = fv * fv;
                                 Expr y = fv * z *
-                                         horner(fv, {7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1, 1.4249322787e-1,
-                                                     -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1});
+                                         horner(fv, {7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1,
+                                                     -1.2420140846e-1, 1.4249322787e-1, -1.6668057665e-1,
+                                                     2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1});
                                 y = y + ev * k(xv, -2.12194440e-4) - k(xv, 0.5) * z;
                                 Expr r = fv + y + ev * k(xv, 0.693359375);
                                 const double inf = std::numeric_limits<double>::infinity();
-                                Expr special = select(xv == k(xv, 0.0), k(xv, -inf), k(xv, std::numeric_limits<double>::quiet_NaN()));
+                                Expr special = select(xv == k(xv, 0.0), k(xv, -inf),
+                                                      k(xv, std::numeric_limits<double>::quiet_NaN()));
                                 return select(xv == k(xv, inf), xv, select(xv > k(xv, 0.0), r, special));
                             });
                         });
@@ -111,7 +114,10 @@ inline Expr tanh_f32(const Expr& x) {
     return let("tanh_x", x, [&](const Expr& xv) {
         // Small |x|: an odd polynomial. Larger: 1 - 2 / (e^2|x| + 1), which goes to 1 as exp overflows.
         Expr z = xv * xv;
-        Expr small = horner(z, {-5.70498872745e-3, 2.06390887954e-2, -5.37397155531e-2, 1.33314422036e-1, -3.33332819422e-1}) * z * xv + xv;
+        Expr small = horner(z, {-5.70498872745e-3, 2.06390887954e-2, -5.37397155531e-2, 1.33314422036e-1,
+                                -3.33332819422e-1}) *
+                             z * xv +
+                     xv;
         return let("tanh_a", kiln::abs(xv), [&](const Expr& a) {
             Expr big = k(xv, 1.0) - k(xv, 2.0) / (exp_f32(a + a) + k(xv, 1.0));
             return select(a < k(xv, 0.625), small, select(xv < k(xv, 0.0), -big, big));
@@ -124,9 +130,8 @@ inline Expr tanh_f32(const Expr& x) {
 inline Expr sigmoid_f32(const Expr& x) {
     using namespace detail;
     return let("sigmoid_x", x, [&](const Expr& xv) {
-        return let("sigmoid_e", exp_f32(-kiln::abs(xv)), [&](const Expr& e) {
-            return select(xv < k(xv, 0.0), e, k(xv, 1.0)) / (k(xv, 1.0) + e);
-        });
+        return let("sigmoid_e", exp_f32(-kiln::abs(xv)),
+                   [&](const Expr& e) { return select(xv < k(xv, 0.0), e, k(xv, 1.0)) / (k(xv, 1.0) + e); });
     });
 }
 
@@ -137,9 +142,11 @@ inline Expr erf_f32(const Expr& x) {
     return let("erf_x", kiln::min(kiln::max(x, k(x, -4.0)), k(x, 4.0)), [&](const Expr& xc) {
         return let("erf_z", xc * xc, [&](const Expr& z) {
             // x times a ratio near 2/sqrt(pi), not (x * p) / q: x * p would go denormal for the smallest x.
-            Expr p = horner(z, {-2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06, -5.69250639462346e-05,
-                                     -7.34990630326855e-04, -2.95459980854025e-03, -1.60960333262415e-02});
-            Expr q = horner(z, {-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03, -7.37332916720468e-03, -1.42647390514189e-02});
+            Expr p = horner(z,
+                            {-2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06, -5.69250639462346e-05,
+                             -7.34990630326855e-04, -2.95459980854025e-03, -1.60960333262415e-02});
+            Expr q = horner(z, {-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03,
+                                -7.37332916720468e-03, -1.42647390514189e-02});
             return select(x == x, xc * (p / q), x);
         });
     });
@@ -154,7 +161,9 @@ inline Expr pow_by_constant(const Expr& x, const Expr& y) {
     if (e == 0.5) {
         // sqrt(-inf) is NaN where pow(-inf, 0.5) is inf.
         const double inf = std::numeric_limits<double>::infinity();
-        return detail::let("pow_x", x, [&](const Expr& xv) { return select(xv == detail::k(xv, -inf), detail::k(xv, inf), kiln::sqrt(xv)); });
+        return detail::let("pow_x", x, [&](const Expr& xv) {
+            return select(xv == detail::k(xv, -inf), detail::k(xv, inf), kiln::sqrt(xv));
+        });
     }
     if (e != std::trunc(e) || std::abs(e) > 4) return Expr();
     if (e == 0) return detail::k(x, 1.0);

@@ -18,8 +18,10 @@ public:
                 bool found = false;
                 for (auto& t : stages) found |= t.node == p;
                 if (!found || p->leaf_index(s.node->attach_ivar) < 0)
-                    kiln::detail::fail("stage '", s.node->name(), "' is computed at axis '", s.node->attach_ivar.name(), "' of stage '", p->name(),
-                                       "', which is no longer one of its loops (it was split, fused or inlined after compute_at); ",
+                    kiln::detail::fail("stage '", s.node->name(), "' is computed at axis '", s.node->attach_ivar.name(),
+                                       "' of stage '", p->name(),
+                                       "', which is no longer one of its loops (it was split, fused or inlined after "
+                                       "compute_at); ",
                                        "call compute_at again with a current loop");
                 attached_[s.node->attach_ivar.get()].push_back(&s);
             }
@@ -65,8 +67,9 @@ private:
         if (k == ForKind::Vectorized || k == ForKind::Unrolled) {
             Expr ext = b_.range.at(leaf.get()).extent;
             if (!as_const_int(ext))
-                kiln::detail::fail("stage '", s->name(), "': ", k == ForKind::Vectorized ? "vectorize" : "unroll", " of axis '", leaf.name(),
-                                   "': its extent (", to_string(ext), ") is not a constant; split the axis by a constant factor and ",
+                kiln::detail::fail("stage '", s->name(), "': ", k == ForKind::Vectorized ? "vectorize" : "unroll",
+                                   " of axis '", leaf.name(), "': its extent (", to_string(ext),
+                                   ") is not a constant; split the axis by a constant factor and ",
                                    k == ForKind::Vectorized ? "vectorize" : "unroll", " the inner axis");
         }
         return k;
@@ -101,7 +104,11 @@ private:
         all_guards.insert(all_guards.end(), lv.reduce_guards.begin(), lv.reduce_guards.end());
         update = guarded(all_guards, update);
         size_t first_reduce = leaves.size();
-        for (size_t i = 0; i < leaves.size(); ++i) if (leaves[i].is_reduce()) { first_reduce = i; break; }
+        for (size_t i = 0; i < leaves.size(); ++i)
+            if (leaves[i].is_reduce()) {
+                first_reduce = i;
+                break;
+            }
         // The initialisation runs over the data-parallel loops inside the first reduction loop.
         Stmt init = guarded(lv.data_guards, make_stmt<Provide>(si.op, red->combiner->identity, args));
         for (size_t i = leaves.size(); i-- > first_reduce;)

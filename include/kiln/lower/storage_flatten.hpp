@@ -17,8 +17,9 @@ struct FlatBuffer {
 
 class StorageFlattener : public IRMutator {
 public:
-    StorageFlattener(const std::vector<BufferArg>& args, const std::unordered_map<const OperationNode*, std::vector<int>>& orders)
-        : orders_(orders) {
+    StorageFlattener(const std::vector<BufferArg>& args,
+                     const std::unordered_map<const OperationNode*, std::vector<int>>& orders)
+            : orders_(orders) {
         for (auto& a : args) buffers_[a.op.get()] = make_flat(a.op.get(), a.buffer, {}, a.op->shape);
     }
     using IRMutator::mutate;
@@ -27,7 +28,10 @@ protected:
     Stmt mutate_realize(const Realize* n, const Stmt&) override {
         const OperationNode* op = n->producer.get();
         std::vector<Expr> mins, extents;
-        for (auto& r : n->bounds) { mins.push_back(r.min); extents.push_back(r.extent); }
+        for (auto& r : n->bounds) {
+            mins.push_back(r.min);
+            extents.push_back(r.extent);
+        }
         Var buf(op->name, handle);
         buffers_[op] = make_flat(op, buf, mins, extents);
         Stmt body = mutate(n->body);
@@ -70,7 +74,8 @@ private:
     const FlatBuffer& lookup(const OperationNode* op) {
         auto it = buffers_.find(op);
         if (it == buffers_.end())
-            kiln::detail::fail("tensor '", op->name, "' is read but neither passed as an argument nor computed by the schedule; ",
+            kiln::detail::fail("tensor '", op->name,
+                               "' is read but neither passed as an argument nor computed by the schedule; ",
                                "add it to the argument list (inputs) or to the Schedule's outputs");
         return it->second;
     }

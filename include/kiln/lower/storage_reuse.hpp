@@ -39,8 +39,14 @@ inline bool touches_buffer(const Stmt& s, const VarNode* buf) {
         bool& found;
         V(const VarNode* b, bool& f) : buf(b), found(f) {}
         using IRVisitor::visit;
-        void visit_load(const Load* n) override { found |= n->buffer.get() == buf; IRVisitor::visit_load(n); }
-        void visit_store(const Store* n) override { found |= n->buffer.get() == buf; IRVisitor::visit_store(n); }
+        void visit_load(const Load* n) override {
+            found |= n->buffer.get() == buf;
+            IRVisitor::visit_load(n);
+        }
+        void visit_store(const Store* n) override {
+            found |= n->buffer.get() == buf;
+            IRVisitor::visit_store(n);
+        }
     } v(buf, found);
     v.visit(s);
     return found;
@@ -50,10 +56,18 @@ inline bool touches_buffer(const Stmt& s, const VarNode* buf) {
 inline Stmt storage_reuse(const Stmt& s) {
     std::vector<const Allocate*> allocs;
     Stmt body = s;
-    while (auto* a = body.as<Allocate>()) { allocs.push_back(a); body = a->body; }
+    while (auto* a = body.as<Allocate>()) {
+        allocs.push_back(a);
+        body = a->body;
+    }
     if (allocs.size() < 2) return s;
     std::vector<Stmt> parts = body.as<Block>() ? body.as<Block>()->stmts : std::vector<Stmt>{body};
-    struct Slot { Var var; Type dtype; int64_t size; int last; };
+    struct Slot {
+        Var var;
+        Type dtype;
+        int64_t size;
+        int last;
+    };
     std::vector<Slot> slots;
     std::vector<Stmt> dynamic;  // allocations that keep their own storage
     std::unordered_map<const VarNode*, Var> rename;
@@ -61,14 +75,26 @@ inline Stmt storage_reuse(const Stmt& s) {
     for (auto* a : allocs) {
         int first = -1, last = -1;
         for (size_t i = 0; i < parts.size(); ++i)
-            if (detail::touches_buffer(parts[i], a->buffer.get())) { if (first < 0) first = static_cast<int>(i); last = static_cast<int>(i); }
+            if (detail::touches_buffer(parts[i], a->buffer.get())) {
+                if (first < 0) first = static_cast<int>(i);
+                last = static_cast<int>(i);
+            }
         order.push_back({first, a});
         auto* size = as_const_int(a->extents[0]);
-        if (!size || first < 0) { slots.push_back({a->buffer, a->dtype, -1, last}); continue; }
+        if (!size || first < 0) {
+            slots.push_back({a->buffer, a->dtype, -1, last});
+            continue;
+        }
         Slot* chosen = nullptr;
         for (auto& sl : slots)
-            if (sl.size >= 0 && sl.dtype == a->dtype && sl.last < first) { chosen = &sl; break; }
-        if (!chosen) { slots.push_back({a->buffer, a->dtype, *size, last}); continue; }
+            if (sl.size >= 0 && sl.dtype == a->dtype && sl.last < first) {
+                chosen = &sl;
+                break;
+            }
+        if (!chosen) {
+            slots.push_back({a->buffer, a->dtype, *size, last});
+            continue;
+        }
         chosen->size = std::max(chosen->size, *size);
         chosen->last = last;
         rename[a->buffer.get()] = chosen->var;
@@ -78,7 +104,8 @@ inline Stmt storage_reuse(const Stmt& s) {
     for (auto it = slots.rbegin(); it != slots.rend(); ++it) {
         Expr size = it->size >= 0 ? Expr(static_cast<int>(it->size)) : Expr();
         if (it->size < 0) {
-            for (auto* a : allocs) if (a->buffer.same_as(it->var)) size = a->extents[0];
+            for (auto* a : allocs)
+                if (a->buffer.same_as(it->var)) size = a->extents[0];
         }
         out = make_stmt<Allocate>(it->var, it->dtype, std::vector<Expr>{size}, out);
     }

@@ -33,12 +33,17 @@ protected:
     }
     Stmt mutate_store(const Store* n, const Stmt&) override {
         Expr v = mutate(n->value), idx = mutate(n->index);
-        if (idx.type().is_scalar()) throw VectorizeFailed{"every lane would store to one address (a value that does not depend on the loop); compute it outside the loop"};
+        if (idx.type().is_scalar())
+            throw VectorizeFailed{
+                    "every lane would store to one address (a value that does not depend on the loop); compute it "
+                    "outside the loop"};
         return make_stmt<Store>(n->buffer, v, idx, join(n->predicate, idx.type().lanes));
     }
     Stmt mutate_for(const For*, const Stmt&) override { throw VectorizeFailed{}; }
     Stmt mutate_allocate(const Allocate*, const Stmt&) override {
-        throw VectorizeFailed{"a stage is computed inside it (compute_at), which would need a buffer per lane; compute it at an outer loop"};
+        throw VectorizeFailed{
+                "a stage is computed inside it (compute_at), which would need a buffer per lane; compute it at an "
+                "outer loop"};
     }
 
 private:
@@ -57,7 +62,9 @@ protected:
         return it == retyped_.end() ? e : it->second;
     }
     Expr mutate_ramp(const Ramp*, const Expr&) override { throw VectorizeFailed{"it holds a vector already"}; }
-    Expr mutate_broadcast(const Broadcast*, const Expr&) override { throw VectorizeFailed{"it holds a vector already"}; }
+    Expr mutate_broadcast(const Broadcast*, const Expr&) override {
+        throw VectorizeFailed{"it holds a vector already"};
+    }
     Expr mutate_load(const Load* n, const Expr& e) override {
         Expr idx = mutate(n->index), pred = mutate(n->predicate);
         if (idx.same_as(n->index) && pred.same_as(n->predicate)) return e;
@@ -78,9 +85,13 @@ protected:
     Expr mutate_call(const Call* n, const Expr& e) override {
         std::vector<Expr> args;
         int lanes = 1;
-        for (auto& a : n->args) { args.push_back(mutate(a)); lanes = std::max<int>(lanes, args.back().type().lanes); }
+        for (auto& a : n->args) {
+            args.push_back(mutate(a));
+            lanes = std::max<int>(lanes, args.back().type().lanes);
+        }
         if (lanes == 1) return IRMutator::mutate_call(n, e);
-        for (auto& a : args) if (a.type().lanes != lanes) a = broadcast(a, lanes);
+        for (auto& a : args)
+            if (a.type().lanes != lanes) a = broadcast(a, lanes);
         if (n->op == Intrinsic::IfThenElse) {
             // Both arms run as vectors; each arm's loads read only the lanes that take it.
             Expr t = Predicator(args[0]).mutate(args[1]);
@@ -90,13 +101,18 @@ protected:
         if (n->op == Intrinsic::Likely) return args[0];
         return make_expr<Call>(n->type.element_of().with_lanes(lanes), n->op, std::move(args), n->producer);
     }
-    Expr mutate_reduce(const Reduce*, const Expr&) override { throw VectorizeFailed{"it holds a reduction that lowering left whole"}; }
+    Expr mutate_reduce(const Reduce*, const Expr&) override {
+        throw VectorizeFailed{"it holds a reduction that lowering left whole"};
+    }
 
     Stmt mutate_store(const Store* n, const Stmt& s) override {
         Expr v = mutate(n->value), idx = mutate(n->index), pred = mutate(n->predicate);
         if (v.same_as(n->value) && idx.same_as(n->index) && pred.same_as(n->predicate)) return s;
         // A scalar address written from several lanes has no single meaning.
-        if (idx.type().is_scalar()) throw VectorizeFailed{"every lane would store to one address (a value that does not depend on the loop); compute it outside the loop"};
+        if (idx.type().is_scalar())
+            throw VectorizeFailed{
+                    "every lane would store to one address (a value that does not depend on the loop); compute it "
+                    "outside the loop"};
         if (v.type().is_scalar()) v = broadcast(v, idx.type().lanes);
         if (pred.defined() && pred.type().is_scalar()) pred = broadcast(pred, idx.type().lanes);
         return make_stmt<Store>(n->buffer, v, idx, pred);
@@ -110,7 +126,9 @@ protected:
         return IRMutator::mutate_for(n, s);
     }
     Stmt mutate_allocate(const Allocate*, const Stmt&) override {
-        throw VectorizeFailed{"a stage is computed inside it (compute_at), which would need a buffer per lane; compute it at an outer loop"};
+        throw VectorizeFailed{
+                "a stage is computed inside it (compute_at), which would need a buffer per lane; compute it at an "
+                "outer loop"};
     }
     Stmt mutate_let_stmt(const LetStmt* n, const Stmt& s) override {
         Expr v = mutate(n->value);
@@ -155,9 +173,7 @@ protected:
             try {
                 Expr ramp = make_expr<Ramp>(n->min, make_int(n->min.type(), 1), static_cast<int>(*lanes));
                 return LaneVectorizer(n->var.get(), ramp).mutate(body);
-            } catch (const VectorizeFailed& e) {
-                why = e.why;
-            }
+            } catch (const VectorizeFailed& e) { why = e.why; }
         }
         if (warnings_) warnings_->push_back("vectorize: loop '" + n->var.name() + "' stays serial: " + why);
         return make_stmt<For>(n->var, n->min, n->extent, ForKind::Serial, body, n->annotations);

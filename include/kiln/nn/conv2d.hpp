@@ -25,11 +25,11 @@ struct Conv2dOptions {
     std::array<int, 2> stride{1, 1};
     std::array<int, 4> padding{0, 0, 0, 0};  // top, left, bottom, right (ONNX's order)
     std::array<int, 2> dilation{1, 1};
-    int groups = 1;     // groups == channels (with one output per channel) is a depthwise convolution
-    Tensor bias{};      // optional, shape [OC]
+    int groups = 1;            // groups == channels (with one output per channel) is a depthwise convolution
+    Tensor bias{};             // optional, shape [OC]
     int64_t out_channels = 0;  // OC; only needed with a weight already packed by pack_conv2d_weight
     std::string name = "conv2d";
-    Target target{};    // decides the channel blocks
+    Target target{};  // decides the channel blocks
 };
 
 // How a convolution lays out its operands. The same rule serves the definition, the weight packing and
@@ -41,9 +41,9 @@ struct Conv2dLayout {
         Grouped,    // groups too narrow to share blocks cheaply: correct, but the reduction is scalar
     };
     Kind kind;
-    int data_block;    // cb: channels of the activation per block
-    int out_block;     // ob: output channels per block
-    int weight_block;  // ib: input channels per block of the packed weight (1 unless Dense)
+    int data_block;        // cb: channels of the activation per block
+    int out_block;         // ob: output channels per block
+    int weight_block;      // ib: input channels per block of the packed weight (1 unless Dense)
     int64_t weight_outer;  // the packed weight's second dimension: input blocks (Dense) or channels per group
 };
 
@@ -59,7 +59,9 @@ struct ConvShape {
 // group of its first channel. Groups that fill whole blocks start a run of icg / cb blocks of their own;
 // narrower ones (RegNet's and ResNeXt's groups of 8 to 64 channels) share blocks, and a block's packed
 // weight is zero between channels of different groups.
-inline int64_t first_input_block(int64_t o, int ob, int64_t icg, int64_t ocg, int cb) { return o * ob / ocg * icg / cb; }
+inline int64_t first_input_block(int64_t o, int ob, int64_t icg, int64_t ocg, int cb) {
+    return o * ob / ocg * icg / cb;
+}
 
 // The most input blocks any output block reads, so all of them fit one weight shape.
 inline int64_t input_blocks_per_output_block(int64_t out_channels, int ob, int64_t icg, int64_t ocg, int cb) {
@@ -116,9 +118,11 @@ inline int64_t conv_dim(const Expr& e, const std::string& op, const Tensor& t, s
 inline void check_conv_options(const Conv2dOptions& o) {
     const std::string& n = o.name;
     if (o.stride[0] < 1 || o.stride[1] < 1)
-        kiln::detail::fail("nn::conv2d '", n, "': stride (", o.stride[0], ", ", o.stride[1], ") must be at least 1 in both directions");
+        kiln::detail::fail("nn::conv2d '", n, "': stride (", o.stride[0], ", ", o.stride[1],
+                           ") must be at least 1 in both directions");
     if (o.dilation[0] < 1 || o.dilation[1] < 1)
-        kiln::detail::fail("nn::conv2d '", n, "': dilation (", o.dilation[0], ", ", o.dilation[1], ") must be at least 1 (1 means no dilation)");
+        kiln::detail::fail("nn::conv2d '", n, "': dilation (", o.dilation[0], ", ", o.dilation[1],
+                           ") must be at least 1 (1 means no dilation)");
     for (int p : o.padding)
         if (p < 0) kiln::detail::fail("nn::conv2d '", n, "': padding values must be zero or more; got ", p);
     if (o.groups < 1) kiln::detail::fail("nn::conv2d '", n, "': groups is ", o.groups, "; it must be at least 1");
@@ -128,28 +132,35 @@ inline void check_conv_options(const Conv2dOptions& o) {
 inline ConvShape conv_shape(int64_t N, int64_t C, int64_t H, int64_t W, const Tensor& weight, const Conv2dOptions& o) {
     const std::string who = "nn::conv2d '" + o.name + "'";
     if (weight.ndim() != 4)
-        kiln::detail::fail(who, ": weight '", weight.name(), "' has rank ", weight.ndim(), "; it must be [out_channels, in_channels/groups, KH, KW]");
+        kiln::detail::fail(who, ": weight '", weight.name(), "' has rank ", weight.ndim(),
+                           "; it must be [out_channels, in_channels/groups, KH, KW]");
     ConvShape s{N, C, H, W, 0, 0, 0, 0, 0};
     s.OC = conv_dim(weight.shape()[0], who, weight, 0);
     const int64_t icg = conv_dim(weight.shape()[1], who, weight, 1);
     s.KH = conv_dim(weight.shape()[2], who, weight, 2);
     s.KW = conv_dim(weight.shape()[3], who, weight, 3);
     if (C % o.groups != 0 || s.OC % o.groups != 0)
-        kiln::detail::fail(who, ": groups = ", o.groups, " must divide both the input channels (", C, ") and the output channels (", s.OC,
-                           ")");
+        kiln::detail::fail(who, ": groups = ", o.groups, " must divide both the input channels (", C,
+                           ") and the output channels (", s.OC, ")");
     if (icg * o.groups != C)
-        kiln::detail::fail(who, ": weight '", weight.name(), "' has ", icg, " input channels per group, but the data has ", C, " channels in ",
-                           o.groups, " group(s), so it needs ", C / o.groups, "; check the weight's shape [OC, IC/groups, KH, KW] and groups");
+        kiln::detail::fail(who, ": weight '", weight.name(), "' has ", icg,
+                           " input channels per group, but the data has ", C, " channels in ", o.groups,
+                           " group(s), so it needs ", C / o.groups,
+                           "; check the weight's shape [OC, IC/groups, KH, KW] and groups");
     const int64_t eh = o.dilation[0] * (s.KH - 1) + 1, ew = o.dilation[1] * (s.KW - 1) + 1;
     const int64_t ph = H + o.padding[0] + o.padding[2], pw = W + o.padding[1] + o.padding[3];
     if (eh > ph || ew > pw)
         kiln::detail::fail(who, ": the ", s.KH, "x", s.KW, " kernel",
-                           (eh != s.KH || ew != s.KW) ? " (" + std::to_string(eh) + "x" + std::to_string(ew) + " with dilation)" : std::string(),
-                           " is larger than the padded input (", ph, "x", pw, "); the output would be empty; pad the input or use a smaller kernel");
+                           (eh != s.KH || ew != s.KW)
+                                   ? " (" + std::to_string(eh) + "x" + std::to_string(ew) + " with dilation)"
+                                   : std::string(),
+                           " is larger than the padded input (", ph, "x", pw,
+                           "); the output would be empty; pad the input or use a smaller kernel");
     s.OH = (ph - eh) / o.stride[0] + 1;
     s.OW = (pw - ew) / o.stride[1] + 1;
     if (o.bias.defined() && (o.bias.ndim() != 1 || !equal(o.bias.shape()[0], Expr(static_cast<int>(s.OC)))))
-        kiln::detail::fail(who, ": bias '", o.bias.name(), "' must have shape [", s.OC, "], one value per output channel");
+        kiln::detail::fail(who, ": bias '", o.bias.name(), "' must have shape [", s.OC,
+                           "], one value per output channel");
     return s;
 }
 
@@ -160,8 +171,8 @@ inline Expr i32(int64_t v) { return Expr(static_cast<int>(v)); }
 // apply (top, left): the window reads the data only where it lies inside, a condition on the reduction
 // that loop partitioning turns into clipped window loops and guard-free tiles, so no padded copy of the
 // data is ever made.
-inline Tensor conv2d_blocked(const Tensor& data, const Tensor& packed, const ConvShape& s, const Conv2dLayout& l, const Conv2dOptions& o,
-                             std::array<int, 2> pad) {
+inline Tensor conv2d_blocked(const Tensor& data, const Tensor& packed, const ConvShape& s, const Conv2dLayout& l,
+                             const Conv2dOptions& o, std::array<int, 2> pad) {
     const int cb = l.data_block, ob = l.out_block;
     const int64_t OCo = ceil_div(s.OC, ob), icg = s.C / o.groups, ocg = s.OC / o.groups;
     const int sh = o.stride[0], sw = o.stride[1], dh = o.dilation[0], dw = o.dilation[1];
@@ -195,39 +206,42 @@ inline Tensor conv2d_blocked(const Tensor& data, const Tensor& packed, const Con
             const int64_t data_blocks = ceil_div(s.C, cb);
             const bool clamp = first_input_block(OCo - 1, ob, icg, ocg, cb) + l.weight_outer > data_blocks;
             out = compute(
-                shape,
-                [&](Expr n, Expr oc, Expr y, Expr x, Expr oi) {
-                    Expr cblk = rco.var();
-                    if (o.groups > 1) cblk = oc * ob / i32(ocg) * i32(icg) / cb + rco.var();
-                    if (clamp) cblk = min(cblk, i32(data_blocks - 1));
-                    const Tap t = tap(y, x);
-                    return sum(data(n, cblk, t.y, t.x, rci.var()) * packed(oc, rco.var(), kh.var(), kw.var(), rci.var(), oi), {rco, kh, kw, rci},
-                               t.inside);
-                },
-                o.name);
+                    shape,
+                    [&](Expr n, Expr oc, Expr y, Expr x, Expr oi) {
+                        Expr cblk = rco.var();
+                        if (o.groups > 1) cblk = oc * ob / i32(ocg) * i32(icg) / cb + rco.var();
+                        if (clamp) cblk = min(cblk, i32(data_blocks - 1));
+                        const Tap t = tap(y, x);
+                        return sum(data(n, cblk, t.y, t.x, rci.var()) *
+                                           packed(oc, rco.var(), kh.var(), kw.var(), rci.var(), oi),
+                                   {rco, kh, kw, rci}, t.inside);
+                    },
+                    o.name);
             break;
         }
         case Conv2dLayout::Kind::Depthwise:
             out = compute(
-                shape,
-                [&](Expr n, Expr oc, Expr y, Expr x, Expr oi) {
-                    const Tap t = tap(y, x);
-                    return sum(data(n, oc, t.y, t.x, oi) * packed(oc, Expr(0), kh.var(), kw.var(), Expr(0), oi), {kh, kw}, t.inside);
-                },
-                o.name);
+                    shape,
+                    [&](Expr n, Expr oc, Expr y, Expr x, Expr oi) {
+                        const Tap t = tap(y, x);
+                        return sum(data(n, oc, t.y, t.x, oi) * packed(oc, Expr(0), kh.var(), kw.var(), Expr(0), oi),
+                                   {kh, kw}, t.inside);
+                    },
+                    o.name);
             break;
         case Conv2dLayout::Kind::Grouped: {
             auto rc = reduce_axis(0, i32(icg), "rc");
             out = compute(
-                shape,
-                [&](Expr n, Expr oc, Expr y, Expr x, Expr oi) {
-                    // Padding output channels (past OC) read a real group's data; their weights are zero.
-                    Expr channel = min(oc * ob + oi, i32(s.OC - 1)) / i32(ocg) * i32(icg) + rc.var();
-                    const Tap t = tap(y, x);
-                    return sum(data(n, channel / cb, t.y, t.x, channel % cb) * packed(oc, rc.var(), kh.var(), kw.var(), Expr(0), oi), {rc, kh, kw},
-                               t.inside);
-                },
-                o.name);
+                    shape,
+                    [&](Expr n, Expr oc, Expr y, Expr x, Expr oi) {
+                        // Padding output channels (past OC) read a real group's data; their weights are zero.
+                        Expr channel = min(oc * ob + oi, i32(s.OC - 1)) / i32(ocg) * i32(icg) + rc.var();
+                        const Tap t = tap(y, x);
+                        return sum(data(n, channel / cb, t.y, t.x, channel % cb) *
+                                           packed(oc, rc.var(), kh.var(), kw.var(), Expr(0), oi),
+                                   {rc, kh, kw}, t.inside);
+                    },
+                    o.name);
             break;
         }
     }
@@ -239,13 +253,14 @@ inline Tensor add_bias_blocked(const Tensor& conv, const ConvShape& s, const Con
     const int ob = static_cast<int>(*as_const_int(conv.shape()[4]));
     const bool whole = s.OC % ob == 0;
     return compute(
-        conv.shape(),
-        [&](Expr n, Expr oc, Expr y, Expr x, Expr oi) {
-            Expr ch = oc * ob + oi;
-            Expr b = whole ? o.bias(ch) : if_then_else(ch < i32(s.OC), o.bias(min(ch, i32(s.OC - 1))), zero_of(conv));
-            return conv(n, oc, y, x, oi) + b;
-        },
-        o.name + ".bias");
+            conv.shape(),
+            [&](Expr n, Expr oc, Expr y, Expr x, Expr oi) {
+                Expr ch = oc * ob + oi;
+                Expr b = whole ? o.bias(ch)
+                               : if_then_else(ch < i32(s.OC), o.bias(min(ch, i32(s.OC - 1))), zero_of(conv));
+                return conv(n, oc, y, x, oi) + b;
+            },
+            o.name + ".bias");
 }
 
 }  // namespace detail
@@ -255,15 +270,22 @@ inline Tensor add_bias_blocked(const Tensor& conv, const ConvShape& s, const Con
 inline Tensor pack_conv2d_weight(const Tensor& weight, int64_t channels, const Conv2dOptions& opt = {}) {
     detail::check_conv_options(opt);
     if (!weight.defined() || weight.ndim() != 4)
-        kiln::detail::fail("nn::pack_conv2d_weight '", opt.name, "': the weight must be [out_channels, in_channels/groups, KH, KW]");
+        kiln::detail::fail("nn::pack_conv2d_weight '", opt.name,
+                           "': the weight must be [out_channels, in_channels/groups, KH, KW]");
     const std::string who = "nn::pack_conv2d_weight '" + opt.name + "'";
-    const int64_t OC = detail::conv_dim(weight.shape()[0], who, weight, 0), icg = detail::conv_dim(weight.shape()[1], who, weight, 1);
+    const int64_t OC = detail::conv_dim(weight.shape()[0], who, weight, 0),
+                  icg = detail::conv_dim(weight.shape()[1], who, weight, 1);
     if (icg * opt.groups != channels)
-        kiln::detail::fail(who, ": weight '", weight.name(), "' has ", icg, " input channels per group; with groups = ", opt.groups, " that is ",
-                           icg * opt.groups, " channels, not ", channels);
+        kiln::detail::fail(who, ": weight '", weight.name(), "' has ", icg,
+                           " input channels per group; with groups = ", opt.groups, " that is ", icg * opt.groups,
+                           " channels, not ", channels);
     const Conv2dLayout l = conv2d_layout(channels, OC, opt.groups, opt.target);
     const int ib = l.weight_block, ob = l.out_block;
-    std::vector<Expr> shape = {detail::i32(detail::ceil_div(OC, ob)), detail::i32(l.weight_outer), weight.shape()[2], weight.shape()[3], Expr(ib),
+    std::vector<Expr> shape = {detail::i32(detail::ceil_div(OC, ob)),
+                               detail::i32(l.weight_outer),
+                               weight.shape()[2],
+                               weight.shape()[3],
+                               Expr(ib),
                                Expr(ob)};
     // Input channel `ic` counts within the group of output channel `oc`; where groups share a block (see
     // conv2d_layout) the block holds channels of other groups, outside [0, icg), whose weights are zero.
@@ -271,46 +293,55 @@ inline Tensor pack_conv2d_weight(const Tensor& weight, int64_t channels, const C
     const bool shared = l.kind == Conv2dLayout::Kind::Dense && opt.groups > 1 && (icg % ib != 0 || ocg % ob != 0);
     const bool whole = OC % ob == 0 && icg % ib == 0 && !shared;
     auto packed = compute(
-        shape,
-        [&](Expr o, Expr c, Expr y, Expr x, Expr ci, Expr oi) {
-            Expr oc = o * ob + oi, ic = c * ib + ci;
-            if (shared) ic = (o * ob / detail::i32(ocg) * detail::i32(icg) / ib + c) * ib + ci - oc / detail::i32(ocg) * detail::i32(icg);
-            if (whole) return weight(oc, ic, y, x);
-            if (shared)
-                return if_then_else(oc < detail::i32(OC) && ic >= 0 && ic < detail::i32(icg),
-                                    weight(min(oc, detail::i32(OC - 1)), max(min(ic, detail::i32(icg - 1)), Expr(0)), y, x), detail::zero_of(weight));
-            return if_then_else(oc < detail::i32(OC) && ic < detail::i32(icg),
-                                weight(min(oc, detail::i32(OC - 1)), min(ic, detail::i32(icg - 1)), y, x), detail::zero_of(weight));
-        },
-        opt.name + ".packed_weight");
+            shape,
+            [&](Expr o, Expr c, Expr y, Expr x, Expr ci, Expr oi) {
+                Expr oc = o * ob + oi, ic = c * ib + ci;
+                if (shared)
+                    ic = (o * ob / detail::i32(ocg) * detail::i32(icg) / ib + c) * ib + ci -
+                         oc / detail::i32(ocg) * detail::i32(icg);
+                if (whole) return weight(oc, ic, y, x);
+                if (shared)
+                    return if_then_else(
+                            oc < detail::i32(OC) && ic >= 0 && ic < detail::i32(icg),
+                            weight(min(oc, detail::i32(OC - 1)), max(min(ic, detail::i32(icg - 1)), Expr(0)), y, x),
+                            detail::zero_of(weight));
+                return if_then_else(oc < detail::i32(OC) && ic < detail::i32(icg),
+                                    weight(min(oc, detail::i32(OC - 1)), min(ic, detail::i32(icg - 1)), y, x),
+                                    detail::zero_of(weight));
+            },
+            opt.name + ".packed_weight");
     return with_tag(packed, "conv2d_pack_weight");
 }
 
 // Activations from NCHW to blocked NCHW[cb]c, channels zero-filled up to a whole block.
 inline Tensor nchw_to_nchwc(const Tensor& t, int cb, const std::string& name = "to_nchwc") {
-    if (!t.defined() || t.ndim() != 4) kiln::detail::fail("nn::nchw_to_nchwc '", name, "': the input must be NCHW (rank 4)");
+    if (!t.defined() || t.ndim() != 4)
+        kiln::detail::fail("nn::nchw_to_nchwc '", name, "': the input must be NCHW (rank 4)");
     const int64_t C = detail::conv_dim(t.shape()[1], "nn::nchw_to_nchwc '" + name + "'", t, 1);
-    if (cb < 1) kiln::detail::fail("nn::nchw_to_nchwc '", name, "': the channel block is ", cb, "; it must be at least 1");
+    if (cb < 1)
+        kiln::detail::fail("nn::nchw_to_nchwc '", name, "': the channel block is ", cb, "; it must be at least 1");
     return compute(
-        {t.shape()[0], detail::i32(detail::ceil_div(C, cb)), t.shape()[2], t.shape()[3], Expr(cb)},
-        [&](Expr n, Expr c, Expr y, Expr x, Expr ci) {
-            Expr ch = c * cb + ci;
-            if (C % cb == 0) return t(n, ch, y, x);
-            return if_then_else(ch < detail::i32(C), t(n, min(ch, detail::i32(C - 1)), y, x), detail::zero_of(t));
-        },
-        name);
+            {t.shape()[0], detail::i32(detail::ceil_div(C, cb)), t.shape()[2], t.shape()[3], Expr(cb)},
+            [&](Expr n, Expr c, Expr y, Expr x, Expr ci) {
+                Expr ch = c * cb + ci;
+                if (C % cb == 0) return t(n, ch, y, x);
+                return if_then_else(ch < detail::i32(C), t(n, min(ch, detail::i32(C - 1)), y, x), detail::zero_of(t));
+            },
+            name);
 }
 
 // Activations from blocked NCHW[cb]c back to NCHW with `channels` channels (dropping the block's padding).
 inline Tensor nchwc_to_nchw(const Tensor& t, int64_t channels, const std::string& name = "to_nchw") {
-    if (!t.defined() || t.ndim() != 5) kiln::detail::fail("nn::nchwc_to_nchw '", name, "': the input must be NCHW[x]c (rank 5)");
+    if (!t.defined() || t.ndim() != 5)
+        kiln::detail::fail("nn::nchwc_to_nchw '", name, "': the input must be NCHW[x]c (rank 5)");
     const int cb = static_cast<int>(detail::conv_dim(t.shape()[4], "nn::nchwc_to_nchw '" + name + "'", t, 4));
     const int64_t blocks = detail::conv_dim(t.shape()[1], "nn::nchwc_to_nchw '" + name + "'", t, 1);
     if (channels < 1 || channels > blocks * cb)
-        kiln::detail::fail("nn::nchwc_to_nchw '", name, "': '", t.name(), "' holds ", blocks * cb, " channels, so ", channels, " is out of range");
+        kiln::detail::fail("nn::nchwc_to_nchw '", name, "': '", t.name(), "' holds ", blocks * cb, " channels, so ",
+                           channels, " is out of range");
     return compute(
-        {t.shape()[0], detail::i32(channels), t.shape()[2], t.shape()[3]},
-        [&](Expr n, Expr c, Expr y, Expr x) { return t(n, c / cb, y, x, c % cb); }, name);
+            {t.shape()[0], detail::i32(channels), t.shape()[2], t.shape()[3]},
+            [&](Expr n, Expr c, Expr y, Expr x) { return t(n, c / cb, y, x, c % cb); }, name);
 }
 
 // Convolution of blocked data [N, C/cb, H, W, cb] holding `channels` logical channels. `weight` is either
@@ -325,8 +356,8 @@ inline Tensor conv2d_nchwc(const Tensor& data, const Tensor& weight, int64_t cha
         kiln::detail::fail(who, ": data '", data.name(), "' has rank ", data.ndim(),
                            "; it must be blocked [N, C/cb, H, W, cb] (use nn::conv2d for NCHW data)");
     if (data.dtype() != weight.dtype())
-        kiln::detail::fail(who, ": data '", data.name(), "' is ", data.dtype().str(), " but weight '", weight.name(), "' is ", weight.dtype().str(),
-                           "; cast one so both have the same element type");
+        kiln::detail::fail(who, ": data '", data.name(), "' is ", data.dtype().str(), " but weight '", weight.name(),
+                           "' is ", weight.dtype().str(), "; cast one so both have the same element type");
     int64_t d[5];
     for (size_t i = 0; i < 5; ++i) d[i] = detail::conv_dim(data.shape()[i], who, data, i);
     if (weight.ndim() != 4 && weight.ndim() != 6)
@@ -337,24 +368,30 @@ inline Tensor conv2d_nchwc(const Tensor& data, const Tensor& weight, int64_t cha
     const bool prepacked = weight.ndim() == 6;
     const int64_t OC = prepacked ? opt.out_channels : w[0];
     if (prepacked && OC <= 0)
-        kiln::detail::fail(who, ": weight '", weight.name(), "' is already packed, which hides the number of output channels; set .out_channels");
+        kiln::detail::fail(who, ": weight '", weight.name(),
+                           "' is already packed, which hides the number of output channels; set .out_channels");
     // The checks run on the logical weight shape, which a packed weight implies.
-    Tensor logical = prepacked ? placeholder({detail::i32(OC), detail::i32(channels / std::max(opt.groups, 1)), detail::i32(w[2]),
-                                              detail::i32(w[3])}, weight.dtype(), weight.name())
+    Tensor logical = prepacked ? placeholder({detail::i32(OC), detail::i32(channels / std::max(opt.groups, 1)),
+                                              detail::i32(w[2]), detail::i32(w[3])},
+                                             weight.dtype(), weight.name())
                                : weight;
     const detail::ConvShape s = detail::conv_shape(d[0], channels, d[2], d[3], logical, opt);
     const Conv2dLayout l = conv2d_layout(channels, OC, opt.groups, opt.target);
     if (d[4] != l.data_block || d[1] != detail::ceil_div(channels, l.data_block))
-        kiln::detail::fail(who, ": data '", data.name(), "' is blocked as [", d[0], ", ", d[1], ", ", d[2], ", ", d[3], ", ", d[4], "], but ", channels,
-                           " channels need [", d[0], ", ", detail::ceil_div(channels, l.data_block), ", ", d[2], ", ", d[3], ", ", l.data_block,
-                           "] for this convolution; convert with nn::nchw_to_nchwc(x, nn::conv2d_layout(...).data_block)");
+        kiln::detail::fail(
+                who, ": data '", data.name(), "' is blocked as [", d[0], ", ", d[1], ", ", d[2], ", ", d[3], ", ", d[4],
+                "], but ", channels, " channels need [", d[0], ", ", detail::ceil_div(channels, l.data_block), ", ",
+                d[2], ", ", d[3], ", ", l.data_block,
+                "] for this convolution; convert with nn::nchw_to_nchwc(x, nn::conv2d_layout(...).data_block)");
     Tensor packed = weight;
     if (prepacked) {
-        const int64_t want[6] = {detail::ceil_div(OC, l.out_block), l.weight_outer, s.KH, s.KW, l.weight_block, l.out_block};
+        const int64_t want[6] = {
+                detail::ceil_div(OC, l.out_block), l.weight_outer, s.KH, s.KW, l.weight_block, l.out_block};
         if (!std::equal(want, want + 6, w))
-            kiln::detail::fail(who, ": packed weight '", weight.name(), "' is [", w[0], ", ", w[1], ", ", w[2], ", ", w[3], ", ", w[4], ", ", w[5],
-                               "] but this convolution reads [", want[0], ", ", want[1], ", ", want[2], ", ", want[3], ", ", want[4], ", ",
-                               want[5], "]; pack it with nn::pack_conv2d_weight using the same channels, groups and target");
+            kiln::detail::fail(who, ": packed weight '", weight.name(), "' is [", w[0], ", ", w[1], ", ", w[2], ", ",
+                               w[3], ", ", w[4], ", ", w[5], "] but this convolution reads [", want[0], ", ", want[1],
+                               ", ", want[2], ", ", want[3], ", ", want[4], ", ", want[5],
+                               "]; pack it with nn::pack_conv2d_weight using the same channels, groups and target");
     } else {
         packed = pack_conv2d_weight(weight, channels, opt);
     }
@@ -369,10 +406,11 @@ inline Tensor conv2d(const Tensor& data, const Tensor& weight, const Conv2dOptio
     const std::string who = "nn::conv2d '" + opt.name + "'";
     if (!data.defined() || !weight.defined()) kiln::detail::fail(who, ": an operand is undefined");
     if (data.ndim() != 4)
-        kiln::detail::fail(who, ": data '", data.name(), "' has rank ", data.ndim(), "; it must be NCHW (use nn::conv2d_nchwc for blocked data)");
+        kiln::detail::fail(who, ": data '", data.name(), "' has rank ", data.ndim(),
+                           "; it must be NCHW (use nn::conv2d_nchwc for blocked data)");
     if (data.dtype() != weight.dtype())
-        kiln::detail::fail(who, ": data '", data.name(), "' is ", data.dtype().str(), " but weight '", weight.name(), "' is ", weight.dtype().str(),
-                           "; cast one so both have the same element type");
+        kiln::detail::fail(who, ": data '", data.name(), "' is ", data.dtype().str(), " but weight '", weight.name(),
+                           "' is ", weight.dtype().str(), "; cast one so both have the same element type");
     int64_t d[4];
     for (size_t i = 0; i < 4; ++i) d[i] = detail::conv_dim(data.shape()[i], who, data, i);
     const detail::ConvShape s = detail::conv_shape(d[0], d[1], d[2], d[3], weight, opt);
@@ -381,24 +419,25 @@ inline Tensor conv2d(const Tensor& data, const Tensor& weight, const Conv2dOptio
     const auto& p = opt.padding;
     const Expr H = data.shape()[2], W = data.shape()[3];
     auto blocked = compute(
-        {data.shape()[0], detail::i32(detail::ceil_div(s.C, cb)), H + (p[0] + p[2]), W + (p[1] + p[3]), Expr(cb)},
-        [&](Expr n, Expr c, Expr y, Expr x, Expr ci) {
-            Expr ch = c * cb + ci, yy = y - p[0], xx = x - p[1];
-            return if_then_else(likely(ch < detail::i32(s.C) && yy >= 0 && yy < H && xx >= 0 && xx < W),
-                                data(n, min(ch, detail::i32(s.C - 1)), max(min(yy, H - 1), Expr(0)), max(min(xx, W - 1), Expr(0))),
-                                detail::zero_of(data));
-        },
-        opt.name + ".data");
+            {data.shape()[0], detail::i32(detail::ceil_div(s.C, cb)), H + (p[0] + p[2]), W + (p[1] + p[3]), Expr(cb)},
+            [&](Expr n, Expr c, Expr y, Expr x, Expr ci) {
+                Expr ch = c * cb + ci, yy = y - p[0], xx = x - p[1];
+                return if_then_else(likely(ch < detail::i32(s.C) && yy >= 0 && yy < H && xx >= 0 && xx < W),
+                                    data(n, min(ch, detail::i32(s.C - 1)), max(min(yy, H - 1), Expr(0)),
+                                         max(min(xx, W - 1), Expr(0))),
+                                    detail::zero_of(data));
+            },
+            opt.name + ".data");
     blocked = with_tag(blocked, "conv2d_data");
     Tensor conv = detail::conv2d_blocked(blocked, pack_conv2d_weight(weight, s.C, opt), s, l, opt, {0, 0});
     const int ob = l.out_block;
     return compute(
-        {data.shape()[0], detail::i32(s.OC), detail::i32(s.OH), detail::i32(s.OW)},
-        [&](Expr n, Expr c, Expr y, Expr x) {
-            Expr v = conv(n, c / ob, y, x, c % ob);
-            return opt.bias.defined() ? v + opt.bias(c) : v;
-        },
-        opt.name + ".nchw");
+            {data.shape()[0], detail::i32(s.OC), detail::i32(s.OH), detail::i32(s.OW)},
+            [&](Expr n, Expr c, Expr y, Expr x) {
+                Expr v = conv(n, c / ob, y, x, c % ob);
+                return opt.bias.defined() ? v + opt.bias(c) : v;
+            },
+            opt.name + ".nchw");
 }
 
 namespace detail {
@@ -435,8 +474,10 @@ inline ConvTile conv_tile(int64_t OCo, int64_t OH, int64_t OW, int64_t block_wei
                 const int acc = ob * rows * cols;
                 if (acc > accumulators) break;
                 if (rows > 1 && cols < OW) continue;  // rows stack only under whole-width tiles
-                const double step = std::max({acc / 2.0, double(rows * cols), (2.0 * ob + rows * cols) / 2.0, 6.0}) + 1.0;
-                const double tiles = double(ceil_div(OCo, ob)) * double(ceil_div(OH, rows)) * double(ceil_div(OW, cols));
+                const double step =
+                        std::max({acc / 2.0, double(rows * cols), (2.0 * ob + rows * cols) / 2.0, 6.0}) + 1.0;
+                const double tiles =
+                        double(ceil_div(OCo, ob)) * double(ceil_div(OH, rows)) * double(ceil_div(OW, cols));
                 const double cost = tiles * step;
                 if (cost < best_cost * (1 - 1e-9)) best_cost = cost, best = {ob, rows, cols};
             }
@@ -468,7 +509,9 @@ inline std::vector<IterVar> order_reduction(Stage& cs, std::vector<IterVar> redu
 inline void schedule_conv2d(Schedule& s, const Tensor& out, const Target& target = {}) {
     constexpr const char* who = "nn::schedule_conv2d";
     OpPtr cv = detail::find_tagged(out, "conv2d");
-    if (!cv) kiln::detail::fail(who, ": '", out.name(), "' is not computed from an nn::conv2d; define it with kiln::nn::conv2d or conv2d_nchwc");
+    if (!cv)
+        kiln::detail::fail(who, ": '", out.name(),
+                           "' is not computed from an nn::conv2d; define it with kiln::nn::conv2d or conv2d_nchwc");
     OpPtr data = detail::find_tagged(out, "conv2d_data");
     OpPtr wpack = detail::find_tagged(out, "conv2d_pack_weight");
     detail::inline_epilogue(s, cv, out, who);

@@ -22,7 +22,7 @@ struct MatmulOptions {
     Tensor bias{};             // optional, shape [N], added to every row
     int64_t columns = 0;       // N; only needed with a B already packed by pack_matmul_weight
     std::string name = "matmul";
-    Target target{};           // decides the tile (and so the packed layout of B)
+    Target target{};  // decides the tile (and so the packed layout of B)
 };
 
 namespace detail {
@@ -54,7 +54,13 @@ inline MatmulTile matmul_tile(int64_t M, int64_t N, bool transpose_b, const Targ
 
 // B's element (k, j) after the batch indices `idx`: B is [K,N], or [N,K] with transpose_b.
 inline Expr b_element(const Tensor& B, std::vector<Expr> idx, Expr k, Expr j, bool transpose_b) {
-    if (transpose_b) { idx.push_back(j); idx.push_back(k); } else { idx.push_back(k); idx.push_back(j); }
+    if (transpose_b) {
+        idx.push_back(j);
+        idx.push_back(k);
+    } else {
+        idx.push_back(k);
+        idx.push_back(j);
+    }
     return B.access(idx);
 }
 
@@ -72,8 +78,12 @@ inline Tensor pack_panels(const Tensor& B, int panel, const MatmulOptions& opt) 
         return n_divides ? v : if_then_else(j < N, v, make_const(B.dtype(), 0));
     };
     Expr panels = (N + (panel - 1)) / panel;
-    Tensor packed = r == 0 ? compute({panels, K, panel}, [&](Expr x, Expr kk, Expr z) { return value({}, x, kk, z); }, opt.name + ".packed_B")
-                           : compute({B.shape()[0], panels, K, panel}, [&](Expr bb, Expr x, Expr kk, Expr z) { return value({bb}, x, kk, z); },
+    Tensor packed = r == 0 ? compute(
+                                     {panels, K, panel}, [&](Expr x, Expr kk, Expr z) { return value({}, x, kk, z); },
+                                     opt.name + ".packed_B")
+                           : compute(
+                                     {B.shape()[0], panels, K, panel},
+                                     [&](Expr bb, Expr x, Expr kk, Expr z) { return value({bb}, x, kk, z); },
                                      opt.name + ".packed_B");
     return with_tag(packed, "matmul_pack");
 }
@@ -90,7 +100,8 @@ inline Tensor pack_matmul_weight(const Tensor& B, int64_t rows, const MatmulOpti
     auto* n = as_const_int(opt.transpose_b ? B.shape()[B.ndim() - 2] : B.shape().back());
     if (!n || rows < 1)
         kiln::detail::fail(who, ": the panel width follows from constant sizes; B has N = ",
-                           to_string(opt.transpose_b ? B.shape()[B.ndim() - 2] : B.shape().back()), " and rows = ", rows,
+                           to_string(opt.transpose_b ? B.shape()[B.ndim() - 2] : B.shape().back()),
+                           " and rows = ", rows,
                            "; pass a B of constant shape and the product's row count (1 or more)");
     return detail::pack_panels(B, detail::matmul_tile(rows, *n, opt.transpose_b, opt.target).nr, opt);
 }
@@ -102,11 +113,12 @@ inline Tensor matmul(const Tensor& A, const Tensor& B, const MatmulOptions& opt 
     // B with one more dimension than A is already packed into panels (pack_matmul_weight).
     const bool prepacked = B.defined() && B.ndim() == rank + 1;
     if ((rank != 2 && rank != 3) || (B.ndim() != rank && !prepacked))
-        kiln::detail::fail("nn::matmul '", name, "': operands '", A.name(), "' (rank ", A.ndim(), ") and '", B.name(), "' (rank ", B.ndim(),
+        kiln::detail::fail("nn::matmul '", name, "': operands '", A.name(), "' (rank ", A.ndim(), ") and '", B.name(),
+                           "' (rank ", B.ndim(),
                            ") must both be matrices [M,K] x [K,N], or both batches of them [b,M,K] x [b,K,N]");
     if (A.dtype() != B.dtype())
-        kiln::detail::fail("nn::matmul '", name, "': '", A.name(), "' is ", A.dtype().str(), " but '", B.name(), "' is ", B.dtype().str(),
-                           "; cast one so both have the same element type");
+        kiln::detail::fail("nn::matmul '", name, "': '", A.name(), "' is ", A.dtype().str(), " but '", B.name(),
+                           "' is ", B.dtype().str(), "; cast one so both have the same element type");
     const size_t r = rank - 2;
     Expr M = A.shape()[r], Ka = A.shape()[r + 1];
     Expr Kb = prepacked ? B.shape()[r + 1] : opt.transpose_b ? B.shape()[r + 1] : B.shape()[r];
@@ -115,30 +127,38 @@ inline Tensor matmul(const Tensor& A, const Tensor& B, const MatmulOptions& opt 
         auto* panels = as_const_int(B.shape()[r]);
         auto* width = as_const_int(B.shape()[r + 2]);
         if (opt.transpose_b)
-            kiln::detail::fail("nn::matmul '", name, "': '", B.name(), "' (rank ", B.ndim(), ") is B packed by pack_matmul_weight, which has already ",
+            kiln::detail::fail("nn::matmul '", name, "': '", B.name(), "' (rank ", B.ndim(),
+                               ") is B packed by pack_matmul_weight, which has already ",
                                "transposed it; leave transpose_b off");
         if (!panels || !width)
-            kiln::detail::fail("nn::matmul '", name, "': '", B.name(), "' (rank ", B.ndim(), ") is B packed by pack_matmul_weight, [panels, K, width], ",
+            kiln::detail::fail("nn::matmul '", name, "': '", B.name(), "' (rank ", B.ndim(),
+                               ") is B packed by pack_matmul_weight, [panels, K, width], ",
                                "but its sizes are not constant; pack a B of constant shape");
         if (opt.columns <= (*panels - 1) * *width || opt.columns > *panels * *width)
-            kiln::detail::fail("nn::matmul '", name, "': '", B.name(), "' (rank ", B.ndim(), ") is B packed by pack_matmul_weight, ", *panels,
-                               " panel(s) of ", *width, " columns, so .columns must give N, from ", (*panels - 1) * *width + 1, " to ",
+            kiln::detail::fail("nn::matmul '", name, "': '", B.name(), "' (rank ", B.ndim(),
+                               ") is B packed by pack_matmul_weight, ", *panels, " panel(s) of ", *width,
+                               " columns, so .columns must give N, from ", (*panels - 1) * *width + 1, " to ",
                                *panels * *width, ", not ", opt.columns, "; pass the N that B was packed with");
     }
     // Shapes are i32 expressions, so structural equality also compares constant sizes by value.
     if (!equal(Ka, Kb))
-        kiln::detail::fail("nn::matmul '", name, "': the reduction dimensions differ: '", A.name(), "' has K = ", to_string(Ka), " but '",
-                           B.name(), "' has K = ", to_string(Kb),
-                           prepacked ? " (B is packed, [panels,K,width])" : opt.transpose_b ? " (B is [N,K] with transpose_b)" : " (B is [K,N])",
+        kiln::detail::fail("nn::matmul '", name, "': the reduction dimensions differ: '", A.name(),
+                           "' has K = ", to_string(Ka), " but '", B.name(), "' has K = ", to_string(Kb),
+                           prepacked         ? " (B is packed, [panels,K,width])"
+                           : opt.transpose_b ? " (B is [N,K] with transpose_b)"
+                                             : " (B is [K,N])",
                            "; pass operands whose inner dimensions match");
     if (rank == 3 && !equal(A.shape()[0], B.shape()[0]))
-        kiln::detail::fail("nn::matmul '", name, "': batch sizes differ (", to_string(A.shape()[0]), " and ", to_string(B.shape()[0]), ")");
+        kiln::detail::fail("nn::matmul '", name, "': batch sizes differ (", to_string(A.shape()[0]), " and ",
+                           to_string(B.shape()[0]), ")");
     if (opt.bias.defined() && (opt.bias.ndim() != 1 || !equal(opt.bias.shape()[0], N)))
-        kiln::detail::fail("nn::matmul '", name, "': bias '", opt.bias.name(), "' must have shape [", to_string(N), "]");
+        kiln::detail::fail("nn::matmul '", name, "': bias '", opt.bias.name(), "' must have shape [", to_string(N),
+                           "]");
 
     auto* m = as_const_int(M);
     auto* n = as_const_int(N);
-    const detail::MatmulTile tile = (m && n) ? detail::matmul_tile(*m, *n, opt.transpose_b, opt.target) : detail::MatmulTile{8, 32, true};
+    const detail::MatmulTile tile =
+            (m && n) ? detail::matmul_tile(*m, *n, opt.transpose_b, opt.target) : detail::MatmulTile{8, 32, true};
     const Tensor packed = prepacked ? B : tile.pack_b ? detail::pack_panels(B, tile.nr, opt) : Tensor();
     const int NR = packed.defined() ? static_cast<int>(*as_const_int(packed.shape().back())) : tile.nr;
     auto k = reduce_axis(0, Ka, "k");
@@ -151,19 +171,26 @@ inline Tensor matmul(const Tensor& A, const Tensor& B, const MatmulOptions& opt 
     };
     Tensor C;
     if (rank == 2)
-        C = compute({M, N}, [&](Expr i, Expr j) { return sum(A(i, k) * rhs({}, j), {k}); }, name);
+        C = compute(
+                {M, N}, [&](Expr i, Expr j) { return sum(A(i, k) * rhs({}, j), {k}); }, name);
     else
-        C = compute({A.shape()[0], M, N}, [&](Expr bb, Expr i, Expr j) { return sum(A(bb, i, k) * rhs({bb}, j), {k}); }, name);
+        C = compute(
+                {A.shape()[0], M, N}, [&](Expr bb, Expr i, Expr j) { return sum(A(bb, i, k) * rhs({bb}, j), {k}); },
+                name);
     C = with_tag(C, "matmul");
     if (!opt.bias.defined()) return C;
-    if (rank == 2) return compute({M, N}, [&](Expr i, Expr j) { return C(i, j) + opt.bias(j); }, name + ".bias");
-    return compute({A.shape()[0], M, N}, [&](Expr bb, Expr i, Expr j) { return C(bb, i, j) + opt.bias(j); }, name + ".bias");
+    if (rank == 2)
+        return compute(
+                {M, N}, [&](Expr i, Expr j) { return C(i, j) + opt.bias(j); }, name + ".bias");
+    return compute(
+            {A.shape()[0], M, N}, [&](Expr bb, Expr i, Expr j) { return C(bb, i, j) + opt.bias(j); }, name + ".bias");
 }
 
 // A batch of products: A[b,M,K] x B[b,K,N] (or B[b,N,K] with transpose_b).
 inline Tensor batch_matmul(const Tensor& A, const Tensor& B, MatmulOptions opt = {}) {
     if (A.defined() && A.ndim() != 3)
-        kiln::detail::fail("nn::batch_matmul '", opt.name, "': '", A.name(), "' has rank ", A.ndim(), "; it takes [b,M,K] operands (use nn::matmul for matrices)");
+        kiln::detail::fail("nn::batch_matmul '", opt.name, "': '", A.name(), "' has rank ", A.ndim(),
+                           "; it takes [b,M,K] operands (use nn::matmul for matrices)");
     if (opt.name == "matmul") opt.name = "batch_matmul";
     return matmul(A, B, opt);
 }
@@ -188,12 +215,14 @@ inline RowColumnLoops row_and_column_loops(const Tensor& out, const OpPtr& mm, c
     for (size_t d = 0; d + 1 < out.ndim(); ++d) rows *= const_dim(out.shape()[d], out.name(), d, who);
     if (rank != 2 || out.ndim() < 2 || rows != const_dim(mm->shape[0], mm->name, 0, who) ||
         const_dim(out.shape().back(), out.name(), out.ndim() - 1, who) != const_dim(mm->shape[1], mm->name, 1, who))
-        kiln::detail::fail(who, ": output '", out.name(), "' (rank ", out.ndim(), ") does not lay out the rows and columns of '", mm->name,
-                           "' (rank ", rank, "); its last axis must be the product's columns and the others its rows, in order");
+        kiln::detail::fail(who, ": output '", out.name(), "' (rank ", out.ndim(),
+                           ") does not lay out the rows and columns of '", mm->name, "' (rank ", rank,
+                           "); its last axis must be the product's columns and the others its rows, in order");
     // The row loop is the innermost leading axis longer than 1 ([s, 1, N] as exported sequence-first).
     size_t row = out.ndim() - 2;
     while (row > 0 && const_dim(out.shape()[row], out.name(), row, who) == 1) --row;
-    RowColumnLoops loops{{}, out.axis(row), out.axis(out.ndim() - 1), const_dim(out.shape()[row], out.name(), row, who)};
+    RowColumnLoops loops{
+            {}, out.axis(row), out.axis(out.ndim() - 1), const_dim(out.shape()[row], out.name(), row, who)};
     for (size_t d = 0; d + 1 < out.ndim(); ++d)
         if (d != row) loops.outer.push_back(out.axis(d));
     return loops;
@@ -208,7 +237,8 @@ inline IterVar fuse_outside(Stage& st, const std::vector<IterVar>& outer, IterVa
 // A few rows times a matrix is bound by reading B once. Register tiles would walk B down its columns, a
 // short run per row; instead each thread takes a wide block of columns and streams B row by row, with
 // the block of C (a few KiB) accumulating in L1.
-inline void schedule_matrix_vector(Schedule& s, const Tensor& out, const OpPtr& mm, int64_t N, int64_t K, const Target& target, const char* who) {
+inline void schedule_matrix_vector(Schedule& s, const Tensor& out, const OpPtr& mm, int64_t N, int64_t K,
+                                   const Target& target, const char* who) {
     const size_t r = mm->shape.size() - 2;
     const int lanes = f32_lanes(target);
     const bool batched = mm->shape.size() == 3;
@@ -261,7 +291,9 @@ inline void schedule_matrix_vector(Schedule& s, const Tensor& out, const OpPtr& 
 inline void schedule_matmul(Schedule& s, const Tensor& out, const Target& target = {}) {
     constexpr const char* who = "nn::schedule_matmul";
     OpPtr mm = detail::find_tagged(out, "matmul");
-    if (!mm) kiln::detail::fail(who, ": '", out.name(), "' is not computed from an nn::matmul; define it with kiln::nn::matmul");
+    if (!mm)
+        kiln::detail::fail(who, ": '", out.name(),
+                           "' is not computed from an nn::matmul; define it with kiln::nn::matmul");
     // B in panels: packed by this kernel (a stage to schedule) or before it (an input of one more dimension).
     OpPtr pack;
     for (auto& p : kiln::detail::producers_of(mm.get()))

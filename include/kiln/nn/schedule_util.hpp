@@ -43,8 +43,9 @@ inline void inline_epilogue(Schedule& s, const OpPtr& op, const Tensor& out, con
     for (auto& st : s.stages()) {
         if (!on_path.count(st->op.get())) continue;
         if (!st->op->reduce_axis.empty())
-            kiln::detail::fail(schedule_name, ": stage '", st->name(), "' between '", op->name, "' and the output '", out.name(),
-                               "' is a reduction; only elementwise stages can be fused as an epilogue, so schedule it separately");
+            kiln::detail::fail(
+                    schedule_name, ": stage '", st->name(), "' between '", op->name, "' and the output '", out.name(),
+                    "' is a reduction; only elementwise stages can be fused as an epilogue, so schedule it separately");
         s[st->op].compute_inline();
     }
 }
@@ -52,8 +53,9 @@ inline void inline_epilogue(Schedule& s, const OpPtr& op, const Tensor& out, con
 inline int64_t const_dim(const Expr& e, const std::string& tensor, size_t d, const char* schedule_name) {
     auto* c = as_const_int(e);
     if (!c)
-        kiln::detail::fail(schedule_name, ": dimension ", d, " of '", tensor, "' is symbolic (", to_string(e),
-                           "); the default schedule picks tile sizes from constant shapes, so bind the size or write a schedule");
+        kiln::detail::fail(
+                schedule_name, ": dimension ", d, " of '", tensor, "' is symbolic (", to_string(e),
+                "); the default schedule picks tile sizes from constant shapes, so bind the size or write a schedule");
     return *c;
 }
 

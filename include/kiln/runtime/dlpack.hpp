@@ -24,14 +24,17 @@ namespace detail {
 inline constexpr uint8_t kDLPackBoolCode = 6;  // kDLBool from DLPack 0.8 on
 
 inline Type type_from_dlpack(DLDataType t, const char* who) {
-    if (t.lanes != 1) fail(who, ": the tensor has vector elements of ", t.lanes, " lanes; kiln buffers hold one lane per element");
+    if (t.lanes != 1)
+        fail(who, ": the tensor has vector elements of ", t.lanes, " lanes; kiln buffers hold one lane per element");
     const int bits = t.bits;
     switch (t.code) {
         case kDLInt:
-            if (bits == 8 || bits == 16 || bits == 32 || bits == 64) return Type{TypeCode::Int, static_cast<uint8_t>(bits), 1};
+            if (bits == 8 || bits == 16 || bits == 32 || bits == 64)
+                return Type{TypeCode::Int, static_cast<uint8_t>(bits), 1};
             break;
         case kDLUInt:
-            if (bits == 8 || bits == 16 || bits == 32 || bits == 64) return Type{TypeCode::UInt, static_cast<uint8_t>(bits), 1};
+            if (bits == 8 || bits == 16 || bits == 32 || bits == 64)
+                return Type{TypeCode::UInt, static_cast<uint8_t>(bits), 1};
             break;
         case kDLFloat:
             if (bits == 16 || bits == 32 || bits == 64) return Type{TypeCode::Float, static_cast<uint8_t>(bits), 1};
@@ -74,7 +77,8 @@ inline Buffer from_dlpack(DLManagedTensor* tensor) {
         elements *= shape[d];
     }
     if (t.strides) strides.assign(t.strides, t.strides + t.ndim);
-    if (!t.data && elements > 0) detail::fail("from_dlpack: the tensor has ", elements, " elements but no data pointer");
+    if (!t.data && elements > 0)
+        detail::fail("from_dlpack: the tensor has ", elements, " elements but no data pointer");
     void* data = static_cast<char*>(t.data) + t.byte_offset;
     return Buffer(std::shared_ptr<void>(owner, data), data, std::move(shape), dtype, std::move(strides));
 }

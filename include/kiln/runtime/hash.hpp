@@ -21,7 +21,8 @@ inline uint64_t hash64(std::string_view s, uint64_t seed = 14695981039346656037u
         std::memcpy(&w, s.data() + at, 8);
         return w;
     };
-    uint64_t a = seed, b = seed ^ 0x9e3779b97f4a7c15ull, c = seed ^ 0xc2b2ae3d27d4eb4full, d = seed ^ 0x165667b19e3779f9ull;
+    uint64_t a = seed, b = seed ^ 0x9e3779b97f4a7c15ull, c = seed ^ 0xc2b2ae3d27d4eb4full,
+             d = seed ^ 0x165667b19e3779f9ull;
     size_t i = 0;
     for (; i + 32 <= s.size(); i += 32) {
         a = mix(a, word(i));

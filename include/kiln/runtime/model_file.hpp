@@ -57,8 +57,8 @@ struct ModelFile {
     struct Step {
         std::string name;
         uint32_t kernel = 0;
-        std::vector<int32_t> values;                // the value id of each argument
-        std::vector<std::vector<int64_t>> shapes;   // each argument's shape as the kernel sees it
+        std::vector<int32_t> values;               // the value id of each argument
+        std::vector<std::vector<int64_t>> shapes;  // each argument's shape as the kernel sees it
     };
 
     std::string target;  // Target::str() of what the kernels were compiled for
@@ -80,7 +80,7 @@ struct ModelFile {
 
 // Who reads a file, for error messages: "<who>: '<path>' <what went wrong>; <remedy>".
 struct ModelFileContext {
-    std::string who;     // load_executable, kiln_model_load
+    std::string who;  // load_executable, kiln_model_load
     std::string path;
     std::string remedy;  // what to do about a damaged or foreign file
 };
@@ -93,8 +93,7 @@ inline constexpr size_t constant_alignment = 64;
 
 class ModelWriter {
 public:
-    template <typename T>
-    void pod(T v) {
+    template <typename T> void pod(T v) {
         static_assert(std::is_trivially_copyable_v<T>);
         out_.append(reinterpret_cast<const char*>(&v), sizeof v);
     }
@@ -132,8 +131,7 @@ class ModelReader {
 public:
     ModelReader(std::string_view data, const ModelFileContext& ctx) : d_(data), ctx_(ctx) {}
 
-    template <typename T>
-    T pod(const char* what) {
+    template <typename T> T pod(const char* what) {
         need(sizeof(T), what);
         T v;
         std::memcpy(&v, d_.data() + at_, sizeof v);
@@ -167,7 +165,8 @@ public:
         const auto code = pod<uint8_t>(what);
         const auto bits = pod<uint8_t>(what);
         const auto lanes = pod<uint16_t>(what);
-        if (code > static_cast<uint8_t>(TypeCode::Handle) || lanes != 1 || !(bits == 1 || bits == 8 || bits == 16 || bits == 32 || bits == 64))
+        if (code > static_cast<uint8_t>(TypeCode::Handle) || lanes != 1 ||
+            !(bits == 1 || bits == 8 || bits == 16 || bits == 32 || bits == 64))
             fail(what, " has an element type this version cannot read");
         return Type{static_cast<TypeCode>(code), bits, lanes};
     }
@@ -186,8 +185,7 @@ public:
         if (at_ != d_.size()) fail("has ", d_.size() - at_, " unexpected bytes after its contents");
     }
 
-    template <typename... A>
-    [[noreturn]] void fail(const A&... a) const {
+    template <typename... A> [[noreturn]] void fail(const A&... a) const {
         kiln::detail::fail(ctx_.who, ": '", ctx_.path, "' ", a..., "; ", ctx_.remedy);
     }
 
@@ -254,8 +252,10 @@ inline std::string write_model_file(const ModelFile& m) {
 // `magic_remedy` is what the message for a file that is no model at all tells the user to do.
 inline ModelFile read_model_file(std::string_view data, const ModelFileContext& ctx, const std::string& magic_remedy) {
     detail::ModelReader r(data, ctx);
-    if (data.size() < sizeof detail::model_magic || std::memcmp(data.data(), detail::model_magic, sizeof detail::model_magic) != 0)
-        kiln::detail::fail(ctx.who, ": '", ctx.path, "' is not a kiln executable (it does not start with KILNEXE); ", magic_remedy);
+    if (data.size() < sizeof detail::model_magic ||
+        std::memcmp(data.data(), detail::model_magic, sizeof detail::model_magic) != 0)
+        kiln::detail::fail(ctx.who, ": '", ctx.path, "' is not a kiln executable (it does not start with KILNEXE); ",
+                           magic_remedy);
     if (data.size() < sizeof detail::model_magic + 4 + 8) r.fail("is truncated");
     uint64_t sum;
     std::memcpy(&sum, data.data() + data.size() - 8, 8);
@@ -263,7 +263,8 @@ inline ModelFile read_model_file(std::string_view data, const ModelFileContext& 
     detail::ModelReader in(data.substr(0, data.size() - 8), ctx);
     in.pod<uint64_t>("the header");
     const uint32_t version = in.pod<uint32_t>("the version");
-    if (version != detail::model_version) in.fail("has format version ", version, "; this kiln reads version ", detail::model_version);
+    if (version != detail::model_version)
+        in.fail("has format version ", version, "; this kiln reads version ", detail::model_version);
     ModelFile m;
     m.has_objects = in.pod<uint8_t>("the flags") != 0;
     m.target = in.str("the target");
@@ -282,22 +283,26 @@ inline ModelFile read_model_file(std::string_view data, const ModelFileContext& 
         v.shape = in.shape("a value");
         const auto kind = in.pod<uint8_t>("a value kind");
         if (!index.emplace(v.id, i).second) in.fail("lists value ", v.id, " twice");
-        if (kind > static_cast<uint8_t>(ValueKind::Arena)) in.fail("has value '", v.name, "' of unknown kind ", int(kind));
+        if (kind > static_cast<uint8_t>(ValueKind::Arena))
+            in.fail("has value '", v.name, "' of unknown kind ", int(kind));
         v.kind = static_cast<ValueKind>(kind);
         if (v.kind == ValueKind::Arena) {
             v.arena_offset = in.pod<uint64_t>("an arena offset");
-            if (v.arena_offset > m.arena_bytes || v.bytes() > m.arena_bytes - v.arena_offset) in.fail("places value '", v.name, "' outside its arena");
+            if (v.arena_offset > m.arena_bytes || v.bytes() > m.arena_bytes - v.arena_offset)
+                in.fail("places value '", v.name, "' outside its arena");
         }
         if (v.kind == ValueKind::Constant) {
             v.constant = in.aligned_bytes("a constant");
             if (v.constant.size() != v.bytes())
-                in.fail("gives constant '", v.name, "' ", v.constant.size(), " bytes; its type ", v.dtype.str(), " needs ", v.bytes());
+                in.fail("gives constant '", v.name, "' ", v.constant.size(), " bytes; its type ", v.dtype.str(),
+                        " needs ", v.bytes());
         }
     }
     auto value_ids = [&](const char* what) {
         std::vector<int32_t> out;
         for (int64_t id : in.shape(what)) {
-            if (!index.count(static_cast<int32_t>(id))) in.fail("names ", what, " value ", id, ", which it does not define");
+            if (!index.count(static_cast<int32_t>(id)))
+                in.fail("names ", what, " value ", id, ", which it does not define");
             out.push_back(static_cast<int32_t>(id));
         }
         return out;
@@ -325,10 +330,12 @@ inline ModelFile read_model_file(std::string_view data, const ModelFileContext& 
     for (auto& st : m.steps) {
         st.name = in.str("a step name");
         st.kernel = in.pod<uint32_t>("a step's kernel");
-        if (st.kernel >= m.kernels.size()) in.fail("has step '", st.name, "' calling kernel ", st.kernel, " of ", m.kernels.size());
+        if (st.kernel >= m.kernels.size())
+            in.fail("has step '", st.name, "' calling kernel ", st.kernel, " of ", m.kernels.size());
         const auto& k = m.kernels[st.kernel];
         const uint32_t nargs = in.count("step arguments", 4096);
-        if (nargs != k.params.size()) in.fail("calls kernel '", k.symbol, "' with ", nargs, " arguments; it takes ", k.params.size());
+        if (nargs != k.params.size())
+            in.fail("calls kernel '", k.symbol, "' with ", nargs, " arguments; it takes ", k.params.size());
         for (uint32_t i = 0; i < nargs; ++i) {
             const int32_t id = in.pod<int32_t>("a step argument");
             auto shape = in.shape("a step argument");

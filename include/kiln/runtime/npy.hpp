@@ -25,11 +25,13 @@ inline std::string descr_of(Type t) {
     kiln::detail::fail("npy: type ", t.str(), " has no numpy equivalent");
 }
 inline Type type_of_descr(const std::string& d, const std::string& path) {
-    static const std::pair<const char*, Type> table[] = {{"<f4", f32}, {"<f8", f64}, {"<f2", f16}, {"<i8", i64}, {"<i4", i32}, {"<i2", i16},
-                                                         {"|i1", i8},  {"|u1", u8},  {"<u4", u32}, {"|b1", boolean}};
+    static const std::pair<const char*, Type> table[] = {{"<f4", f32}, {"<f8", f64},    {"<f2", f16}, {"<i8", i64},
+                                                         {"<i4", i32}, {"<i2", i16},    {"|i1", i8},  {"|u1", u8},
+                                                         {"<u4", u32}, {"|b1", boolean}};
     for (auto& [k, t] : table)
         if (d == k) return t;
-    kiln::detail::fail("npy '", path, "': element type '", d, "' is not supported (little-endian float, int, uint8 and bool are)");
+    kiln::detail::fail("npy '", path, "': element type '", d,
+                       "' is not supported (little-endian float, int, uint8 and bool are)");
 }
 }  // namespace detail
 
@@ -37,7 +39,8 @@ inline Buffer load(const std::string& path) {
     std::ifstream f(path, std::ios::binary);
     if (!f) kiln::detail::fail("npy '", path, "': cannot open the file");
     char magic[8];
-    if (!f.read(magic, 8) || std::memcmp(magic, "\x93NUMPY", 6) != 0) kiln::detail::fail("npy '", path, "': not a .npy file (bad magic)");
+    if (!f.read(magic, 8) || std::memcmp(magic, "\x93NUMPY", 6) != 0)
+        kiln::detail::fail("npy '", path, "': not a .npy file (bad magic)");
     uint32_t hlen = 0;
     if (magic[6] == 1) {
         uint16_t h16 = 0;
@@ -58,7 +61,8 @@ inline Buffer load(const std::string& path) {
     d = d.substr(d.find('\'') + 1);
     d = d.substr(0, d.find('\''));
     if (field("fortran_order").find("True") < field("fortran_order").find(','))
-        kiln::detail::fail("npy '", path, "': Fortran-ordered arrays are not supported; save with np.ascontiguousarray");
+        kiln::detail::fail("npy '", path,
+                           "': Fortran-ordered arrays are not supported; save with np.ascontiguousarray");
     std::string sh = field("shape");
     sh = sh.substr(sh.find('(') + 1, sh.find(')') - sh.find('(') - 1);
     std::vector<int64_t> shape;
@@ -74,9 +78,11 @@ inline Buffer load(const std::string& path) {
 inline void save(const std::string& path, const Buffer& b) {
     if (!b.is_contiguous()) kiln::detail::fail("npy '", path, "': save a contiguous buffer");
     std::string shape = "(";
-    for (size_t i = 0; i < b.ndim(); ++i) shape += std::to_string(b.dim(i)) + (b.ndim() == 1 ? "," : (i + 1 < b.ndim() ? ", " : ""));
+    for (size_t i = 0; i < b.ndim(); ++i)
+        shape += std::to_string(b.dim(i)) + (b.ndim() == 1 ? "," : (i + 1 < b.ndim() ? ", " : ""));
     shape += ")";
-    std::string h = "{'descr': '" + detail::descr_of(b.dtype()) + "', 'fortran_order': False, 'shape': " + shape + ", }";
+    std::string h =
+            "{'descr': '" + detail::descr_of(b.dtype()) + "', 'fortran_order': False, 'shape': " + shape + ", }";
     while ((10 + h.size() + 1) % 64) h += ' ';
     h += '\n';
     std::ofstream f(path, std::ios::binary);

@@ -93,7 +93,9 @@ private:
     void worker(uint64_t seen) {
         for (;;) {
             // Spin a little: the next parallel loop usually follows within microseconds.
-            for (int spin = 0; spin < 20000 && generation_.load(std::memory_order_acquire) == seen && !quit_.load(); ++spin) relax(spin);
+            for (int spin = 0; spin < 20000 && generation_.load(std::memory_order_acquire) == seen && !quit_.load();
+                 ++spin)
+                relax(spin);
             {
                 std::unique_lock<std::mutex> lk(m_);
                 cv_.wait(lk, [&] { return quit_.load() || generation_.load(std::memory_order_acquire) != seen; });
@@ -110,7 +112,8 @@ private:
     bool join() {
         int64_t g = gate_.load(std::memory_order_acquire);
         while (!(g & kClosed))
-            if (gate_.compare_exchange_weak(g, g + 1, std::memory_order_acq_rel, std::memory_order_acquire)) return true;
+            if (gate_.compare_exchange_weak(g, g + 1, std::memory_order_acq_rel, std::memory_order_acquire))
+                return true;
         return false;
     }
 

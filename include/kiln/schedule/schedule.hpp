@@ -15,8 +15,10 @@ namespace kiln {
 
 // What a split does when the factor does not divide the extent.
 enum class TailStrategy : std::uint8_t {
-    GuardWithIf,   // the last outer iteration runs a guarded partial tile (default; loop partitioning removes the guard from full tiles)
-    ShiftInwards,  // the last tile is shifted back to end at the extent and recomputes some points; no guard (pure stages only)
+    GuardWithIf,   // the last outer iteration runs a guarded partial tile (default; loop partitioning removes the guard
+                   // from full tiles)
+    ShiftInwards,  // the last tile is shifted back to end at the extent and recomputes some points; no guard (pure
+                   // stages only)
     Exact,         // the factor must divide the extent; lowering fails otherwise
 };
 
@@ -57,7 +59,8 @@ struct StageNode {
         return std::any_of(all_iter_vars.begin(), all_iter_vars.end(), [&](const IterVar& x) { return x.same_as(iv); });
     }
     int leaf_index(const IterVar& iv) const {
-        for (size_t i = 0; i < leaf_iter_vars.size(); ++i) if (leaf_iter_vars[i].same_as(iv)) return static_cast<int>(i);
+        for (size_t i = 0; i < leaf_iter_vars.size(); ++i)
+            if (leaf_iter_vars[i].same_as(iv)) return static_cast<int>(i);
         return -1;
     }
 };
@@ -69,12 +72,16 @@ class Stage {
 public:
     Stage(StageNode* node, Schedule* sched) : node_(node), sched_(sched) {}
 
-    std::pair<IterVar, IterVar> split(const IterVar& parent, Expr factor, TailStrategy tail = TailStrategy::GuardWithIf);
-    std::pair<IterVar, IterVar> split_nparts(const IterVar& parent, Expr nparts, TailStrategy tail = TailStrategy::GuardWithIf);
+    std::pair<IterVar, IterVar> split(const IterVar& parent, Expr factor,
+                                      TailStrategy tail = TailStrategy::GuardWithIf);
+    std::pair<IterVar, IterVar> split_nparts(const IterVar& parent, Expr nparts,
+                                             TailStrategy tail = TailStrategy::GuardWithIf);
     std::tuple<IterVar, IterVar, IterVar, IterVar> tile(const IterVar& x, const IterVar& y, Expr fx, Expr fy);
     IterVar fuse(const IterVar& outer, const IterVar& inner);
     Stage& reorder(const std::vector<IterVar>& order);
-    template <typename... IV> Stage& reorder(const IterVar& a, const IV&... rest) { return reorder(std::vector<IterVar>{a, rest...}); }
+    template <typename... IV> Stage& reorder(const IterVar& a, const IV&... rest) {
+        return reorder(std::vector<IterVar>{a, rest...});
+    }
     Stage& vectorize(const IterVar& iv);
     Stage& unroll(const IterVar& iv);
     Stage& parallel(const IterVar& iv);
@@ -203,7 +210,8 @@ inline Schedule::Schedule(std::vector<Tensor> outputs) : outputs_(std::move(outp
     };
     for (auto& t : outputs_) {
         if (t.op()->kind != OpKind::Compute)
-            detail::fail("Schedule: output '", t.name(), "' is a placeholder; schedule the computes that produce outputs");
+            detail::fail("Schedule: output '", t.name(),
+                         "' is a placeholder; schedule the computes that produce outputs");
         dfs(t.op());
     }
     for (auto& op : order) stages_.push_back(make_stage(op));
@@ -211,12 +219,14 @@ inline Schedule::Schedule(std::vector<Tensor> outputs) : outputs_(std::move(outp
 }
 
 inline StageNode* Schedule::find_stage(const OperationNode* op) const {
-    for (auto& s : stages_) if (s->origin.get() == op || s->op.get() == op) return s.get();
+    for (auto& s : stages_)
+        if (s->origin.get() == op || s->op.get() == op) return s.get();
     return nullptr;
 }
 
 inline StageNode* Schedule::owner_of(const IterVar& iv) const {
-    for (auto& s : stages_) if (s->owns(iv)) return s.get();
+    for (auto& s : stages_)
+        if (s->owns(iv)) return s.get();
     return nullptr;
 }
 
@@ -242,7 +252,8 @@ inline StageNode* Schedule::stage_for_tensor(const Tensor& t, const char* what) 
     if (!st) {
         if (t.op()->kind == OpKind::Placeholder)
             detail::fail(what, ": '", t.name(), "' is a placeholder (an input); only computes have stages");
-        detail::fail(what, ": tensor '", t.name(), "' is not part of this schedule; build the Schedule from the outputs that use it");
+        detail::fail(what, ": tensor '", t.name(),
+                     "' is not part of this schedule; build the Schedule from the outputs that use it");
     }
     return st;
 }
@@ -259,7 +270,8 @@ inline void Schedule::replace_producer(const OpPtr& old_op, const OpPtr& new_op,
         s->op = detail::with_body(s->op.get(), body);
         // Whoever read the rewritten stage now reads its new op.
         std::vector<StageNode*> all;
-        for (auto& t : stages_) if (t.get() != s) all.push_back(t.get());
+        for (auto& t : stages_)
+            if (t.get() != s) all.push_back(t.get());
         replace_producer(before, s->op, all);
     }
 }
@@ -339,7 +351,8 @@ inline Tensor Schedule::cache_write(const Tensor& t, const std::string& scope) {
     st->all_iter_vars.assign(op->axis.begin(), op->axis.end());
     st->leaf_iter_vars = st->all_iter_vars;
     std::vector<StageNode*> others;
-    for (auto& s : stages_) if (s.get() != st) others.push_back(s.get());
+    for (auto& s : stages_)
+        if (s.get() != st) others.push_back(s.get());
     replace_producer(old, copy, others);
     auto cst = make_stage(cache);
     auto it = std::find_if(stages_.begin(), stages_.end(), [&](auto& s) { return s.get() == st; });
@@ -350,10 +363,13 @@ inline Tensor Schedule::cache_write(const Tensor& t, const std::string& scope) {
 inline Tensor Schedule::rfactor(const Tensor& t, const IterVar& axis) {
     StageNode* st = stage_for_tensor(t, "rfactor");
     auto* red = st->op->body.as<Reduce>();
-    if (!red) detail::fail("rfactor of '", t.name(), "': stage '", st->name(), "' is not a reduction; rfactor needs a reduction stage");
+    if (!red)
+        detail::fail("rfactor of '", t.name(), "': stage '", st->name(),
+                     "' is not a reduction; rfactor needs a reduction stage");
     if (!axis.defined() || !axis.is_reduce() || st->leaf_index(axis) < 0)
         detail::fail("rfactor of '", t.name(), "': axis '", axis.defined() ? axis.name() : std::string("?"),
-                     "' is not a reduction loop of stage '", st->name(), "'; pass a reduction axis of this stage (or one split from it)");
+                     "' is not a reduction loop of stage '", st->name(),
+                     "'; pass a reduction axis of this stage (or one split from it)");
     for (auto& rel : st->relations) {
         if (rel.kind == Relation::Fuse || !rel.split.parent.is_reduce())
             detail::fail("rfactor of '", t.name(), "': stage '", st->name(),
@@ -376,7 +392,10 @@ inline Tensor Schedule::rfactor(const Tensor& t, const IterVar& axis) {
     IterVar rf_axis(Var(axis.name() + ".rf"), Range{Expr(0), ext.at(axis.get())}, IterKind::DataPar);
     for (auto& l : st->leaf_iter_vars) {
         if (!l.is_reduce()) continue;
-        if (l.same_as(axis)) { leaf_sub[l.var().get()] = rf_axis.var(); continue; }
+        if (l.same_as(axis)) {
+            leaf_sub[l.var().get()] = rf_axis.var();
+            continue;
+        }
         new_reduce.emplace_back(Var(l.name()), Range{Expr(0), ext.at(l.get())}, IterKind::Reduce);
         leaf_sub[l.var().get()] = new_reduce.back().var();
     }
@@ -396,7 +415,7 @@ inline Tensor Schedule::rfactor(const Tensor& t, const IterVar& axis) {
     for (auto& a : red->axis) {
         Expr v = value_of(a);
         sub[a.var().get()] = a.dom().min + v;
-        if (!arith::can_prove(v < a.dom().extent, {}) ) {
+        if (!arith::can_prove(v < a.dom().extent, {})) {
             // A split tail, as likely to hold as split's own guards, so loop partitioning frees the full tiles of it.
             Expr in_range = likely(v < a.dom().extent);
             cond = cond.defined() ? (cond && in_range) : in_range;
@@ -430,7 +449,8 @@ inline Tensor Schedule::rfactor(const Tensor& t, const IterVar& axis) {
     std::vector<Expr> rf_idx{r.var()};
     rf_idx.insert(rf_idx.end(), data_idx.begin(), data_idx.end());
     auto merged = std::make_shared<OperationNode>(*st->op);
-    merged->body = make_expr<Reduce>(red->type, red->combiner, Tensor(rf).access(rf_idx), std::vector<IterVar>{r}, Expr());
+    merged->body =
+            make_expr<Reduce>(red->type, red->combiner, Tensor(rf).access(rf_idx), std::vector<IterVar>{r}, Expr());
     merged->reduce_axis = {r};
     OpPtr old = st->op;
     st->op = merged;
@@ -440,7 +460,8 @@ inline Tensor Schedule::rfactor(const Tensor& t, const IterVar& axis) {
     st->leaf_iter_vars = st->all_iter_vars;
     st->for_kind.clear();
     std::vector<StageNode*> others;
-    for (auto& s : stages_) if (s.get() != st) others.push_back(s.get());
+    for (auto& s : stages_)
+        if (s.get() != st) others.push_back(s.get());
     replace_producer(old, merged, others);
     auto rst = make_stage(rf);
     auto it = std::find_if(stages_.begin(), stages_.end(), [&](auto& s) { return s.get() == st; });
@@ -454,43 +475,52 @@ inline void Stage::check_leaf(const IterVar& iv, const char* primitive) const {
     if (node_->owns(iv)) {
         for (auto& rel : node_->relations) {
             if (rel.kind == Relation::Split && rel.split.parent.same_as(iv))
-                detail::fail("stage '", name(), "': ", primitive, " of axis '", iv.name(), "': the axis was already split into '",
-                             rel.split.outer.name(), "' and '", rel.split.inner.name(), "'",
-                             std::string_view(primitive) == "split" ? "; an axis can be split only once" : " and is no longer a loop",
+                detail::fail("stage '", name(), "': ", primitive, " of axis '", iv.name(),
+                             "': the axis was already split into '", rel.split.outer.name(), "' and '",
+                             rel.split.inner.name(), "'",
+                             std::string_view(primitive) == "split" ? "; an axis can be split only once"
+                                                                    : " and is no longer a loop",
                              ", so apply ", primitive, " to one of those instead");
             if (rel.kind == Relation::Fuse && (rel.fuse.outer.same_as(iv) || rel.fuse.inner.same_as(iv)))
-                detail::fail("stage '", name(), "': ", primitive, " of axis '", iv.name(), "': the axis was fused into '",
-                             rel.fuse.fused.name(), "'; use the fused axis instead");
+                detail::fail("stage '", name(), "': ", primitive, " of axis '", iv.name(),
+                             "': the axis was fused into '", rel.fuse.fused.name(), "'; use the fused axis instead");
         }
     }
     StageNode* owner = sched_->owner_of(iv);
     if (owner)
-        detail::fail("stage '", name(), "': ", primitive, " of axis '", iv.name(), "': the axis belongs to stage '", owner->name(),
-                     "', not to this stage; schedule it through s[", owner->name(), "]");
-    detail::fail("stage '", name(), "': ", primitive, " of axis '", iv.name(), "': the axis is not a loop of this stage; use the ",
+        detail::fail("stage '", name(), "': ", primitive, " of axis '", iv.name(), "': the axis belongs to stage '",
+                     owner->name(), "', not to this stage; schedule it through s[", owner->name(), "]");
+    detail::fail("stage '", name(), "': ", primitive, " of axis '", iv.name(),
+                 "': the axis is not a loop of this stage; use the ",
                  "axes of this tensor (T.axis(i), T.reduce_axis(i)) or the results of its split/fuse");
 }
 
 inline const IterVar& Stage::axis(size_t i) const {
-    if (i >= node_->op->axis.size()) detail::fail("stage '", name(), "' has ", node_->op->axis.size(), " axes; there is no axis ", i);
+    if (i >= node_->op->axis.size())
+        detail::fail("stage '", name(), "' has ", node_->op->axis.size(), " axes; there is no axis ", i);
     return node_->op->axis[i];
 }
 inline const IterVar& Stage::reduce_axis(size_t i) const {
     if (i >= node_->op->reduce_axis.size())
-        detail::fail("stage '", name(), "' has ", node_->op->reduce_axis.size(), " reduction axes; there is no reduction axis ", i);
+        detail::fail("stage '", name(), "' has ", node_->op->reduce_axis.size(),
+                     " reduction axes; there is no reduction axis ", i);
     return node_->op->reduce_axis[i];
 }
 
 inline std::pair<IterVar, IterVar> Stage::split(const IterVar& parent, Expr factor, TailStrategy tail) {
     check_leaf(parent, "split");
-    if (!factor.type().is_integer()) detail::fail("stage '", name(), "': split of axis '", parent.name(), "': the factor must be an integer");
+    if (!factor.type().is_integer())
+        detail::fail("stage '", name(), "': split of axis '", parent.name(), "': the factor must be an integer");
     if (auto* c = as_const_int(factor); c && *c <= 0)
-        detail::fail("stage '", name(), "': split of axis '", parent.name(), "' by ", *c, ": the factor must be positive");
+        detail::fail("stage '", name(), "': split of axis '", parent.name(), "' by ", *c,
+                     ": the factor must be positive");
     if (tail == TailStrategy::ShiftInwards && node_->is_reduction())
-        detail::fail("stage '", name(), "': split of axis '", parent.name(), "' with ShiftInwards: a reduction stage would ",
+        detail::fail("stage '", name(), "': split of axis '", parent.name(),
+                     "' with ShiftInwards: a reduction stage would ",
                      "accumulate the shifted points twice; use TailStrategy::GuardWithIf");
     if (tail == TailStrategy::ShiftInwards && parent.is_reduce())
-        detail::fail("stage '", name(), "': split of reduction axis '", parent.name(), "' with ShiftInwards would count points twice; use GuardWithIf");
+        detail::fail("stage '", name(), "': split of reduction axis '", parent.name(),
+                     "' with ShiftInwards would count points twice; use GuardWithIf");
     IterVar outer(Var(parent.name() + ".outer"), Range{}, parent.kind());
     IterVar inner(Var(parent.name() + ".inner"), Range{}, parent.kind());
     Relation rel{Relation::Split, SplitRelation{parent, outer, inner, cast(i32, factor), Expr(), tail}, {}};
@@ -507,12 +537,15 @@ inline std::pair<IterVar, IterVar> Stage::split(const IterVar& parent, Expr fact
 inline std::pair<IterVar, IterVar> Stage::split_nparts(const IterVar& parent, Expr nparts, TailStrategy tail) {
     check_leaf(parent, "split_nparts");
     if (auto* c = as_const_int(nparts); c && *c <= 0)
-        detail::fail("stage '", name(), "': split_nparts of axis '", parent.name(), "' into ", *c, " parts: the count must be positive");
+        detail::fail("stage '", name(), "': split_nparts of axis '", parent.name(), "' into ", *c,
+                     " parts: the count must be positive");
     if (tail == TailStrategy::ShiftInwards)
-        detail::fail("stage '", name(), "': split_nparts of axis '", parent.name(), "': ShiftInwards applies to split by factor only");
+        detail::fail("stage '", name(), "': split_nparts of axis '", parent.name(),
+                     "': ShiftInwards applies to split by factor only");
     IterVar outer(Var(parent.name() + ".outer"), Range{}, parent.kind());
     IterVar inner(Var(parent.name() + ".inner"), Range{}, parent.kind());
-    node_->relations.push_back(Relation{Relation::Split, SplitRelation{parent, outer, inner, Expr(), cast(i32, nparts), tail}, {}});
+    node_->relations.push_back(
+            Relation{Relation::Split, SplitRelation{parent, outer, inner, Expr(), cast(i32, nparts), tail}, {}});
     node_->all_iter_vars.push_back(outer);
     node_->all_iter_vars.push_back(inner);
     auto& leaves = node_->leaf_iter_vars;
@@ -521,7 +554,8 @@ inline std::pair<IterVar, IterVar> Stage::split_nparts(const IterVar& parent, Ex
     return {outer, inner};
 }
 
-inline std::tuple<IterVar, IterVar, IterVar, IterVar> Stage::tile(const IterVar& x, const IterVar& y, Expr fx, Expr fy) {
+inline std::tuple<IterVar, IterVar, IterVar, IterVar> Stage::tile(const IterVar& x, const IterVar& y, Expr fx,
+                                                                  Expr fy) {
     auto [xo, xi] = split(x, fx);
     auto [yo, yi] = split(y, fy);
     reorder({xo, yo, xi, yi});
@@ -533,8 +567,9 @@ inline IterVar Stage::fuse(const IterVar& outer, const IterVar& inner) {
     check_leaf(inner, "fuse");
     int a = node_->leaf_index(outer), b = node_->leaf_index(inner);
     if (b != a + 1)
-        detail::fail("stage '", name(), "': fuse of '", outer.name(), "' and '", inner.name(), "': the axes must be adjacent loops, ",
-                     "outer first (they are at positions ", a, " and ", b, "); reorder them first");
+        detail::fail("stage '", name(), "': fuse of '", outer.name(), "' and '", inner.name(),
+                     "': the axes must be adjacent loops, ", "outer first (they are at positions ", a, " and ", b,
+                     "); reorder them first");
     if (outer.kind() != inner.kind())
         detail::fail("stage '", name(), "': fuse of '", outer.name(), "' and '", inner.name(),
                      "': cannot fuse a reduction axis with a data-parallel axis");
@@ -576,17 +611,24 @@ inline void Stage::set_kind(const IterVar& iv, ForKind k, const char* primitive)
 inline Stage& Stage::vectorize(const IterVar& iv) {
     check_leaf(iv, "vectorize");
     if (iv.is_reduce())
-        detail::fail("stage '", name(), "': vectorize of axis '", iv.name(), "': it is a reduction axis, and vector lanes of one ",
-                     "reduction would race on the same output; vectorize a data-parallel axis (or rfactor the reduction first)");
+        detail::fail("stage '", name(), "': vectorize of axis '", iv.name(),
+                     "': it is a reduction axis, and vector lanes of one ",
+                     "reduction would race on the same output; vectorize a data-parallel axis (or rfactor the "
+                     "reduction first)");
     set_kind(iv, ForKind::Vectorized, "vectorize");
     return *this;
 }
-inline Stage& Stage::unroll(const IterVar& iv) { set_kind(iv, ForKind::Unrolled, "unroll"); return *this; }
+inline Stage& Stage::unroll(const IterVar& iv) {
+    set_kind(iv, ForKind::Unrolled, "unroll");
+    return *this;
+}
 inline Stage& Stage::parallel(const IterVar& iv) {
     check_leaf(iv, "parallel");
     if (iv.is_reduce())
-        detail::fail("stage '", name(), "': parallel of axis '", iv.name(), "': it is a reduction axis, and threads would race ",
-                     "on the same output; parallelize a data-parallel axis, or rfactor the reduction and parallelize the factored axis");
+        detail::fail("stage '", name(), "': parallel of axis '", iv.name(),
+                     "': it is a reduction axis, and threads would race ",
+                     "on the same output; parallelize a data-parallel axis, or rfactor the reduction and parallelize "
+                     "the factored axis");
     set_kind(iv, ForKind::Parallel, "parallel");
     return *this;
 }
@@ -598,19 +640,22 @@ inline Stage& Stage::annotate(const IterVar& iv, const std::string& key, const s
 
 inline Stage& Stage::compute_at(const Stage& parent, const IterVar& iv) {
     if (node_->is_output)
-        detail::fail("stage '", name(), "': compute_at: it is an output of the schedule and must be computed at the root");
+        detail::fail("stage '", name(),
+                     "': compute_at: it is an output of the schedule and must be computed at the root");
     if (parent.node_ == node_)
         detail::fail("stage '", name(), "': compute_at to itself; name the stage that consumes it");
     auto consumers = sched_->consumers_of(node_->op.get(), true);
     if (std::find(consumers.begin(), consumers.end(), parent.node_) == consumers.end())
-        detail::fail("stage '", name(), "': compute_at to stage '", parent.name(), "', which does not consume it; compute a stage at ",
-                     "a loop of a stage that reads it", consumers.empty() ? std::string() : " (" + detail::join_names(consumers) + ")");
+        detail::fail("stage '", name(), "': compute_at to stage '", parent.name(),
+                     "', which does not consume it; compute a stage at ", "a loop of a stage that reads it",
+                     consumers.empty() ? std::string() : " (" + detail::join_names(consumers) + ")");
     // With several readers, the loop must enclose all of them (Halide's rule): the others are computed at this
     // loop or inside it. They may be attached after this call, so lowering checks it (infer_bound).
     if (parent.node_->leaf_index(iv) < 0) {
         StageNode* owner = sched_->owner_of(iv);
-        detail::fail("stage '", name(), "': compute_at axis '", iv.defined() ? iv.name() : std::string("?"), "' is not a loop of stage '",
-                     parent.name(), "'", owner && owner != parent.node_ ? " (it belongs to stage '" + owner->name() + "')" : std::string(),
+        detail::fail("stage '", name(), "': compute_at axis '", iv.defined() ? iv.name() : std::string("?"),
+                     "' is not a loop of stage '", parent.name(), "'",
+                     owner && owner != parent.node_ ? " (it belongs to stage '" + owner->name() + "')" : std::string(),
                      "; pass one of the current loops of '", parent.name(), "'");
     }
     node_->attach = AttachType::Scope;
@@ -620,9 +665,11 @@ inline Stage& Stage::compute_at(const Stage& parent, const IterVar& iv) {
 }
 
 inline Stage& Stage::compute_inline() {
-    if (node_->is_output) detail::fail("stage '", name(), "': compute_inline: an output cannot be inlined; it must be stored");
+    if (node_->is_output)
+        detail::fail("stage '", name(), "': compute_inline: an output cannot be inlined; it must be stored");
     if (node_->is_reduction())
-        detail::fail("stage '", name(), "': compute_inline: it is a reduction and cannot be inlined into its consumers; ",
+        detail::fail("stage '", name(),
+                     "': compute_inline: it is a reduction and cannot be inlined into its consumers; ",
                      "use compute_at to compute it inside a consumer's loop instead");
     node_->attach = AttachType::Inline;
     node_->attach_stage = nullptr;
@@ -641,9 +688,12 @@ inline Stage& Stage::reorder_storage(const std::vector<int>& order) {
     std::sort(sorted.begin(), sorted.end());
     bool ok = order.size() == n;
     for (size_t i = 0; ok && i < n; ++i) ok = sorted[i] == static_cast<int>(i);
-    if (!ok) detail::fail("stage '", name(), "': reorder_storage needs a permutation of its ", n, " dimensions (0 to ", n - 1, ")");
+    if (!ok)
+        detail::fail("stage '", name(), "': reorder_storage needs a permutation of its ", n, " dimensions (0 to ",
+                     n - 1, ")");
     if (node_->is_output)
-        detail::fail("stage '", name(), "': reorder_storage: outputs keep the caller's layout; reorder an intermediate's storage");
+        detail::fail("stage '", name(),
+                     "': reorder_storage: outputs keep the caller's layout; reorder an intermediate's storage");
     node_->storage_order = order;
     return *this;
 }

@@ -16,8 +16,9 @@ public:
     Tensor() = default;
     explicit Tensor(OpPtr op) : op_(std::move(op)) {}
 
-    template <typename... Idx>
-    Expr operator()(const Idx&... idx) const { return access(std::vector<Expr>{Expr(idx)...}); }
+    template <typename... Idx> Expr operator()(const Idx&... idx) const {
+        return access(std::vector<Expr>{Expr(idx)...});
+    }
 
     Expr access(std::vector<Expr> idx) const {
         if (idx.size() != op_->shape.size())
@@ -38,13 +39,16 @@ public:
     size_t ndim() const { return op_->shape.size(); }
     const std::vector<Expr>& shape() const { return op_->shape; }
     const IterVar& axis(size_t i) const {
-        if (op_->kind != OpKind::Compute) detail::fail("tensor '", op_->name, "' is a placeholder and has no loop axes");
-        if (i >= op_->axis.size()) detail::fail("tensor '", op_->name, "' has ", op_->axis.size(), " axes; there is no axis ", i);
+        if (op_->kind != OpKind::Compute)
+            detail::fail("tensor '", op_->name, "' is a placeholder and has no loop axes");
+        if (i >= op_->axis.size())
+            detail::fail("tensor '", op_->name, "' has ", op_->axis.size(), " axes; there is no axis ", i);
         return op_->axis[i];
     }
     const IterVar& reduce_axis(size_t i) const {
         if (i >= op_->reduce_axis.size())
-            detail::fail("tensor '", op_->name, "' has ", op_->reduce_axis.size(), " reduction axes; there is no reduction axis ", i);
+            detail::fail("tensor '", op_->name, "' has ", op_->reduce_axis.size(),
+                         " reduction axes; there is no reduction axis ", i);
         return op_->reduce_axis[i];
     }
     const std::vector<IterVar>& axes() const { return op_->axis; }
@@ -68,11 +72,13 @@ inline void check_shape(const std::vector<Expr>& shape, const std::string& name)
     }
 }
 inline std::vector<Expr> to_i32(std::vector<Expr> v) {
-    for (auto& e : v) if (e.type() != i32) e = cast(i32, e);
+    for (auto& e : v)
+        if (e.type() != i32) e = cast(i32, e);
     return v;
 }
 inline std::string default_axis_name(size_t ndim, size_t d) {
-    static const char* names[5][5] = {{"i"}, {"i", "j"}, {"b", "i", "j"}, {"n", "c", "h", "w"}, {"n", "c", "d", "h", "w"}};
+    static const char* names[5][5] = {
+            {"i"}, {"i", "j"}, {"b", "i", "j"}, {"n", "c", "h", "w"}, {"n", "c", "d", "h", "w"}};
     if (ndim <= 5) return names[ndim - 1][d];
     return "ax" + std::to_string(d);
 }
@@ -81,7 +87,8 @@ inline std::string default_axis_name(size_t ndim, size_t d) {
 inline Tensor placeholder(std::vector<Expr> shape, Type dtype = f32, const std::string& name = "placeholder") {
     shape = detail::to_i32(std::move(shape));
     detail::check_shape(shape, name);
-    if (dtype.is_vector() || dtype.is_handle()) detail::fail("tensor '", name, "': element type ", dtype.str(), " is not a scalar type");
+    if (dtype.is_vector() || dtype.is_handle())
+        detail::fail("tensor '", name, "': element type ", dtype.str(), " is not a scalar type");
     auto op = std::make_shared<OperationNode>();
     op->name = name;
     op->kind = OpKind::Placeholder;
@@ -97,19 +104,22 @@ inline IterVar reduce_axis(Expr min, Expr extent, const std::string& name = "k")
         detail::fail("reduce_axis '", name, "': extent is ", *c, "; it must be positive");
     return IterVar(Var(name), Range{cast(i32, min), cast(i32, extent)}, IterKind::Reduce);
 }
-inline IterVar reduce_axis(Expr extent, const std::string& name = "k") { return reduce_axis(Expr(0), std::move(extent), name); }
+inline IterVar reduce_axis(Expr extent, const std::string& name = "k") {
+    return reduce_axis(Expr(0), std::move(extent), name);
+}
 
 // A commutative, associative reduction: combine(lhs, rhs) and its identity for a given type.
 class Reducer {
 public:
     Reducer(std::string name, std::function<Expr(Expr, Expr)> combine, std::function<Expr(Type)> identity)
-        : name_(std::move(name)), combine_(std::move(combine)), identity_(std::move(identity)) {}
+            : name_(std::move(name)), combine_(std::move(combine)), identity_(std::move(identity)) {}
 
     Expr operator()(Expr source, std::vector<IterVar> axes, Expr where = Expr()) const {
         if (axes.empty()) detail::fail(name_, "(): give at least one reduction axis");
         for (auto& a : axes)
             if (!a.is_reduce())
-                detail::fail(name_, "(): axis '", a.name(), "' is not a reduction axis; create it with kiln::reduce_axis");
+                detail::fail(name_, "(): axis '", a.name(),
+                             "' is not a reduction axis; create it with kiln::reduce_axis");
         if (source.type().is_float() && source.type().bits == 16) source = cast(f32, source);
         Type t = source.type();
         auto c = std::make_shared<CommReducer>();
@@ -135,7 +145,8 @@ private:
     std::function<Expr(Type)> identity_;
 };
 
-inline Reducer comm_reducer(std::function<Expr(Expr, Expr)> combine, std::function<Expr(Type)> identity, std::string name = "reduce") {
+inline Reducer comm_reducer(std::function<Expr(Expr, Expr)> combine, std::function<Expr(Type)> identity,
+                            std::string name = "reduce") {
     return Reducer(std::move(name), std::move(combine), std::move(identity));
 }
 
@@ -152,35 +163,63 @@ inline double highest_of(Type t) {
     return std::ldexp(1.0, t.bits - 1) - 1;
 }
 inline const Reducer& sum_reducer() {
-    static const Reducer r("sum", [](Expr a, Expr b) { return a + b; }, [](Type t) { return make_const(t, 0); });
+    static const Reducer r(
+            "sum", [](Expr a, Expr b) { return a + b; }, [](Type t) { return make_const(t, 0); });
     return r;
 }
 inline const Reducer& prod_reducer() {
-    static const Reducer r("prod", [](Expr a, Expr b) { return a * b; }, [](Type t) { return make_const(t, 1); });
+    static const Reducer r(
+            "prod", [](Expr a, Expr b) { return a * b; }, [](Type t) { return make_const(t, 1); });
     return r;
 }
 inline const Reducer& max_reducer() {
-    static const Reducer r("max", [](Expr a, Expr b) { return kiln::max(a, b); }, [](Type t) { return make_const(t, lowest_of(t)); });
+    static const Reducer r(
+            "max", [](Expr a, Expr b) { return kiln::max(a, b); }, [](Type t) { return make_const(t, lowest_of(t)); });
     return r;
 }
 inline const Reducer& min_reducer() {
-    static const Reducer r("min", [](Expr a, Expr b) { return kiln::min(a, b); }, [](Type t) { return make_const(t, highest_of(t)); });
+    static const Reducer r(
+            "min", [](Expr a, Expr b) { return kiln::min(a, b); }, [](Type t) { return make_const(t, highest_of(t)); });
     return r;
 }
 }  // namespace detail
 
-inline Expr sum(Expr e, std::vector<IterVar> axes, Expr where = Expr()) { return detail::sum_reducer()(std::move(e), std::move(axes), std::move(where)); }
-inline Expr sum(Expr e, std::initializer_list<IterVar> axes, Expr where = Expr()) { return sum(std::move(e), std::vector<IterVar>(axes), std::move(where)); }
-inline Expr sum(Expr e, const IterVar& axis, Expr where = Expr()) { return sum(std::move(e), std::vector<IterVar>{axis}, std::move(where)); }
-inline Expr prod(Expr e, std::vector<IterVar> axes, Expr where = Expr()) { return detail::prod_reducer()(std::move(e), std::move(axes), std::move(where)); }
-inline Expr prod(Expr e, std::initializer_list<IterVar> axes, Expr where = Expr()) { return prod(std::move(e), std::vector<IterVar>(axes), std::move(where)); }
-inline Expr prod(Expr e, const IterVar& axis, Expr where = Expr()) { return prod(std::move(e), std::vector<IterVar>{axis}, std::move(where)); }
-inline Expr max(Expr e, std::vector<IterVar> axes, Expr where = Expr()) { return detail::max_reducer()(std::move(e), std::move(axes), std::move(where)); }
-inline Expr max(Expr e, std::initializer_list<IterVar> axes, Expr where = Expr()) { return max(std::move(e), std::vector<IterVar>(axes), std::move(where)); }
-inline Expr max(Expr e, const IterVar& axis, Expr where = Expr()) { return max(std::move(e), std::vector<IterVar>{axis}, std::move(where)); }
-inline Expr min(Expr e, std::vector<IterVar> axes, Expr where = Expr()) { return detail::min_reducer()(std::move(e), std::move(axes), std::move(where)); }
-inline Expr min(Expr e, std::initializer_list<IterVar> axes, Expr where = Expr()) { return min(std::move(e), std::vector<IterVar>(axes), std::move(where)); }
-inline Expr min(Expr e, const IterVar& axis, Expr where = Expr()) { return min(std::move(e), std::vector<IterVar>{axis}, std::move(where)); }
+inline Expr sum(Expr e, std::vector<IterVar> axes, Expr where = Expr()) {
+    return detail::sum_reducer()(std::move(e), std::move(axes), std::move(where));
+}
+inline Expr sum(Expr e, std::initializer_list<IterVar> axes, Expr where = Expr()) {
+    return sum(std::move(e), std::vector<IterVar>(axes), std::move(where));
+}
+inline Expr sum(Expr e, const IterVar& axis, Expr where = Expr()) {
+    return sum(std::move(e), std::vector<IterVar>{axis}, std::move(where));
+}
+inline Expr prod(Expr e, std::vector<IterVar> axes, Expr where = Expr()) {
+    return detail::prod_reducer()(std::move(e), std::move(axes), std::move(where));
+}
+inline Expr prod(Expr e, std::initializer_list<IterVar> axes, Expr where = Expr()) {
+    return prod(std::move(e), std::vector<IterVar>(axes), std::move(where));
+}
+inline Expr prod(Expr e, const IterVar& axis, Expr where = Expr()) {
+    return prod(std::move(e), std::vector<IterVar>{axis}, std::move(where));
+}
+inline Expr max(Expr e, std::vector<IterVar> axes, Expr where = Expr()) {
+    return detail::max_reducer()(std::move(e), std::move(axes), std::move(where));
+}
+inline Expr max(Expr e, std::initializer_list<IterVar> axes, Expr where = Expr()) {
+    return max(std::move(e), std::vector<IterVar>(axes), std::move(where));
+}
+inline Expr max(Expr e, const IterVar& axis, Expr where = Expr()) {
+    return max(std::move(e), std::vector<IterVar>{axis}, std::move(where));
+}
+inline Expr min(Expr e, std::vector<IterVar> axes, Expr where = Expr()) {
+    return detail::min_reducer()(std::move(e), std::move(axes), std::move(where));
+}
+inline Expr min(Expr e, std::initializer_list<IterVar> axes, Expr where = Expr()) {
+    return min(std::move(e), std::vector<IterVar>(axes), std::move(where));
+}
+inline Expr min(Expr e, const IterVar& axis, Expr where = Expr()) {
+    return min(std::move(e), std::vector<IterVar>{axis}, std::move(where));
+}
 
 namespace detail {
 
@@ -195,8 +234,7 @@ inline void check_body(const Expr& body, const std::string& name) {
     });
 }
 
-template <typename F, size_t... I>
-constexpr bool invocable_with(std::index_sequence<I...>) {
+template <typename F, size_t... I> constexpr bool invocable_with(std::index_sequence<I...>) {
     return std::is_invocable_v<F&, decltype((void)I, Expr())...>;
 }
 template <typename F, size_t N>
@@ -211,7 +249,8 @@ Expr invoke_with_axes(F& f, const std::vector<IterVar>& axes, std::index_sequenc
 
 // Defines a tensor by a function of its indices. The lambda takes one kiln::Expr per dimension.
 template <typename F>
-Tensor compute(std::vector<Expr> shape, F&& fn, const std::string& name = "compute", std::vector<std::string> axis_names = {}) {
+Tensor compute(std::vector<Expr> shape, F&& fn, const std::string& name = "compute",
+               std::vector<std::string> axis_names = {}) {
     shape = detail::to_i32(std::move(shape));
     detail::check_shape(shape, name);
     auto op = std::make_shared<OperationNode>();
@@ -228,7 +267,8 @@ Tensor compute(std::vector<Expr> shape, F&& fn, const std::string& name = "compu
             if (N == shape.size()) body = detail::invoke_with_axes<N>(fn, op->axis, std::make_index_sequence<N>{});
         }
     };
-    [&]<size_t... N>(std::index_sequence<N...>) { (try_arity.template operator()<N + 1>(), ...); }(std::make_index_sequence<6>{});
+    [&]<size_t... N>(std::index_sequence<N...>) { (try_arity.template operator()<N + 1>(), ...); }
+    (std::make_index_sequence<6>{});
     if (!body.defined())
         detail::fail("compute '", name, "': the lambda must take exactly ", shape.size(),
                      " kiln::Expr argument(s), one per dimension of the shape");
@@ -243,7 +283,8 @@ Tensor compute(std::vector<Expr> shape, F&& fn, const std::string& name = "compu
 // The same compute, marked with an operator tag (see OperationNode::tag). Call it on a fresh tensor,
 // before any other compute reads it: readers hold the untagged operation.
 inline Tensor with_tag(const Tensor& t, std::string tag) {
-    if (t.op()->kind != OpKind::Compute) detail::fail("with_tag: '", t.name(), "' is a placeholder; only computes carry tags");
+    if (t.op()->kind != OpKind::Compute)
+        detail::fail("with_tag: '", t.name(), "' is a placeholder; only computes carry tags");
     auto op = std::make_shared<OperationNode>(*t.op());
     op->tag = std::move(tag);
     return Tensor(op);

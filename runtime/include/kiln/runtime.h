@@ -47,7 +47,8 @@ KILN_API const int64_t* kiln_model_input_shape(const kiln_model* model, int inde
 KILN_API const char* kiln_model_input_dtype(const kiln_model* model, int index);
 
 /* Copies a float32 input in; its shape must be the model's. */
-KILN_API int kiln_model_set_input(kiln_model* model, const char* name, const float* data, const int64_t* shape, int ndim);
+KILN_API int kiln_model_set_input(kiln_model* model, const char* name, const float* data, const int64_t* shape,
+                                  int ndim);
 /* Copies an input of any element type in: `bytes` must be the input's size in bytes. */
 KILN_API int kiln_model_set_input_bytes(kiln_model* model, const char* name, const void* data, size_t bytes);
 
@@ -60,7 +61,8 @@ KILN_API const char* kiln_model_output_dtype(const kiln_model* model, int index)
 /* The output's shape (*ndim entries), valid as long as the model. */
 KILN_API const int64_t* kiln_model_output_shape(const kiln_model* model, int index, int* ndim);
 /* A float32 output: its data and shape, valid until the next run or free. */
-KILN_API int kiln_model_output(const kiln_model* model, int index, const float** data, const int64_t** shape, int* ndim);
+KILN_API int kiln_model_output(const kiln_model* model, int index, const float** data, const int64_t** shape,
+                               int* ndim);
 /* An output of any element type, as bytes. */
 KILN_API const void* kiln_model_output_bytes(const kiln_model* model, int index, size_t* bytes);
 

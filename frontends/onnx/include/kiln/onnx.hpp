@@ -34,7 +34,8 @@ struct LoadOptions {
 KILN_SEPARABLE graph::Graph load(const std::string& path, const LoadOptions& opt = {});
 
 // Parses an in-memory model; `where` names it in messages.
-KILN_SEPARABLE graph::Graph load_from_bytes(std::string_view bytes, const LoadOptions& opt = {}, const std::string& where = "<memory>");
+KILN_SEPARABLE graph::Graph load_from_bytes(std::string_view bytes, const LoadOptions& opt = {},
+                                            const std::string& where = "<memory>");
 
 // One tensor stored as a serialized TensorProto (the .pb files of the ONNX test data sets).
 KILN_SEPARABLE Buffer load_tensor(const std::string& path);
@@ -42,7 +43,8 @@ KILN_SEPARABLE Buffer load_tensor(const std::string& path);
 // With input shapes only: kiln::onnx::load("model.onnx", {{"input", {1, 3, 224, 224}}}). An initializer
 // list rather than a map, which would make that call ambiguous with LoadOptions (write
 // LoadOptions{.shapes = ...} for the other fields).
-inline graph::Graph load(const std::string& path, std::initializer_list<std::pair<const std::string, std::vector<int64_t>>> shapes) {
+inline graph::Graph load(const std::string& path,
+                         std::initializer_list<std::pair<const std::string, std::vector<int64_t>>> shapes) {
     LoadOptions o;
     o.shapes = shapes;
     return load(path, o);
@@ -76,8 +78,7 @@ using graph::Graph;
 using graph::Node;
 using graph::TensorType;
 
-template <typename... Parts>
-[[noreturn]] void fail_model(const std::string& where, const Parts&... parts) {
+template <typename... Parts> [[noreturn]] void fail_model(const std::string& where, const Parts&... parts) {
     kiln::detail::fail("ONNX model '", where, "': ", parts...);
 }
 
@@ -87,10 +88,12 @@ inline Buffer tensor_to_buffer(const ::onnx::TensorProto& t, const std::string& 
 // The same, taking raw_data over rather than copying it: the bytes protobuf parsed into a string of their
 // own become the buffer's memory, which saves a copy of every weight (and faulting in its pages) at import.
 inline Buffer take_tensor(::onnx::TensorProto& t, const std::string& who) {
-    if (!t.has_raw_data() || t.external_data_size() > 0 || t.data_location() == ::onnx::TensorProto_DataLocation_EXTERNAL)
+    if (!t.has_raw_data() || t.external_data_size() > 0 ||
+        t.data_location() == ::onnx::TensorProto_DataLocation_EXTERNAL)
         return tensor_to_buffer(t, who);
     const Type dt = graph::dtype_from_onnx(t.data_type(), who + ": tensor '" + t.name() + "'");
-    if (reinterpret_cast<uintptr_t>(t.raw_data().data()) % static_cast<uintptr_t>(std::max(1, dt.bytes())) != 0) return tensor_to_buffer(t, who);
+    if (reinterpret_cast<uintptr_t>(t.raw_data().data()) % static_cast<uintptr_t>(std::max(1, dt.bytes())) != 0)
+        return tensor_to_buffer(t, who);
     // Anything unusual (a negative or huge dimension, a size that does not match) goes the checked way,
     // which refuses it with its message.
     std::vector<int64_t> shape(t.dims().begin(), t.dims().end());
@@ -107,7 +110,8 @@ inline Buffer take_tensor(::onnx::TensorProto& t, const std::string& who) {
 
 inline Buffer tensor_to_buffer(const ::onnx::TensorProto& t, const std::string& who) {
     if (t.data_location() == ::onnx::TensorProto_DataLocation_EXTERNAL || t.external_data_size() > 0)
-        kiln::detail::fail(who, ": tensor '", t.name(), "' keeps its data in an external file; save the model with its weights inside");
+        kiln::detail::fail(who, ": tensor '", t.name(),
+                           "' keeps its data in an external file; save the model with its weights inside");
     const Type dt = graph::dtype_from_onnx(t.data_type(), who + ": tensor '" + t.name() + "'");
     std::vector<int64_t> shape(t.dims().begin(), t.dims().end());
     int64_t n = 1;
@@ -121,11 +125,12 @@ inline Buffer tensor_to_buffer(const ::onnx::TensorProto& t, const std::string& 
     Buffer b = Buffer::uninitialized(shape, dt);  // every element is written below, or the tensor is refused
     const size_t bytes = static_cast<size_t>(n * dt.bytes());
     auto count_error = [&](int64_t have) {
-        kiln::detail::fail(who, ": tensor '", t.name(), "' declares ", n, " elements of shape ", graph::detail::shape_str(shape), " but holds ", have,
-                           "; the file is corrupt or truncated");
+        kiln::detail::fail(who, ": tensor '", t.name(), "' declares ", n, " elements of shape ",
+                           graph::detail::shape_str(shape), " but holds ", have, "; the file is corrupt or truncated");
     };
     if (t.has_raw_data()) {
-        if (t.raw_data().size() != bytes) count_error(static_cast<int64_t>(t.raw_data().size() / std::max(1, dt.bytes())));
+        if (t.raw_data().size() != bytes)
+            count_error(static_cast<int64_t>(t.raw_data().size() / std::max(1, dt.bytes())));
         std::memcpy(b.data(), t.raw_data().data(), bytes);
         return b;
     }
@@ -134,35 +139,58 @@ inline Buffer tensor_to_buffer(const ::onnx::TensorProto& t, const std::string& 
         for (int64_t i = 0; i < n; ++i) convert(i, field.Get(static_cast<int>(i)));
     };
     char* p = static_cast<char*>(b.data());
-    if (dt == f32) copy(t.float_data(), [&](int64_t i, float v) { reinterpret_cast<float*>(p)[i] = v; });
-    else if (dt == f64) copy(t.double_data(), [&](int64_t i, double v) { reinterpret_cast<double*>(p)[i] = v; });
-    else if (dt == i64) copy(t.int64_data(), [&](int64_t i, int64_t v) { reinterpret_cast<int64_t*>(p)[i] = v; });
-    else if (dt == u32) copy(t.uint64_data(), [&](int64_t i, uint64_t v) { reinterpret_cast<uint32_t*>(p)[i] = static_cast<uint32_t>(v); });
-    else if (dt == i32) copy(t.int32_data(), [&](int64_t i, int32_t v) { reinterpret_cast<int32_t*>(p)[i] = v; });
-    else if (dt == i16) copy(t.int32_data(), [&](int64_t i, int32_t v) { reinterpret_cast<int16_t*>(p)[i] = static_cast<int16_t>(v); });
-    else if (dt == i8) copy(t.int32_data(), [&](int64_t i, int32_t v) { reinterpret_cast<int8_t*>(p)[i] = static_cast<int8_t>(v); });
-    else if (dt == u8) copy(t.int32_data(), [&](int64_t i, int32_t v) { reinterpret_cast<uint8_t*>(p)[i] = static_cast<uint8_t>(v); });
-    else if (dt.is_bool()) copy(t.int32_data(), [&](int64_t i, int32_t v) { reinterpret_cast<bool*>(p)[i] = v != 0; });
-    else if (dt == f16) copy(t.int32_data(), [&](int64_t i, int32_t v) { reinterpret_cast<uint16_t*>(p)[i] = static_cast<uint16_t>(v); });
-    else kiln::detail::fail(who, ": tensor '", t.name(), "' has an element type kiln cannot read");
+    if (dt == f32)
+        copy(t.float_data(), [&](int64_t i, float v) { reinterpret_cast<float*>(p)[i] = v; });
+    else if (dt == f64)
+        copy(t.double_data(), [&](int64_t i, double v) { reinterpret_cast<double*>(p)[i] = v; });
+    else if (dt == i64)
+        copy(t.int64_data(), [&](int64_t i, int64_t v) { reinterpret_cast<int64_t*>(p)[i] = v; });
+    else if (dt == u32)
+        copy(t.uint64_data(),
+             [&](int64_t i, uint64_t v) { reinterpret_cast<uint32_t*>(p)[i] = static_cast<uint32_t>(v); });
+    else if (dt == i32)
+        copy(t.int32_data(), [&](int64_t i, int32_t v) { reinterpret_cast<int32_t*>(p)[i] = v; });
+    else if (dt == i16)
+        copy(t.int32_data(), [&](int64_t i, int32_t v) { reinterpret_cast<int16_t*>(p)[i] = static_cast<int16_t>(v); });
+    else if (dt == i8)
+        copy(t.int32_data(), [&](int64_t i, int32_t v) { reinterpret_cast<int8_t*>(p)[i] = static_cast<int8_t>(v); });
+    else if (dt == u8)
+        copy(t.int32_data(), [&](int64_t i, int32_t v) { reinterpret_cast<uint8_t*>(p)[i] = static_cast<uint8_t>(v); });
+    else if (dt.is_bool())
+        copy(t.int32_data(), [&](int64_t i, int32_t v) { reinterpret_cast<bool*>(p)[i] = v != 0; });
+    else if (dt == f16)
+        copy(t.int32_data(),
+             [&](int64_t i, int32_t v) { reinterpret_cast<uint16_t*>(p)[i] = static_cast<uint16_t>(v); });
+    else
+        kiln::detail::fail(who, ": tensor '", t.name(), "' has an element type kiln cannot read");
     return b;
 }
 
 inline Attrs convert_attrs(const ::onnx::NodeProto& n, const std::string& who) {
     Attrs a;
     for (const auto& at : n.attribute()) {
-        if (!at.ref_attr_name().empty()) kiln::detail::fail(who, ": attribute '", at.name(), "' refers to a function attribute; functions are not supported");
+        if (!at.ref_attr_name().empty())
+            kiln::detail::fail(who, ": attribute '", at.name(),
+                               "' refers to a function attribute; functions are not supported");
         switch (at.type()) {
             case ::onnx::AttributeProto_AttributeType_INT: a.set(at.name(), static_cast<int64_t>(at.i())); break;
             case ::onnx::AttributeProto_AttributeType_FLOAT: a.set(at.name(), static_cast<double>(at.f())); break;
             case ::onnx::AttributeProto_AttributeType_STRING: a.set(at.name(), at.s()); break;
-            case ::onnx::AttributeProto_AttributeType_INTS: a.set(at.name(), std::vector<int64_t>(at.ints().begin(), at.ints().end())); break;
-            case ::onnx::AttributeProto_AttributeType_FLOATS: a.set(at.name(), std::vector<double>(at.floats().begin(), at.floats().end())); break;
-            case ::onnx::AttributeProto_AttributeType_STRINGS: a.set(at.name(), std::vector<std::string>(at.strings().begin(), at.strings().end())); break;
+            case ::onnx::AttributeProto_AttributeType_INTS:
+                a.set(at.name(), std::vector<int64_t>(at.ints().begin(), at.ints().end()));
+                break;
+            case ::onnx::AttributeProto_AttributeType_FLOATS:
+                a.set(at.name(), std::vector<double>(at.floats().begin(), at.floats().end()));
+                break;
+            case ::onnx::AttributeProto_AttributeType_STRINGS:
+                a.set(at.name(), std::vector<std::string>(at.strings().begin(), at.strings().end()));
+                break;
             case ::onnx::AttributeProto_AttributeType_TENSOR: a.set(at.name(), tensor_to_buffer(at.t(), who)); break;
             default:
-                kiln::detail::fail(who, ": attribute '", at.name(), "' is of kind ", ::onnx::AttributeProto_AttributeType_Name(at.type()),
-                                   ", which kiln does not support (subgraphs, sparse tensors and types are out of scope)");
+                kiln::detail::fail(
+                        who, ": attribute '", at.name(), "' is of kind ",
+                        ::onnx::AttributeProto_AttributeType_Name(at.type()),
+                        ", which kiln does not support (subgraphs, sparse tensors and types are out of scope)");
         }
     }
     return a;
@@ -171,7 +199,8 @@ inline Attrs convert_attrs(const ::onnx::NodeProto& n, const std::string& who) {
 // The value of a Constant node.
 inline Buffer constant_value(const Node& n) {
     const auto& a = n.attrs;
-    if (a.all().size() != 1) graph::detail::fail_node(n, "must have exactly one of value, value_float, value_floats, value_int, value_ints");
+    if (a.all().size() != 1)
+        graph::detail::fail_node(n, "must have exactly one of value, value_float, value_floats, value_int, value_ints");
     if (a.has("value")) return a.get<Buffer>("value");
     if (a.has("value_float")) {
         Buffer b({}, f32);
@@ -197,7 +226,8 @@ inline Buffer constant_value(const Node& n) {
         std::memcpy(b.data(), v.data(), v.size() * sizeof(int64_t));
         return b;
     }
-    graph::detail::fail_node(n, "attribute '", a.all().begin()->first, "' is not supported for Constant (sparse and string constants are not)");
+    graph::detail::fail_node(n, "attribute '", a.all().begin()->first,
+                             "' is not supported for Constant (sparse and string constants are not)");
 }
 
 // Nodes worth running while importing: small results that later shapes may depend on.
@@ -217,7 +247,8 @@ KILN_SEPARABLE graph::Graph load_from_bytes(std::string_view bytes, const LoadOp
     using namespace detail;
     if (bytes.empty()) fail_model(where, "the file is empty");
     ::onnx::ModelProto model;
-    if (bytes.size() > static_cast<size_t>(INT32_MAX) || !model.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
+    if (bytes.size() > static_cast<size_t>(INT32_MAX) ||
+        !model.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
         fail_model(where, "is not a valid ONNX protobuf (the file is truncated, corrupt, or not an ONNX model)");
     if (!model.has_graph()) fail_model(where, "has no graph");
     int64_t opset = -1;
@@ -225,7 +256,9 @@ KILN_SEPARABLE graph::Graph load_from_bytes(std::string_view bytes, const LoadOp
         if (o.domain().empty() || o.domain() == "ai.onnx") opset = o.version();
     if (opset < 0) fail_model(where, "imports no version of the default operator set (ai.onnx)");
     // Opset 22 only widened type constraints (bfloat16) of operators kiln runs in f32.
-    if (opset < 11 || opset > 22) fail_model(where, "uses opset ", opset, "; kiln supports opsets 11 to 22 (convert it with onnx.version_converter)");
+    if (opset < 11 || opset > 22)
+        fail_model(where, "uses opset ", opset,
+                   "; kiln supports opsets 11 to 22 (convert it with onnx.version_converter)");
     const auto& gp = model.graph();
     Graph g;
     g.opset = static_cast<int>(opset);
@@ -241,7 +274,8 @@ KILN_SEPARABLE graph::Graph load_from_bytes(std::string_view bytes, const LoadOp
             value_of[in.name()] = g.add_constant(in.name(), c->second);
             continue;
         }
-        if (!in.type().has_tensor_type()) kiln::detail::fail(who, " is not a tensor (sequences and maps are not supported)");
+        if (!in.type().has_tensor_type())
+            kiln::detail::fail(who, " is not a tensor (sequences and maps are not supported)");
         const auto& tt = in.type().tensor_type();
         TensorType t;
         t.dtype = graph::dtype_from_onnx(tt.elem_type(), who);
@@ -249,18 +283,21 @@ KILN_SEPARABLE graph::Graph load_from_bytes(std::string_view bytes, const LoadOp
         if (bound != opt.shapes.end()) {
             t.shape = bound->second;
             if (tt.has_shape() && tt.shape().dim_size() != static_cast<int>(t.shape.size()))
-                kiln::detail::fail(who, " has rank ", tt.shape().dim_size(), " but the shape given for it, ", graph::detail::shape_str(t.shape), ", has rank ",
-                                   t.shape.size());
+                kiln::detail::fail(who, " has rank ", tt.shape().dim_size(), " but the shape given for it, ",
+                                   graph::detail::shape_str(t.shape), ", has rank ", t.shape.size());
             for (int d = 0; tt.has_shape() && d < tt.shape().dim_size(); ++d)
                 if (tt.shape().dim(d).has_dim_value() && tt.shape().dim(d).dim_value() != t.shape[d])
-                    kiln::detail::fail(who, " has dimension ", d, " fixed at ", tt.shape().dim(d).dim_value(), " but the shape given for it says ", t.shape[d]);
+                    kiln::detail::fail(who, " has dimension ", d, " fixed at ", tt.shape().dim(d).dim_value(),
+                                       " but the shape given for it says ", t.shape[d]);
         } else {
             if (!tt.has_shape()) kiln::detail::fail(who, " has no shape in the model; give one in LoadOptions::shapes");
             for (int d = 0; d < tt.shape().dim_size(); ++d) {
                 const auto& dim = tt.shape().dim(d);
                 if (!dim.has_dim_value() || dim.dim_value() <= 0)
-                    kiln::detail::fail(who, " has dimension ", d, " unbound (", dim.has_dim_param() ? "'" + dim.dim_param() + "'" : std::string("unknown"),
-                                       "); kiln compiles static shapes, so give the input's shape, e.g. {{\"", in.name(), "\", {1, 3, 224, 224}}}");
+                    kiln::detail::fail(who, " has dimension ", d, " unbound (",
+                                       dim.has_dim_param() ? "'" + dim.dim_param() + "'" : std::string("unknown"),
+                                       "); kiln compiles static shapes, so give the input's shape, e.g. {{\"",
+                                       in.name(), "\", {1, 3, 224, 224}}}");
                 t.shape.push_back(dim.dim_value());
             }
         }
@@ -277,9 +314,11 @@ KILN_SEPARABLE graph::Graph load_from_bytes(std::string_view bytes, const LoadOp
         n.op = np.op_type();
         const std::string who = graph::detail::who(n);
         if (!np.domain().empty() && np.domain() != "ai.onnx")
-            kiln::detail::fail(who, ": operator domain '", np.domain(), "' is not supported; kiln implements the default ONNX domain");
+            kiln::detail::fail(who, ": operator domain '", np.domain(),
+                               "' is not supported; kiln implements the default ONNX domain");
         if (n.op.rfind("kiln.", 0) == 0)
-            kiln::detail::fail(who, ": '", n.op, "' is one of kiln's internal operators, which its passes insert; a model cannot use it");
+            kiln::detail::fail(who, ": '", n.op,
+                               "' is one of kiln's internal operators, which its passes insert; a model cannot use it");
         n.attrs = convert_attrs(np, who);
         for (const auto& in : np.input()) {
             if (in.empty()) {
@@ -288,7 +327,9 @@ KILN_SEPARABLE graph::Graph load_from_bytes(std::string_view bytes, const LoadOp
             }
             auto it = value_of.find(in);
             if (it == value_of.end())
-                kiln::detail::fail(who, ": input '", in, "' is not a graph input, an initializer or the output of an earlier node (nodes must be in topological order)");
+                kiln::detail::fail(who, ": input '", in,
+                                   "' is not a graph input, an initializer or the output of an earlier node (nodes "
+                                   "must be in topological order)");
             n.inputs.push_back(it->second);
         }
         if (n.op == "Constant") {
@@ -301,11 +342,14 @@ KILN_SEPARABLE graph::Graph load_from_bytes(std::string_view bytes, const LoadOp
         if (names.empty()) kiln::detail::fail(who, ": the node has no outputs");
         n.outputs.assign(names.size(), 0);
         const auto types = graph::infer_types(g, n);
-        if (types.size() < names.size()) kiln::detail::fail(who, ": the node asks for ", names.size(), " outputs but ", n.op, " has ", types.size());
-        const int id = g.add_node(n, std::vector<TensorType>(types.begin(), types.begin() + static_cast<long>(names.size())), names);
+        if (types.size() < names.size())
+            kiln::detail::fail(who, ": the node asks for ", names.size(), " outputs but ", n.op, " has ", types.size());
+        const int id = g.add_node(
+                n, std::vector<TensorType>(types.begin(), types.begin() + static_cast<long>(names.size())), names);
         const std::vector<int> outs = g.nodes[id].outputs;
         if (fold_at_import(g, g.nodes[id])) {
-            const auto vals = opt.evaluate ? opt.evaluate(g, g.nodes[id], opt.target) : graph::detail::evaluate_node(g, g.nodes[id], opt.target);
+            const auto vals = opt.evaluate ? opt.evaluate(g, g.nodes[id], opt.target)
+                                           : graph::detail::evaluate_node(g, g.nodes[id], opt.target);
             for (size_t i = 0; i < names.size(); ++i) {
                 const int v = g.nodes[id].outputs[i];
                 g.values[v].data = vals[i];
@@ -330,7 +374,7 @@ KILN_SEPARABLE graph::Graph load(const std::string& path, const LoadOptions& opt
     // string, a 45 MiB model was copied once more and faulted into fresh memory page by page.
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) kiln::detail::fail("ONNX model '", path, "': cannot open the file");
-    struct stat st{};
+    struct stat st {};
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         ::close(fd);
         kiln::detail::fail("ONNX model '", path, "': cannot read the file (it is not a regular file)");

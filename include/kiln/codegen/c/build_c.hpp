@@ -38,7 +38,8 @@ inline Kernel build_c(const LoweredFunc& f, const BuildOptions& opt) {
     const auto t0 = std::chrono::steady_clock::now();
     const std::string cc = c_compiler();
     if (cc.empty())
-        fail("build: target 'c' needs a C compiler and there is no `cc`; install one (apt-get install gcc) or name it in $KILN_CC");
+        fail("build: target 'c' needs a C compiler and there is no `cc`; install one (apt-get install gcc) or name it "
+             "in $KILN_CC");
     auto compiled = std::make_shared<Kernel::Compiled>();
     compiled->loop_ir = to_string(f);
     compiled->symbol = "kiln_" + f.name;
@@ -47,7 +48,8 @@ inline Kernel build_c(const LoweredFunc& f, const BuildOptions& opt) {
     namespace fs = std::filesystem;
     static std::atomic<int> serial{0};
     std::error_code ec;
-    const fs::path stem = fs::temp_directory_path(ec) / ("kiln_c_" + std::to_string(::getpid()) + "_" + std::to_string(serial++));
+    const fs::path stem =
+            fs::temp_directory_path(ec) / ("kiln_c_" + std::to_string(::getpid()) + "_" + std::to_string(serial++));
     const std::string source = stem.string() + ".c", library = stem.string() + ".so";
     {
         std::ofstream out(source);
@@ -61,7 +63,8 @@ inline Kernel build_c(const LoweredFunc& f, const BuildOptions& opt) {
     fs::remove(source, ec);
     if (status != 0) {
         fs::remove(library, ec);
-        fail("build: the C compiler rejected kernel '", f.name, "' (", command, "):\n", output, "report this as a kiln bug, with the kernel's schedule");
+        fail("build: the C compiler rejected kernel '", f.name, "' (", command, "):\n", output,
+             "report this as a kiln bug, with the kernel's schedule");
     }
     // The object stays mapped after the file is gone; the kernel lives as long as the process, like a JIT kernel.
     void* handle = ::dlopen(library.c_str(), RTLD_NOW | RTLD_LOCAL);
@@ -70,7 +73,8 @@ inline Kernel build_c(const LoweredFunc& f, const BuildOptions& opt) {
     compiled->fn = reinterpret_cast<void (*)(void**, int64_t*)>(::dlsym(handle, compiled->symbol.c_str()));
     if (!compiled->fn) fail("build: the compiled C kernel has no symbol '", compiled->symbol, "'");
     compiled->target = "c " + cc + " " + flags;
-    for (auto& a : f.args) compiled->params.push_back({a.op->name, a.op->dtype, a.op->shape, a.op->kind == OpKind::Compute});
+    for (auto& a : f.args)
+        compiled->params.push_back({a.op->name, a.op->dtype, a.op->shape, a.op->kind == OpKind::Compute});
     compiled->size_vars = f.size_vars;
     compiled->lowered = std::make_shared<const LoweredFunc>(f);
     compiled->compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();

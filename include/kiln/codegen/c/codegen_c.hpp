@@ -92,7 +92,8 @@ public:
     void compile(const LoweredFunc& f, const std::string& symbol) {
         for (auto& a : f.args)
             if (a.op->dtype.bits == 16 && a.op->dtype.is_float())
-                kiln::detail::fail("build: the C backend does not handle f16 tensors ('", a.op->name, "' of '", f.name, "'); use the llvm target");
+                kiln::detail::fail("build: the C backend does not handle f16 tensors ('", a.op->name, "' of '", f.name,
+                                   "'); use the llvm target");
         std::string params;
         for (size_t i = 0; i < f.args.size(); ++i) {
             const Type t = f.args[i].op->dtype;
@@ -103,11 +104,14 @@ public:
         indent_ = 1;
         body_.str("");
         print(f.body);
-        out_ << "static void " << symbol << "_impl(" << (params.empty() ? "void" : params) << ") {\n" << body_.str() << "}\n\n";
+        out_ << "static void " << symbol << "_impl(" << (params.empty() ? "void" : params) << ") {\n"
+             << body_.str() << "}\n\n";
         out_ << "void " << symbol << "(void** args, int64_t* sizes) {\n    " << symbol << "_impl(";
-        for (size_t i = 0; i < f.args.size(); ++i) out_ << (i ? ", " : "") << "(" << storage_type(f.args[i].op->dtype) << "*)args[" << i << "]";
+        for (size_t i = 0; i < f.args.size(); ++i)
+            out_ << (i ? ", " : "") << "(" << storage_type(f.args[i].op->dtype) << "*)args[" << i << "]";
         for (size_t j = 0; j < f.size_vars.size(); ++j)
-            out_ << (f.args.empty() && j == 0 ? "" : ", ") << "(" << scalar_type(f.size_vars[j].type()) << ")sizes[" << j << "]";
+            out_ << (f.args.empty() && j == 0 ? "" : ", ") << "(" << scalar_type(f.size_vars[j].type()) << ")sizes["
+                 << j << "]";
         out_ << ");\n    (void)sizes;\n}\n\n";
         vars_.clear();
         buffers_.clear();
@@ -126,7 +130,9 @@ public:
         return "void";
     }
     // Booleans are stored as bytes.
-    static std::string storage_type(Type t) { return t.element_of().is_bool() ? "uint8_t" : scalar_type(t.element_of()); }
+    static std::string storage_type(Type t) {
+        return t.element_of().is_bool() ? "uint8_t" : scalar_type(t.element_of());
+    }
 
 private:
     struct Binding {
@@ -158,16 +164,15 @@ private:
 
     // ---- expressions: `lane` names the lane index inside a lane loop, or is empty for scalar code ----
 
-    static std::string suffix(Type t) {
-        return (t.is_float() ? "f" : t.is_int() ? "i" : "u") + std::to_string(t.bits);
-    }
+    static std::string suffix(Type t) { return (t.is_float() ? "f" : t.is_int() ? "i" : "u") + std::to_string(t.bits); }
 
     static std::string literal(Type t, double fv, int64_t iv, bool is_float) {
         char buf[64];
         if (t.is_float()) {
             const double v = is_float ? fv : static_cast<double>(iv);
             if (std::isnan(v)) return t.bits == 64 ? "((double)NAN)" : "((float)NAN)";
-            if (std::isinf(v)) return std::string(v < 0 ? "(-" : "(") + (t.bits == 64 ? "(double)INFINITY)" : "INFINITY)");
+            if (std::isinf(v))
+                return std::string(v < 0 ? "(-" : "(") + (t.bits == 64 ? "(double)INFINITY)" : "INFINITY)");
             std::snprintf(buf, sizeof buf, "%a", t.bits == 64 ? v : static_cast<double>(static_cast<float>(v)));
             return std::string(buf) + (t.bits == 64 ? "" : "f");
         }
@@ -186,7 +191,8 @@ private:
             case ExprKind::FloatImm: return literal(t, e.as<FloatImm>()->value, 0, true);
             case ExprKind::Var: {
                 auto it = vars_.find(e.as<VarNode>());
-                if (it == vars_.end()) kiln::detail::internal_fail("the C backend met unbound variable '", e.as<VarNode>()->name, "'");
+                if (it == vars_.end())
+                    kiln::detail::internal_fail("the C backend met unbound variable '", e.as<VarNode>()->name, "'");
                 return it->second.per_lane ? it->second.name + "[" + lane + "]" : it->second.name;
             }
             case ExprKind::Not: return "(!" + expr(e.as<Not>()->a, lane) + ")";
@@ -255,7 +261,9 @@ private:
         const Type t = n->a.type().element_of();
         const std::string a = expr(n->a, lane), b = expr(n->b, lane);
         // C computes narrow integers as int; kiln's (like LLVM's) wrap at their width.
-        auto narrow = [&](const std::string& v) { return t.is_integer() && t.bits < 32 ? "((" + scalar_type(t) + ")" + v + ")" : v; };
+        auto narrow = [&](const std::string& v) {
+            return t.is_integer() && t.bits < 32 ? "((" + scalar_type(t) + ")" + v + ")" : v;
+        };
         switch (n->kind) {
             case ExprKind::Add: return narrow("(" + a + " + " + b + ")");
             case ExprKind::Sub: return narrow("(" + a + " - " + b + ")");
@@ -283,7 +291,9 @@ private:
     std::string call(const Call* n, const std::string& lane) {
         const Type t = n->type.element_of();
         const bool f64 = t.is_float() && t.bits == 64;
-        auto math = [&](const char* name) { return std::string(name) + (f64 ? "" : "f") + "(" + expr(n->args[0], lane) + ")"; };
+        auto math = [&](const char* name) {
+            return std::string(name) + (f64 ? "" : "f") + "(" + expr(n->args[0], lane) + ")";
+        };
         switch (n->op) {
             case Intrinsic::Exp: return math("exp");
             case Intrinsic::Log: return math("log");
@@ -291,16 +301,21 @@ private:
             case Intrinsic::Abs: return math("fabs");
             case Intrinsic::Floor: return math("floor");
             case Intrinsic::Ceil: return math("ceil");
-            case Intrinsic::Round: return math("nearbyint");  // to nearest even in the default rounding mode, as roundeven
+            case Intrinsic::Round:
+                return math("nearbyint");  // to nearest even in the default rounding mode, as roundeven
             case Intrinsic::Tanh: return math("tanh");
             case Intrinsic::Erf: return math("erf");
             case Intrinsic::Rsqrt: return std::string(f64 ? "(1.0 / " : "(1.0f / ") + math("sqrt") + ")";
             case Intrinsic::Sigmoid: return "kiln_sigmoid_" + suffix(t) + "(" + expr(n->args[0], lane) + ")";
-            case Intrinsic::Pow: return std::string(f64 ? "pow(" : "powf(") + expr(n->args[0], lane) + ", " + expr(n->args[1], lane) + ")";
+            case Intrinsic::Pow:
+                return std::string(f64 ? "pow(" : "powf(") + expr(n->args[0], lane) + ", " + expr(n->args[1], lane) +
+                       ")";
             case Intrinsic::Fma:
-                return std::string(f64 ? "fma(" : "fmaf(") + expr(n->args[0], lane) + ", " + expr(n->args[1], lane) + ", " + expr(n->args[2], lane) + ")";
+                return std::string(f64 ? "fma(" : "fmaf(") + expr(n->args[0], lane) + ", " + expr(n->args[1], lane) +
+                       ", " + expr(n->args[2], lane) + ")";
             case Intrinsic::Reinterpret:
-                return "kiln_bits_" + suffix(n->args[0].type().element_of()) + "_" + suffix(t) + "(" + expr(n->args[0], lane) + ")";
+                return "kiln_bits_" + suffix(n->args[0].type().element_of()) + "_" + suffix(t) + "(" +
+                       expr(n->args[0], lane) + ")";
             case Intrinsic::Likely: return expr(n->args[0], lane);
             case Intrinsic::IfThenElse: return lazy(n->args[0], n->args[1], n->args[2], lane);
             case Intrinsic::TensorAccess: kiln::detail::internal_fail("a tensor access reached the C backend");
@@ -338,7 +353,8 @@ private:
                 } else {
                     const std::string name = unique(n->var.name());
                     line(scalar_type(t.element_of()) + " " + name + "[" + std::to_string(t.lanes) + "];");
-                    lane_loop(t.lanes, [&](const std::string& l) { return name + "[" + l + "] = " + expr(n->value, l) + ";"; });
+                    lane_loop(t.lanes,
+                              [&](const std::string& l) { return name + "[" + l + "] = " + expr(n->value, l) + ";"; });
                     vars_[n->var.get()] = {name, true};
                 }
                 print(n->body);
@@ -371,13 +387,13 @@ private:
                 return;
             case StmtKind::Evaluate: return;
             case StmtKind::Provide:
-            case StmtKind::Realize: kiln::detail::internal_fail("an unflattened tensor statement reached the C backend");
+            case StmtKind::Realize:
+                kiln::detail::internal_fail("an unflattened tensor statement reached the C backend");
         }
     }
 
     // `for (int lane = 0; lane < lanes; ++lane) { <let bindings> <statement> }`
-    template <typename F>
-    void lane_loop(int lanes, F&& statement) {
+    template <typename F> void lane_loop(int lanes, F&& statement) {
         const std::string l = "lane_" + std::to_string(counter_++);
         line("for (int " + l + " = 0; " + l + " < " + std::to_string(lanes) + "; ++" + l + ") {");
         ++indent_;
@@ -422,7 +438,9 @@ private:
             return n->predicate.defined() ? "if (" + expr(n->predicate, l) + ") " + assignment : assignment;
         };
         if (!reads_buffer(n->value, n->buffer)) {
-            lane_loop(t.lanes, [&](const std::string& l) { return guarded(l, buf + "[" + expr(n->index, l) + "] = " + stored(expr(n->value, l)) + ";"); });
+            lane_loop(t.lanes, [&](const std::string& l) {
+                return guarded(l, buf + "[" + expr(n->index, l) + "] = " + stored(expr(n->value, l)) + ";");
+            });
             return;
         }
         line("{");
@@ -430,7 +448,9 @@ private:
         const std::string tmp = unique("value");
         line(scalar_type(t.element_of()) + " " + tmp + "[" + std::to_string(t.lanes) + "];");
         lane_loop(t.lanes, [&](const std::string& l) { return tmp + "[" + l + "] = " + expr(n->value, l) + ";"; });
-        lane_loop(t.lanes, [&](const std::string& l) { return guarded(l, buf + "[" + expr(n->index, l) + "] = " + stored(tmp + "[" + l + "]") + ";"); });
+        lane_loop(t.lanes, [&](const std::string& l) {
+            return guarded(l, buf + "[" + expr(n->index, l) + "] = " + stored(tmp + "[" + l + "]") + ";");
+        });
         --indent_;
         line("}");
     }
@@ -446,8 +466,11 @@ private:
         const std::string name = bind_buffer(n->buffer, n->dtype);
         auto* c = as_const_int(total);
         const bool on_stack = c && *c * std::max(1, n->dtype.bytes()) <= 64 * 1024;
-        if (on_stack) line(type + " " + name + "[" + std::to_string(std::max<int64_t>(*c, 1)) + "];");
-        else line(type + "* restrict " + name + " = (" + type + "*)malloc((size_t)(" + count + ") * sizeof(" + type + "));");
+        if (on_stack)
+            line(type + " " + name + "[" + std::to_string(std::max<int64_t>(*c, 1)) + "];");
+        else
+            line(type + "* restrict " + name + " = (" + type + "*)malloc((size_t)(" + count + ") * sizeof(" + type +
+                 "));");
         print(n->body);
         if (!on_stack) line("free(" + name + ");");
         --indent_;

@@ -15,7 +15,8 @@ inline bool program_on_path(const std::string& program) {
         size_t to = dirs.find(':', from);
         if (to == std::string::npos) to = dirs.size();
         std::error_code ec;
-        if (to > from && std::filesystem::exists(std::filesystem::path(dirs.substr(from, to - from)) / program, ec)) return true;
+        if (to > from && std::filesystem::exists(std::filesystem::path(dirs.substr(from, to - from)) / program, ec))
+            return true;
         from = to + 1;
     }
     return false;

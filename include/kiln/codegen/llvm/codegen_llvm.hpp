@@ -19,7 +19,7 @@ class CodeGenLLVM {
 public:
     // fp_contract: a*b + c may become one fma (BuildOptions::fp_contract).
     CodeGenLLVM(llvm::LLVMContext& ctx, llvm::Module& m, const Target& target, bool fp_contract = true)
-        : ctx_(ctx), m_(m), b_(ctx), target_(target) {
+            : ctx_(ctx), m_(m), b_(ctx), target_(target) {
         llvm::FastMathFlags fmf;
         fmf.setAllowContract(fp_contract);
         b_.setFastMathFlags(fmf);
@@ -63,7 +63,8 @@ public:
         }
         for (size_t j = 0; j < f.size_vars.size(); ++j) {
             auto* slot = b_.CreateConstGEP1_64(b_.getInt64Ty(), outer->getArg(1), j);
-            call_args.push_back(b_.CreateIntCast(b_.CreateLoad(b_.getInt64Ty(), slot), llvm_type(f.size_vars[j].type()), true));
+            call_args.push_back(
+                    b_.CreateIntCast(b_.CreateLoad(b_.getInt64Ty(), slot), llvm_type(f.size_vars[j].type()), true));
         }
         b_.CreateCall(inner, call_args);
         b_.CreateRetVoid();
@@ -103,14 +104,19 @@ private:
         llvm::Type* e = nullptr;
         switch (t.code) {
             case TypeCode::Bool: e = b_.getInt1Ty(); break;
-            case TypeCode::Int: case TypeCode::UInt: e = b_.getIntNTy(t.bits); break;
-            case TypeCode::Float: e = t.bits == 16 ? b_.getHalfTy() : t.bits == 32 ? b_.getFloatTy() : b_.getDoubleTy(); break;
+            case TypeCode::Int:
+            case TypeCode::UInt: e = b_.getIntNTy(t.bits); break;
+            case TypeCode::Float:
+                e = t.bits == 16 ? b_.getHalfTy() : t.bits == 32 ? b_.getFloatTy() : b_.getDoubleTy();
+                break;
             case TypeCode::Handle: e = llvm::PointerType::getUnqual(ctx_); break;
         }
         return t.lanes > 1 ? llvm::VectorType::get(e, t.lanes, false) : e;
     }
     // Booleans are stored as bytes.
-    llvm::Type* storage_type(Type t) { return t.element_of().is_bool() ? llvm_type(u8.with_lanes(t.lanes)) : llvm_type(t); }
+    llvm::Type* storage_type(Type t) {
+        return t.element_of().is_bool() ? llvm_type(u8.with_lanes(t.lanes)) : llvm_type(t);
+    }
 
     // Value numbering while emitting: an operation on operands already emitted in a block that dominates
     // this one is reused, not emitted again. Unrolled micro-kernels repeat the same address arithmetic in
@@ -133,8 +139,7 @@ private:
     static uint32_t type_code(Type t) { return uint32_t(t.code) << 24 | uint32_t(t.bits) << 16 | t.lanes; }
 
     // Emits `make()` unless the same operation on the same operands is already available here.
-    template <class Make>
-    llvm::Value* numbered(const Expr& e, std::initializer_list<llvm::Value*> ops, Make make) {
+    template <class Make> llvm::Value* numbered(const Expr& e, std::initializer_list<llvm::Value*> ops, Make make) {
         ValueKey k{static_cast<int>(e.kind()), type_code(e.type()), {nullptr, nullptr, nullptr}};
         size_t i = 0;
         for (auto* op : ops) k.ops[i++] = op;
@@ -155,11 +160,14 @@ private:
 
     llvm::Value* emit(const Expr& e) {
         switch (e.kind()) {
-            case ExprKind::IntImm: return llvm::ConstantInt::get(llvm_type(e.type()), static_cast<uint64_t>(e.as<IntImm>()->value), e.type().is_int());
+            case ExprKind::IntImm:
+                return llvm::ConstantInt::get(llvm_type(e.type()), static_cast<uint64_t>(e.as<IntImm>()->value),
+                                              e.type().is_int());
             case ExprKind::FloatImm: return llvm::ConstantFP::get(llvm_type(e.type()), e.as<FloatImm>()->value);
             case ExprKind::Var: {
                 auto it = vars_.find(e.as<VarNode>());
-                if (it == vars_.end()) kiln::detail::internal_fail("codegen met unbound variable '", e.as<VarNode>()->name, "'");
+                if (it == vars_.end())
+                    kiln::detail::internal_fail("codegen met unbound variable '", e.as<VarNode>()->name, "'");
                 return it->second;
             }
             case ExprKind::Not: {
@@ -184,9 +192,11 @@ private:
                 llvm::Value *base = emit(n->base), *stride = emit(n->stride);
                 return numbered(e, {base, stride}, [&] {
                     std::vector<llvm::Constant*> steps;
-                    for (int i = 0; i < n->lanes; ++i) steps.push_back(llvm::ConstantInt::get(llvm_type(n->base.type()), i));
-                    return b_.CreateAdd(b_.CreateVectorSplat(n->lanes, base),
-                                        b_.CreateMul(b_.CreateVectorSplat(n->lanes, stride), llvm::ConstantVector::get(steps)));
+                    for (int i = 0; i < n->lanes; ++i)
+                        steps.push_back(llvm::ConstantInt::get(llvm_type(n->base.type()), i));
+                    return b_.CreateAdd(
+                            b_.CreateVectorSplat(n->lanes, base),
+                            b_.CreateMul(b_.CreateVectorSplat(n->lanes, stride), llvm::ConstantVector::get(steps)));
                 });
             }
             case ExprKind::Broadcast: {
@@ -242,15 +252,25 @@ private:
                 }
                 return floor_div_mod(a, b, false, n->b, sgn);
             case ExprKind::Min:
-                return b_.CreateSelect(fp ? b_.CreateFCmpOLT(a, b) : sgn ? b_.CreateICmpSLT(a, b) : b_.CreateICmpULT(a, b), a, b);
+                return b_.CreateSelect(fp    ? b_.CreateFCmpOLT(a, b)
+                                       : sgn ? b_.CreateICmpSLT(a, b)
+                                             : b_.CreateICmpULT(a, b),
+                                       a, b);
             case ExprKind::Max:
-                return b_.CreateSelect(fp ? b_.CreateFCmpOGT(a, b) : sgn ? b_.CreateICmpSGT(a, b) : b_.CreateICmpUGT(a, b), a, b);
+                return b_.CreateSelect(fp    ? b_.CreateFCmpOGT(a, b)
+                                       : sgn ? b_.CreateICmpSGT(a, b)
+                                             : b_.CreateICmpUGT(a, b),
+                                       a, b);
             case ExprKind::EQ: return fp ? b_.CreateFCmpOEQ(a, b) : b_.CreateICmpEQ(a, b);
             case ExprKind::NE: return fp ? b_.CreateFCmpUNE(a, b) : b_.CreateICmpNE(a, b);
-            case ExprKind::LT: return fp ? b_.CreateFCmpOLT(a, b) : sgn ? b_.CreateICmpSLT(a, b) : b_.CreateICmpULT(a, b);
-            case ExprKind::LE: return fp ? b_.CreateFCmpOLE(a, b) : sgn ? b_.CreateICmpSLE(a, b) : b_.CreateICmpULE(a, b);
-            case ExprKind::GT: return fp ? b_.CreateFCmpOGT(a, b) : sgn ? b_.CreateICmpSGT(a, b) : b_.CreateICmpUGT(a, b);
-            case ExprKind::GE: return fp ? b_.CreateFCmpOGE(a, b) : sgn ? b_.CreateICmpSGE(a, b) : b_.CreateICmpUGE(a, b);
+            case ExprKind::LT:
+                return fp ? b_.CreateFCmpOLT(a, b) : sgn ? b_.CreateICmpSLT(a, b) : b_.CreateICmpULT(a, b);
+            case ExprKind::LE:
+                return fp ? b_.CreateFCmpOLE(a, b) : sgn ? b_.CreateICmpSLE(a, b) : b_.CreateICmpULE(a, b);
+            case ExprKind::GT:
+                return fp ? b_.CreateFCmpOGT(a, b) : sgn ? b_.CreateICmpSGT(a, b) : b_.CreateICmpUGT(a, b);
+            case ExprKind::GE:
+                return fp ? b_.CreateFCmpOGE(a, b) : sgn ? b_.CreateICmpSGE(a, b) : b_.CreateICmpUGE(a, b);
             case ExprKind::And: return b_.CreateAnd(a, b);
             case ExprKind::Or: return b_.CreateOr(a, b);
             default: kiln::detail::internal_fail("unknown binary operator in codegen");
@@ -266,14 +286,17 @@ private:
         if (c && *c > 0 && (*c & (*c - 1)) == 0) {
             int shift = 0;
             while ((int64_t{1} << shift) < *c) ++shift;
-            if (div) return sgn ? b_.CreateAShr(a, llvm::ConstantInt::get(a->getType(), shift)) : b_.CreateLShr(a, llvm::ConstantInt::get(a->getType(), shift));
+            if (div)
+                return sgn ? b_.CreateAShr(a, llvm::ConstantInt::get(a->getType(), shift))
+                           : b_.CreateLShr(a, llvm::ConstantInt::get(a->getType(), shift));
             return b_.CreateAnd(a, llvm::ConstantInt::get(a->getType(), *c - 1));
         }
         llvm::Value* zero = llvm::Constant::getNullValue(a->getType());
         llvm::Value* one = llvm::ConstantInt::get(a->getType(), 1);
         const bool safe_constant = c && *c != 0 && (!sgn || *c != -1);
         llvm::Value* by_zero = safe_constant ? nullptr : b_.CreateICmpEQ(b, zero);
-        llvm::Value* by_minus_one = safe_constant || !sgn ? nullptr : b_.CreateICmpEQ(b, llvm::Constant::getAllOnesValue(a->getType()));
+        llvm::Value* by_minus_one =
+                safe_constant || !sgn ? nullptr : b_.CreateICmpEQ(b, llvm::Constant::getAllOnesValue(a->getType()));
         llvm::Value* bs = b;
         if (by_zero) bs = b_.CreateSelect(by_minus_one ? b_.CreateOr(by_zero, by_minus_one) : by_zero, one, b);
         if (!sgn) {
@@ -325,7 +348,8 @@ private:
     llvm::Value* address(const Var& buf, llvm::Value* index, Type elem) {
         auto it = buffers_.find(buf.get());
         if (it == buffers_.end()) kiln::detail::internal_fail("codegen met unknown buffer '", buf.name(), "'");
-        return b_.CreateInBoundsGEP(storage_type(elem), it->second.ptr, b_.CreateSExt(index, index->getType()->getWithNewBitWidth(64)));
+        return b_.CreateInBoundsGEP(storage_type(elem), it->second.ptr,
+                                    b_.CreateSExt(index, index->getType()->getWithNewBitWidth(64)));
     }
 
     // A ramp with stride 1 is one contiguous vector access; anything else gathers or scatters.
@@ -344,14 +368,19 @@ private:
             v = b_.CreateAlignedLoad(st, address(n->buffer, emit(n->index), elem), align);
         } else if (auto* r = dense_ramp(n->index)) {
             llvm::Value* p = address(n->buffer, emit(r->base), elem);
-            if (n->predicate.defined()) v = b_.CreateMaskedLoad(st, p, align, emit(n->predicate), llvm::Constant::getNullValue(st));
-            else v = b_.CreateAlignedLoad(st, p, align);
+            if (n->predicate.defined())
+                v = b_.CreateMaskedLoad(st, p, align, emit(n->predicate), llvm::Constant::getNullValue(st));
+            else
+                v = b_.CreateAlignedLoad(st, p, align);
         } else if (auto* bc = n->index.as<Broadcast>(); bc && !n->predicate.defined()) {
             llvm::Value* s = b_.CreateAlignedLoad(storage_type(elem), address(n->buffer, emit(bc->value), elem), align);
             v = b_.CreateVectorSplat(t.lanes, s);
         } else {
             llvm::Value* ptrs = address(n->buffer, emit(n->index), elem);
-            llvm::Value* mask = n->predicate.defined() ? emit(n->predicate) : llvm::Constant::getAllOnesValue(llvm::VectorType::get(b_.getInt1Ty(), t.lanes, false));
+            llvm::Value* mask =
+                    n->predicate.defined()
+                            ? emit(n->predicate)
+                            : llvm::Constant::getAllOnesValue(llvm::VectorType::get(b_.getInt1Ty(), t.lanes, false));
             v = b_.CreateMaskedGather(st, ptrs, align, mask, llvm::Constant::getNullValue(st));
         }
         if (elem.is_bool()) v = b_.CreateICmpNE(v, llvm::Constant::getNullValue(v->getType()));
@@ -368,11 +397,16 @@ private:
             b_.CreateAlignedStore(v, address(n->buffer, emit(n->index), elem), align);
         } else if (auto* r = dense_ramp(n->index)) {
             llvm::Value* p = address(n->buffer, emit(r->base), elem);
-            if (n->predicate.defined()) b_.CreateMaskedStore(v, p, align, emit(n->predicate));
-            else b_.CreateAlignedStore(v, p, align);
+            if (n->predicate.defined())
+                b_.CreateMaskedStore(v, p, align, emit(n->predicate));
+            else
+                b_.CreateAlignedStore(v, p, align);
         } else {
             llvm::Value* ptrs = address(n->buffer, emit(n->index), elem);
-            llvm::Value* mask = n->predicate.defined() ? emit(n->predicate) : llvm::Constant::getAllOnesValue(llvm::VectorType::get(b_.getInt1Ty(), t.lanes, false));
+            llvm::Value* mask =
+                    n->predicate.defined()
+                            ? emit(n->predicate)
+                            : llvm::Constant::getAllOnesValue(llvm::VectorType::get(b_.getInt1Ty(), t.lanes, false));
             b_.CreateMaskedScatter(v, ptrs, align, mask);
         }
     }
@@ -381,7 +415,8 @@ private:
     llvm::Value* libm_call(const char* f32_name, const char* f64_name, llvm::Value* x) {
         llvm::Type* t = x->getType();
         llvm::Type* et = t->getScalarType();
-        auto callee = m_.getOrInsertFunction(et->isDoubleTy() ? f64_name : f32_name, llvm::FunctionType::get(et, {et}, false));
+        auto callee = m_.getOrInsertFunction(et->isDoubleTy() ? f64_name : f32_name,
+                                             llvm::FunctionType::get(et, {et}, false));
         if (!t->isVectorTy()) return b_.CreateCall(callee, {x});
         const unsigned lanes = static_cast<unsigned>(llvm::cast<llvm::FixedVectorType>(t)->getNumElements());
         llvm::Value* out = llvm::PoisonValue::get(t);
@@ -413,10 +448,12 @@ private:
             }
             case Intrinsic::Tanh: return libm_call("tanhf", "tanh", emit(n->args[0]));
             case Intrinsic::Erf: return libm_call("erff", "erf", emit(n->args[0]));
-            case Intrinsic::Pow: return b_.CreateBinaryIntrinsic(llvm::Intrinsic::pow, emit(n->args[0]), emit(n->args[1]));
+            case Intrinsic::Pow:
+                return b_.CreateBinaryIntrinsic(llvm::Intrinsic::pow, emit(n->args[0]), emit(n->args[1]));
             case Intrinsic::Fma: {
                 llvm::Value* a = emit(n->args[0]);
-                return b_.CreateIntrinsic(llvm::Intrinsic::fma, {a->getType()}, {a, emit(n->args[1]), emit(n->args[2])});
+                return b_.CreateIntrinsic(llvm::Intrinsic::fma, {a->getType()},
+                                          {a, emit(n->args[1]), emit(n->args[2])});
             }
             case Intrinsic::Reinterpret: return b_.CreateBitCast(emit(n->args[0]), llvm_type(n->type));
             case Intrinsic::Likely: return emit(n->args[0]);
@@ -440,8 +477,10 @@ private:
             }
             case StmtKind::For: {
                 auto* n = s.as<For>();
-                if (n->for_kind == ForKind::Parallel) emit_parallel(n);
-                else emit_serial(n);
+                if (n->for_kind == ForKind::Parallel)
+                    emit_parallel(n);
+                else
+                    emit_serial(n);
                 return;
             }
             case StmtKind::Store: emit_store(s.as<Store>()); return;
@@ -467,9 +506,12 @@ private:
                 b_.SetInsertPoint(done_bb);
                 return;
             }
-            case StmtKind::Block: for (auto& c : s.as<Block>()->stmts) emit(c); return;
+            case StmtKind::Block:
+                for (auto& c : s.as<Block>()->stmts) emit(c);
+                return;
             case StmtKind::Evaluate: return;
-            case StmtKind::Provide: case StmtKind::Realize:
+            case StmtKind::Provide:
+            case StmtKind::Realize:
                 kiln::detail::internal_fail("an unflattened tensor statement reached code generation");
         }
     }
@@ -502,10 +544,12 @@ private:
     void emit_parallel(const For* n) {
         std::vector<const VarNode*> captured_vars, captured_bufs;
         auto capture = [&](const Expr& e) {
-            if (auto* v = e.as<VarNode>(); v && vars_.count(v) && std::find(captured_vars.begin(), captured_vars.end(), v) == captured_vars.end())
+            if (auto* v = e.as<VarNode>();
+                v && vars_.count(v) && std::find(captured_vars.begin(), captured_vars.end(), v) == captured_vars.end())
                 captured_vars.push_back(v);
             auto note_buf = [&](const Var& b) {
-                if (buffers_.count(b.get()) && std::find(captured_bufs.begin(), captured_bufs.end(), b.get()) == captured_bufs.end())
+                if (buffers_.count(b.get()) &&
+                    std::find(captured_bufs.begin(), captured_bufs.end(), b.get()) == captured_bufs.end())
                     captured_bufs.push_back(b.get());
             };
             if (auto* l = e.as<Load>()) note_buf(l->buffer);
@@ -515,10 +559,14 @@ private:
         struct StoreBufs : IRVisitor {
             std::function<void(const Var&)> f;
             using IRVisitor::visit;
-            void visit_store(const Store* s) override { f(s->buffer); IRVisitor::visit_store(s); }
+            void visit_store(const Store* s) override {
+                f(s->buffer);
+                IRVisitor::visit_store(s);
+            }
         } sb;
         sb.f = [&](const Var& b) {
-            if (buffers_.count(b.get()) && std::find(captured_bufs.begin(), captured_bufs.end(), b.get()) == captured_bufs.end())
+            if (buffers_.count(b.get()) &&
+                std::find(captured_bufs.begin(), captured_bufs.end(), b.get()) == captured_bufs.end())
                 captured_bufs.push_back(b.get());
         };
         sb.visit(n->body);
@@ -529,9 +577,12 @@ private:
         // Fill the closure in the caller.
         llvm::IRBuilder<> eb(entry_, entry_->begin());
         auto* closure = eb.CreateAlloca(closure_t);
-        for (size_t i = 0; i < captured_vars.size(); ++i) b_.CreateStore(vars_.at(captured_vars[i]), b_.CreateStructGEP(closure_t, closure, static_cast<unsigned>(i)));
+        for (size_t i = 0; i < captured_vars.size(); ++i)
+            b_.CreateStore(vars_.at(captured_vars[i]),
+                           b_.CreateStructGEP(closure_t, closure, static_cast<unsigned>(i)));
         for (size_t i = 0; i < captured_bufs.size(); ++i)
-            b_.CreateStore(buffers_.at(captured_bufs[i]).ptr, b_.CreateStructGEP(closure_t, closure, static_cast<unsigned>(captured_vars.size() + i)));
+            b_.CreateStore(buffers_.at(captured_bufs[i]).ptr,
+                           b_.CreateStructGEP(closure_t, closure, static_cast<unsigned>(captured_vars.size() + i)));
         llvm::Value* lo = emit(n->min);
         llvm::Value* extent = emit(n->extent);
         // Build the body with its own scope. The thread pool calls `body(i32, ptr closure)`, which unpacks
@@ -559,8 +610,10 @@ private:
             // Two names for one allocation (storage_reuse) must not be promised distinct.
             llvm::Value* p = saved_bufs.at(captured_bufs[i]).ptr;
             bool unique = true;
-            for (size_t j = 0; j < captured_bufs.size(); ++j) unique &= j == i || saved_bufs.at(captured_bufs[j]).ptr != p;
-            if (unique) inner_fn->addParamAttr(static_cast<unsigned>(1 + captured_vars.size() + i), llvm::Attribute::NoAlias);
+            for (size_t j = 0; j < captured_bufs.size(); ++j)
+                unique &= j == i || saved_bufs.at(captured_bufs[j]).ptr != p;
+            if (unique)
+                inner_fn->addParamAttr(static_cast<unsigned>(1 + captured_vars.size() + i), llvm::Attribute::NoAlias);
         }
         auto* body_t = llvm::FunctionType::get(b_.getVoidTy(), {b_.getInt32Ty(), ptr_t}, false);
         auto* body_fn = llvm::Function::Create(body_t, llvm::Function::InternalLinkage, base, m_);
@@ -574,7 +627,8 @@ private:
         b_.CreateRetVoid();
 
         begin_function(inner_fn);
-        for (size_t i = 0; i < captured_vars.size(); ++i) vars_[captured_vars[i]] = inner_fn->getArg(static_cast<unsigned>(1 + i));
+        for (size_t i = 0; i < captured_vars.size(); ++i)
+            vars_[captured_vars[i]] = inner_fn->getArg(static_cast<unsigned>(1 + i));
         for (size_t i = 0; i < captured_bufs.size(); ++i)
             buffers_[captured_bufs[i]].ptr = inner_fn->getArg(static_cast<unsigned>(1 + captured_vars.size() + i));
         llvm::Value* it = b_.CreateIntCast(inner_fn->getArg(0), lo->getType(), true);
@@ -589,7 +643,8 @@ private:
         fn_ = saved_fn;
         entry_ = saved_entry;
         b_.SetInsertPoint(saved_block);
-        auto pf = m_.getOrInsertFunction("kiln_parallel_for", llvm::FunctionType::get(b_.getVoidTy(), {ptr_t, ptr_t, b_.getInt32Ty()}, false));
+        auto pf = m_.getOrInsertFunction(
+                "kiln_parallel_for", llvm::FunctionType::get(b_.getVoidTy(), {ptr_t, ptr_t, b_.getInt32Ty()}, false));
         b_.CreateCall(pf, {body_fn, closure, b_.CreateIntCast(extent, b_.getInt32Ty(), true)});
     }
 
@@ -616,7 +671,8 @@ private:
         if (auto* f = llvm::dyn_cast<llvm::Function>(alloc.getCallee())) f->addRetAttr(llvm::Attribute::NoAlias);
         auto release = m_.getOrInsertFunction("kiln_free", llvm::FunctionType::get(b_.getVoidTy(), {ptr_t}, false));
         llvm::Value* count = b_.CreateSExt(emit(total), b_.getInt64Ty());
-        llvm::Value* p = b_.CreateCall(alloc, {b_.CreateMul(count, b_.getInt64(static_cast<uint64_t>(std::max(1, n->dtype.bytes()))))});
+        llvm::Value* p = b_.CreateCall(
+                alloc, {b_.CreateMul(count, b_.getInt64(static_cast<uint64_t>(std::max(1, n->dtype.bytes()))))});
         buffers_[n->buffer.get()] = {p, n->dtype};
         emit(n->body);
         b_.CreateCall(release, {p});

@@ -22,8 +22,9 @@ namespace detail {
 // any finite number finite (so the zero-padded weights of the next convolution still cancel them), the
 // others only run blocked when there is no padding.
 inline bool blocked_elementwise(const std::string& op, bool padded) {
-    static const std::set<std::string> finite = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "Erf", "Gelu", "HardSigmoid", "HardSwish", "Mish",
-                                                 "Neg", "Abs", "Floor", "Ceil", "Identity", "Clip", "Add", "Sub", "Mul", "Max", "Min"};
+    static const std::set<std::string> finite = {
+            "Relu", "LeakyRelu", "Sigmoid", "Tanh",     "Erf",  "Gelu", "HardSigmoid", "HardSwish", "Mish", "Neg",
+            "Abs",  "Floor",     "Ceil",    "Identity", "Clip", "Add",  "Sub",         "Mul",       "Max",  "Min"};
     static const std::set<std::string> unpadded = {"Div", "Pow", "Sqrt", "Exp", "Log", "Reciprocal"};
     return finite.count(op) || (!padded && unpadded.count(op));
 }
@@ -60,14 +61,16 @@ inline Buffer blocked_per_channel(const Buffer& b, int64_t block) {
 // has already turned a constant transB into [K, N]), with enough rows for register tiles: products
 // kiln.MatMulPacked computes.
 inline bool packs_dense_weight(const Graph& g, const Node& n) {
-    if ((n.op != "MatMul" && n.op != "Gemm") || n.inputs.size() < 2 || n.inputs[0] < 0 || !g.constant_input(n, 1)) return false;
+    if ((n.op != "MatMul" && n.op != "Gemm") || n.inputs.size() < 2 || n.inputs[0] < 0 || !g.constant_input(n, 1))
+        return false;
     const TensorType &a = g.type_of(n.inputs[0]), &b = g.type_of(n.inputs[1]);
     if (a.rank() < 2 || b.rank() != 2 || a.dtype != f32 || b.dtype != f32) return false;
     int64_t rows = 1;
     for (size_t d = 0; d + 1 < a.rank(); ++d) rows *= a.shape[d];
     if (rows < nn::detail::kMatrixVectorRows) return false;
     if (n.op == "MatMul") return true;
-    if (n.attrs.get_int("transA", 0) || n.attrs.get_int("transB", 0) || n.attrs.get_float("alpha", 1) != 1) return false;
+    if (n.attrs.get_int("transA", 0) || n.attrs.get_int("transB", 0) || n.attrs.get_float("alpha", 1) != 1)
+        return false;
     if (n.inputs.size() < 3 || n.inputs[2] < 0) return true;
     return n.attrs.get_float("beta", 1) == 1 && g.type_of(n.inputs[2]).shape == std::vector<int64_t>{b.shape[1]};
 }
@@ -95,7 +98,8 @@ inline Graph alter_layout(const Graph& g, const Target& target = {}) {
         if (outputs.empty()) {
             const auto types = infer_types(out, n);
             n.outputs.clear();
-            for (size_t i = 0; i < types.size(); ++i) n.outputs.push_back(out.add_value(n.label() + ":" + std::to_string(i), types[i]));
+            for (size_t i = 0; i < types.size(); ++i)
+                n.outputs.push_back(out.add_value(n.label() + ":" + std::to_string(i), types[i]));
         } else {
             n.outputs = outputs;
         }
@@ -126,11 +130,13 @@ inline Graph alter_layout(const Graph& g, const Target& target = {}) {
 
     for (const Node& n : g.nodes) {
         const auto& x = n.inputs.empty() || n.inputs[0] < 0 ? TensorType{} : g.type_of(n.inputs[0]);
-        if (n.op == "Conv" && x.rank() == 4 && x.dtype == f32 && g.constant_input(n, 1) && g.type_of(n.inputs[1]).rank() == 4) {
+        if (n.op == "Conv" && x.rank() == 4 && x.dtype == f32 && g.constant_input(n, 1) &&
+            g.type_of(n.inputs[1]).rank() == 4) {
             const auto& wt = g.type_of(n.inputs[1]).shape;
             const int64_t group = n.attrs.get_int("group", 1);
             const nn::Conv2dLayout l = nn::conv2d_layout(x.shape[1], wt[0], static_cast<int>(group), target);
-            const ops::detail::Window w = ops::detail::window_of(n, ops::detail::spatial(x.shape), ops::detail::spatial(wt));
+            const ops::detail::Window w =
+                    ops::detail::window_of(n, ops::detail::spatial(x.shape), ops::detail::spatial(wt));
             Node pack{n.label() + ".weight", "kiln.PackConvWeight", {n.inputs[1]}, {}, {}};
             pack.attrs.set("channels", x.shape[1]);
             pack.attrs.set("group", group);
@@ -174,7 +180,8 @@ inline Graph alter_layout(const Graph& g, const Target& target = {}) {
         // Operators whose first input is blocked may follow it into the blocked layout.
         const auto first = n.inputs.empty() || n.inputs[0] < 0 ? blocked.end() : blocked.find(n.inputs[0]);
         // Zero padding of the pixels (the Pad before an exported AveragePool) pads the blocked pixels alike.
-        if (first != blocked.end() && n.op == "Pad" && x.rank() == 4 && n.attrs.get_string("mode", "constant") == "constant" &&
+        if (first != blocked.end() && n.op == "Pad" && x.rank() == 4 &&
+            n.attrs.get_string("mode", "constant") == "constant" &&
             (n.inputs.size() < 3 || n.inputs[2] < 0 || g.value(n.inputs[2]).is_constant())) {
             const std::vector<int64_t> p = ops::detail::pads_of(g, n);
             if (p[0] == 0 && p[1] == 0 && p[4] == 0 && p[5] == 0) {
@@ -191,10 +198,16 @@ inline Graph alter_layout(const Graph& g, const Target& target = {}) {
             const bool padded = b.channels % b.block != 0;
             const TensorType& ot = g.type_of(n.outputs[0]);
             std::string op;
-            const bool pool = (n.op == "MaxPool" || n.op == "AveragePool" || n.op == "GlobalAveragePool" || n.op == "GlobalMaxPool") && x.rank() == 4;
-            if (pool) op = "kiln." + n.op + "Blocked";
-            else if (detail::blocked_elementwise(n.op, padded) && detail::spreads_over_pixels(x.shape, ot.shape)) op = n.op;
-            else if (n.op == "Concat" && x.rank() == 4 && graph::detail::norm_axis(n, n.attrs.get_int("axis", 0), 4) == 1) op = n.op;
+            const bool pool = (n.op == "MaxPool" || n.op == "AveragePool" || n.op == "GlobalAveragePool" ||
+                               n.op == "GlobalMaxPool") &&
+                              x.rank() == 4;
+            if (pool)
+                op = "kiln." + n.op + "Blocked";
+            else if (detail::blocked_elementwise(n.op, padded) && detail::spreads_over_pixels(x.shape, ot.shape))
+                op = n.op;
+            else if (n.op == "Concat" && x.rank() == 4 &&
+                     graph::detail::norm_axis(n, n.attrs.get_int("axis", 0), 4) == 1)
+                op = n.op;
             // Every other input must be blocked the same way, or a scalar constant (a Clip bound, say). An
             // elementwise input may be one value per channel ([N, C, 1, 1]: the scale of a
             // squeeze-and-excitation block), which broadcasts over the pixels of the blocked layout too.
@@ -213,13 +226,16 @@ inline Graph alter_layout(const Graph& g, const Target& target = {}) {
                            (i + 1 == n.inputs.size() || it->second.channels % b.block == 0)) {
                     nb.inputs.push_back(it->second.value);
                     channels += it->second.channels;
-                } else if (!concat && it != blocked.end() && it->second.channels == b.channels && it->second.block == b.block &&
-                           (pool ? g.type_of(v).shape == x.shape : detail::spreads_over_pixels(g.type_of(v).shape, ot.shape))) {
+                } else if (!concat && it != blocked.end() && it->second.channels == b.channels &&
+                           it->second.block == b.block &&
+                           (pool ? g.type_of(v).shape == x.shape
+                                 : detail::spreads_over_pixels(g.type_of(v).shape, ot.shape))) {
                     nb.inputs.push_back(it->second.value);
                 } else if (!concat && i > 0 && g.value(v).is_constant() && g.type_of(v).dtype == f32 &&
                            detail::per_channel(g.type_of(v).shape, b.channels)) {
                     // A BatchNormalization's scale or shift that no convolution absorbed (after a Concat).
-                    nb.inputs.push_back(out.add_constant(g.value(v).name + ".nchwc", detail::blocked_per_channel(*g.value(v).data, b.block)));
+                    nb.inputs.push_back(out.add_constant(g.value(v).name + ".nchwc",
+                                                         detail::blocked_per_channel(*g.value(v).data, b.block)));
                 } else {
                     ok = false;
                 }

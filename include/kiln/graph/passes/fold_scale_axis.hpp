@@ -47,7 +47,8 @@ inline Graph fold_scale_axis(const Graph& g) {
             const int64_t C = t.shape[1];
             auto c = detail::per_channel(*k, t.rank(), C);
             if (!c) continue;
-            std::vector<float> bias = has_bias ? detail::floats_of(*out.constant_input(conv, 2)) : std::vector<float>(static_cast<size_t>(C), 0.f);
+            std::vector<float> bias = has_bias ? detail::floats_of(*out.constant_input(conv, 2))
+                                               : std::vector<float>(static_cast<size_t>(C), 0.f);
             if (op.op == "Mul") {
                 auto w = detail::floats_of(*W);
                 const size_t per = w.size() / static_cast<size_t>(C);
@@ -55,7 +56,8 @@ inline Graph fold_scale_axis(const Graph& g) {
                     for (size_t i = 0; i < per; ++i) w[ch * per + i] *= (*c)[ch];
                     bias[ch] *= (*c)[ch];
                 }
-                conv.inputs[1] = out.add_constant(out.values[conv.inputs[1]].name + "_scaled", detail::buffer_of(w, W->shape()));
+                conv.inputs[1] =
+                        out.add_constant(out.values[conv.inputs[1]].name + "_scaled", detail::buffer_of(w, W->shape()));
             } else {
                 for (size_t ch = 0; ch < static_cast<size_t>(C); ++ch) bias[ch] += (*c)[ch];
             }

@@ -36,7 +36,8 @@ inline std::vector<Group> finish_groups(const Graph& g, const std::vector<std::v
     std::vector<bool> read_outside(g.values.size(), false);
     for (size_t n = 0; n < g.nodes.size(); ++n)
         for (int v : g.nodes[n].inputs)
-            if (v >= 0 && (g.values[v].producer < 0 || group_of[g.values[v].producer] != group_of[n])) read_outside[v] = true;
+            if (v >= 0 && (g.values[v].producer < 0 || group_of[g.values[v].producer] != group_of[n]))
+                read_outside[v] = true;
     std::vector<Group> out;
     for (auto& m : members) {
         if (m.empty()) continue;
@@ -153,7 +154,10 @@ inline std::vector<Group> fuse_ops(const Graph& g) {
             bool everywhere = true;
             for (auto& ch : chains) {
                 auto at = std::find(ch.begin(), ch.end(), sink);
-                if (at == ch.end()) { everywhere = false; break; }
+                if (at == ch.end()) {
+                    everywhere = false;
+                    break;
+                }
                 nodes.insert(nodes.end(), ch.begin(), at);
             }
             if (!everywhere) continue;
@@ -180,7 +184,8 @@ inline std::vector<Group> fuse_ops(const Graph& g) {
                 closes = diamond(v);
                 bool fits = std::find(closes.begin(), closes.end(), static_cast<int>(n)) != closes.end();
                 for (int m : closes)
-                    fits &= detail::can_join(op_def(g.nodes[m]).pattern, pattern[gp], g.type_of(g.nodes[m].outputs[0]).shape == g.type_of(v).shape);
+                    fits &= detail::can_join(op_def(g.nodes[m]).pattern, pattern[gp],
+                                             g.type_of(g.nodes[m].outputs[0]).shape == g.type_of(v).shape);
                 if (!fits) continue;
             }
             // Join only a group whose only output is this value: other groups may depend on the rest.

@@ -12,9 +12,12 @@ namespace detail {
 
 inline std::vector<float> floats_of(const Buffer& b) {
     std::vector<float> v(static_cast<size_t>(b.size()));
-    if (b.dtype() == f32) std::memcpy(v.data(), b.data(), v.size() * sizeof(float));
-    else if (b.dtype() == f64) for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(static_cast<const double*>(b.data())[i]);
-    else kiln::detail::internal_fail("simplify_inference: expected a float constant");
+    if (b.dtype() == f32)
+        std::memcpy(v.data(), b.data(), v.size() * sizeof(float));
+    else if (b.dtype() == f64)
+        for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(static_cast<const double*>(b.data())[i]);
+    else
+        kiln::detail::internal_fail("simplify_inference: expected a float constant");
     return v;
 }
 
@@ -32,10 +35,12 @@ inline Graph simplify_inference(const Graph& g) {
     for (size_t n = 0; n < out.nodes.size(); ++n) {
         Node& bn = out.nodes[n];
         if (bn.op != "BatchNormalization") continue;
-        const Buffer *sc = out.constant_input(bn, 1), *bi = out.constant_input(bn, 2), *mu = out.constant_input(bn, 3), *var = out.constant_input(bn, 4);
+        const Buffer *sc = out.constant_input(bn, 1), *bi = out.constant_input(bn, 2), *mu = out.constant_input(bn, 3),
+                     *var = out.constant_input(bn, 4);
         if (!sc || !bi || !mu || !var || out.type_of(bn.inputs[0]).dtype != f32) continue;
         const double eps = bn.attrs.get_float("epsilon", 1e-5);
-        auto s = detail::floats_of(*sc), b = detail::floats_of(*bi), m = detail::floats_of(*mu), v = detail::floats_of(*var);
+        auto s = detail::floats_of(*sc), b = detail::floats_of(*bi), m = detail::floats_of(*mu),
+             v = detail::floats_of(*var);
         const size_t C = s.size();
         std::vector<float> scale(C), shift(C);
         for (size_t c = 0; c < C; ++c) {
@@ -65,7 +70,8 @@ inline Graph simplify_inference(const Graph& g) {
     std::vector<int> order;
     std::vector<bool> placed(out.nodes.size(), false);
     std::vector<std::vector<int>> after(out.nodes.size());
-    for (size_t n = g.nodes.size(); n < out.nodes.size(); ++n) after[out.values[out.nodes[n].inputs[0]].producer].push_back(static_cast<int>(n));
+    for (size_t n = g.nodes.size(); n < out.nodes.size(); ++n)
+        after[out.values[out.nodes[n].inputs[0]].producer].push_back(static_cast<int>(n));
     for (size_t n = 0; n < g.nodes.size(); ++n) {
         order.push_back(static_cast<int>(n));
         for (int a : after[n]) order.push_back(a);
