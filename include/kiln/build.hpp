@@ -36,9 +36,19 @@ namespace jit {
 // `t` with what it leaves open (triple, CPU, features, vector width) filled in from the host.
 KILN_SEPARABLE Target resolve(Target t);
 
-// Links object code (a relocatable object, as a build keeps it with BuildOptions::keep_object) into the
-// process's JIT and returns the address of `symbol`. Each object is linked into a library of its own.
-KILN_SEPARABLE void* link_object(const std::string& object, const std::string& symbol);
+// Object code linked into the process's JIT: the address of its entry point, and what keeps the code
+// loaded (the last copy of `code` unloads it).
+struct LinkedCode {
+    void* entry = nullptr;
+    std::shared_ptr<void> code;
+};
+
+// Links object code (a relocatable object, as a build keeps it with BuildOptions::keep_object) into a JIT
+// library of its own and returns `symbol`'s address with the library's owner.
+KILN_SEPARABLE LinkedCode link_object(const std::string& object, const std::string& symbol);
+
+// JIT libraries loaded now: one per kernel some Kernel, Executable or cache entry still holds.
+KILN_SEPARABLE size_t linked_libraries();
 
 // What, besides the lowered program and the target, decides a kernel's object code: the versions of kiln
 // and LLVM and the optimisation settings. Part of every disk cache key.
@@ -194,7 +204,9 @@ inline Kernel detail::build_llvm(const LoweredFunc& f, const BuildOptions& opt) 
         if (auto entry = disk.load(disk_key); entry && entry->symbol == symbol) {
             try {
                 object = std::string(entry->object);
-                addr = jit::JIT::instance().add_object(object, symbol);
+                jit::LinkedCode linked = jit::link_object(object, symbol);
+                addr = linked.entry;
+                compiled->code = std::move(linked.code);
                 compiled->from_disk_cache = true;
             } catch (const Error&) {
                 // An entry that passed its checksum but that the linker refuses is recompiled and replaced.
@@ -214,7 +226,9 @@ inline Kernel detail::build_llvm(const LoweredFunc& f, const BuildOptions& opt) 
         // Code generation runs here, on the caller's thread, with the build's own TargetMachine; only
         // linking into the JIT is serialised.
         object = jit::emit_object(*mod, *tm);
-        addr = jit::JIT::instance().add_object(object, symbol);
+        jit::LinkedCode linked = jit::link_object(object, symbol);
+        addr = linked.entry;
+        compiled->code = std::move(linked.code);
         if (use_disk) disk.store(disk_key, symbol, object);
     }
     compiled->target = target.str();
@@ -241,9 +255,15 @@ KILN_SEPARABLE void clear_memory_cache() { detail::KernelCache::get().clear(); }
 
 namespace jit {
 
-KILN_SEPARABLE void* link_object(const std::string& object, const std::string& symbol) {
-    return JIT::instance().add_object(object, symbol);
+KILN_SEPARABLE LinkedCode link_object(const std::string& object, const std::string& symbol) {
+    auto [entry, library] = JIT::instance().add_object(object, symbol);
+    std::weak_ptr<JIT> jit = JIT::holder();
+    return {entry, std::shared_ptr<void>(library, [jit](void* lib) {
+                if (auto alive = jit.lock()) alive->remove(static_cast<llvm::orc::JITDylib*>(lib));
+            })};
 }
+
+KILN_SEPARABLE size_t linked_libraries() { return JIT::instance().live(); }
 
 KILN_SEPARABLE std::string codegen_identity() {
     return "kiln " KILN_VERSION "\nllvm " LLVM_VERSION_STRING "\n" + std::string(kCodegenSettings);

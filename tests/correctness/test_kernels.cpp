@@ -675,3 +675,38 @@ TEST_CASE("a vectorized loop that cannot become vector code stays serial, and lo
     plain[C].vectorize(plain[C].split(C.axis(1), 8).second);
     CHECK(lower(plain, {A, C}).warnings.empty());
 }
+
+namespace {
+int64_t resident_kib() {
+    std::ifstream statm("/proc/self/statm");
+    int64_t pages = 0, resident = 0;
+    statm >> pages >> resident;
+    return resident * (::sysconf(_SC_PAGESIZE) / 1024);
+}
+}  // namespace
+
+TEST_CASE("a dropped kernel's machine code is unloaded: compiling and dropping many stays flat in memory") {
+    auto X = placeholder({64}, f32, "X");
+    BuildOptions fresh;
+    fresh.use_cache = false;       // nothing held by the in-memory cache
+    fresh.use_disk_cache = false;  // a compile each time
+    const size_t before = jit::linked_libraries();
+    auto compile_and_run = [&](int k) {
+        auto Y = compute(
+                {64}, [&](Expr i) { return X(i) * static_cast<float>(k) + 0.5f; }, "Y");
+        Schedule s(Y);
+        Kernel f = build(s, {X, Y}, fresh);
+        CHECK(jit::linked_libraries() == before + 1);
+        std::vector<float> x(64, 2.0f), y(64);
+        f(x.data(), y.data());
+        CHECK(y[63] == 2.0f * static_cast<float>(k) + 0.5f);
+    };
+    for (int k = 0; k < 100; ++k) compile_and_run(k);
+    CHECK(jit::linked_libraries() == before);
+    const int64_t rss = resident_kib();
+    for (int k = 100; k < 400; ++k) compile_and_run(k);
+    CHECK(jit::linked_libraries() == before);
+    const int64_t grown = resident_kib() - rss;
+    MESSAGE("resident memory grew by " << grown << " KiB over 300 kernels compiled and dropped");
+    CHECK(grown < 4096);
+}

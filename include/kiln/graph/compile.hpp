@@ -275,7 +275,9 @@ private:
                 c->params.push_back(std::move(param));
             }
             c->object = std::string(k.object);
-            c->fn = reinterpret_cast<void (*)(void**, int64_t*)>(jit::link_object(c->object, c->symbol));
+            jit::LinkedCode linked = jit::link_object(c->object, c->symbol);
+            c->fn = reinterpret_cast<void (*)(void**, int64_t*)>(linked.entry);
+            c->code = std::move(linked.code);
             kernels.emplace_back(std::move(c));
         }
         for (auto& s : m.steps) {

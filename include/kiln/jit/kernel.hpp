@@ -129,6 +129,9 @@ public:
         std::string target, symbol, object;  // what it was compiled for, its entry point, its object code if kept
         double compile_ms = 0;
         bool from_disk_cache = false;  // linked from the disk cache instead of compiled
+        // Keeps the machine code loaded (a JIT library, or the C backend's shared object): the last copy of
+        // the Compiled unloads it, so a process that compiles and drops many kernels stays flat in memory.
+        std::shared_ptr<void> code;
     };
 
     Kernel() = default;

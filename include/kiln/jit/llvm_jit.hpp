@@ -114,29 +114,55 @@ inline std::string emit_object(llvm::Module& m, llvm::TargetMachine& tm) {
     return std::string(bytes.data(), bytes.size());
 }
 
-// One LLJIT for the process; kernels stay loaded for its lifetime.
+// One LLJIT for the process. Each kernel's object is a JIT library of its own, unloaded when the last
+// kernel that uses it is gone (link_object's owner).
 class JIT {
 public:
-    static JIT& instance() {
-        static JIT jit;
+    // The holder outlives every user it can: owners made by link_object keep only a weak reference, so a
+    // kernel destroyed after the JIT at exit leaves its code alone rather than reaching a dead JIT.
+    static const std::shared_ptr<JIT>& holder() {
+        static const std::shared_ptr<JIT> jit(new JIT());
         return jit;
     }
+    static JIT& instance() { return *holder(); }
 
-    // Links an object file and returns the address of `symbol`. Each object gets a library of its own, so
-    // every kernel can use one symbol name wherever it was compiled (in this process, in the one that
-    // saved an executable or filled the disk cache) without clashing with another's.
-    void* add_object(const std::string& object, const std::string& symbol) {
+    // Links an object file and returns the address of `symbol` and the library it lives in. Each object gets
+    // a library of its own, so every kernel can use one symbol name wherever it was compiled (in this
+    // process, in the one that saved an executable or filled the disk cache) without clashing with another's.
+    std::pair<void*, llvm::orc::JITDylib*> add_object(const std::string& object, const std::string& symbol) {
         std::lock_guard<std::mutex> lk(m_);
         auto lib = jit_->createJITDylib("kiln_kernel_" + std::to_string(libraries_++));
         if (!lib) kiln::detail::fail("build: cannot create a JIT library: ", llvm::toString(lib.takeError()));
         lib->addToLinkOrder(jit_->getMainJITDylib());
         auto buffer = llvm::MemoryBuffer::getMemBufferCopy(object, symbol);
-        if (auto err = jit_->addObjectFile(*lib, std::move(buffer)))
+        auto drop = [&] { llvm::consumeError(jit_->getExecutionSession().removeJITDylib(*lib)); };
+        if (auto err = jit_->addObjectFile(*lib, std::move(buffer))) {
+            drop();
             kiln::detail::fail("build: the JIT rejected the object of '", symbol,
                                "': ", llvm::toString(std::move(err)));
+        }
         auto sym = jit_->lookup(*lib, symbol);
-        if (!sym) kiln::detail::fail("build: the JIT could not find '", symbol, "': ", llvm::toString(sym.takeError()));
-        return sym->toPtr<void*>();
+        if (!sym) {
+            const std::string why = llvm::toString(sym.takeError());
+            drop();
+            kiln::detail::fail("build: the JIT could not find '", symbol, "': ", why);
+        }
+        ++live_;
+        return {sym->toPtr<void*>(), &*lib};
+    }
+
+    // Unloads a library add_object made: its code and data are freed.
+    void remove(llvm::orc::JITDylib* lib) {
+        std::lock_guard<std::mutex> lk(m_);
+        if (auto err = jit_->getExecutionSession().removeJITDylib(*lib))
+            llvm::consumeError(std::move(err));  // nothing to tell a destructor's caller; the memory stays
+        --live_;
+    }
+
+    // Libraries loaded now.
+    size_t live() {
+        std::lock_guard<std::mutex> lk(m_);
+        return live_;
     }
 
     std::string data_layout() const { return jit_->getDataLayout().getStringRepresentation(); }
@@ -169,6 +195,7 @@ private:
     std::unique_ptr<llvm::orc::LLJIT> jit_;
     std::mutex m_;
     int libraries_ = 0;
+    size_t live_ = 0;
 };
 
 }  // namespace kiln::jit

@@ -66,12 +66,16 @@ inline Kernel build_c(const LoweredFunc& f, const BuildOptions& opt) {
         fail("build: the C compiler rejected kernel '", f.name, "' (", command, "):\n", output,
              "report this as a kiln bug, with the kernel's schedule");
     }
-    // The object stays mapped after the file is gone; the kernel lives as long as the process, like a JIT kernel.
+    // The object stays mapped after the file is gone, until the last copy of the kernel closes it.
     void* handle = ::dlopen(library.c_str(), RTLD_NOW | RTLD_LOCAL);
     fs::remove(library, ec);
     if (!handle) fail("build: cannot load the compiled C kernel '", f.name, "': ", ::dlerror());
     compiled->fn = reinterpret_cast<void (*)(void**, int64_t*)>(::dlsym(handle, compiled->symbol.c_str()));
-    if (!compiled->fn) fail("build: the compiled C kernel has no symbol '", compiled->symbol, "'");
+    if (!compiled->fn) {
+        ::dlclose(handle);
+        fail("build: the compiled C kernel has no symbol '", compiled->symbol, "'");
+    }
+    compiled->code = std::shared_ptr<void>(handle, [](void* h) { ::dlclose(h); });
     compiled->target = "c " + cc + " " + flags;
     for (auto& a : f.args)
         compiled->params.push_back({a.op->name, a.op->dtype, a.op->shape, a.op->kind == OpKind::Compute});
