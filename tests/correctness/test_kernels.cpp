@@ -710,3 +710,57 @@ TEST_CASE("a dropped kernel's machine code is unloaded: compiling and dropping m
     MESSAGE("resident memory grew by " << grown << " KiB over 300 kernels compiled and dropped");
     CHECK(grown < 4096);
 }
+
+TEST_CASE("stress: threads compile kernels while others call compiled ones and the pool is resized under them") {
+    Matmul m(48, 40, 36);
+    Schedule s(m.C);
+    s[m.C].parallel(m.C.axis(0));
+    const Kernel product = build(s, {m.A, m.B, m.C});
+    const Buffer a = test::random_buffer({48, 36}, 41), b = test::random_buffer({36, 40}, 42);
+    Eigen::Map<const RowMat> ea(a.data_as<float>(), 48, 36), eb(b.data_as<float>(), 36, 40);
+    const RowMat want = ea * eb;
+    std::atomic<bool> done{false};
+    std::atomic<int> wrong{0}, calls{0}, compiled{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 3; ++t)  // callers of the compiled kernel
+        threads.emplace_back([&] {
+            Buffer c({48, 40});
+            while (!done.load()) {
+                product(a, b, c);
+                wrong += test::max_rel_err(c.data_as<float>(), want.data(), 48 * 40) > 1e-4;
+                ++calls;
+            }
+        });
+    for (int t = 0; t < 3; ++t)  // compilers of new kernels, each checked
+        threads.emplace_back([&, t] {
+            auto X = placeholder({300}, f32, "X");
+            for (int k = 0; k < 12; ++k) {
+                const float scale = static_cast<float>(100 * t + k);
+                auto Y = compute(
+                        {300}, [&](Expr i) { return X(i) * scale; }, "Y");
+                Schedule sy(Y);
+                auto [o, i] = sy[Y].split(Y.axis(0), 16);
+                sy[Y].parallel(o);
+                sy[Y].vectorize(i);
+                Kernel f = build(sy, {X, Y});
+                std::vector<float> x(300, 1.5f), y(300);
+                f(x.data(), y.data());
+                wrong += y[299] != 1.5f * scale;
+                ++compiled;
+            }
+        });
+    std::thread resizer([&] {  // the pool's size changes while parallel loops run
+        for (int r = 0; !done.load(); ++r) {
+            set_num_threads(1 + r % 3);
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
+    });
+    for (size_t t = 3; t < threads.size(); ++t) threads[t].join();
+    done = true;
+    for (size_t t = 0; t < 3; ++t) threads[t].join();
+    resizer.join();
+    set_num_threads(2);
+    CHECK(compiled.load() == 36);
+    CHECK(calls.load() > 0);
+    CHECK(wrong.load() == 0);
+}

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include <kiln/graph.hpp>
 #include <kiln/onnx.hpp>
@@ -128,4 +129,30 @@ TEST_CASE("graph::load_executable errors: foreign, damaged, truncated and mismat
     std::filesystem::remove(path);
     CHECK_THROWS_WITH_AS(kiln::graph::save(exe, "/nonexistent/dir/model.kiln"),
                          "save: cannot open '/nonexistent/dir/model.kiln' for writing", kiln::Error);
+}
+
+TEST_CASE("two executables run at the same time on different thread counts, each to ONNX Runtime's output") {
+    const std::string dir = model_dir("model_mobilenetv2_blocks");
+    const kiln::graph::Graph model = kiln::onnx::load(dir + "/model.onnx");
+    const kiln::Buffer input = kiln::npy::load(dir + "/input_0.npy"), want = kiln::npy::load(dir + "/output_0.npy");
+    auto one = kiln::graph::compile(model, {.opt_level = 3, .threads = 1});
+    auto two = kiln::graph::compile(model, {.opt_level = 1, .threads = 2});
+    std::atomic<int> wrong{0};
+    auto runs = [&](kiln::graph::Executable& exe) {
+        exe.set_input(0, input);
+        for (int r = 0; r < 15; ++r) {
+            exe.run();
+            const kiln::Buffer out = exe.output(0);
+            double worst = 0, scale = 0;
+            for (int64_t i = 0; i < want.size(); ++i) {
+                worst = std::max(worst, double(std::abs(out.data_as<float>()[i] - want.data_as<float>()[i])));
+                scale = std::max(scale, double(std::abs(want.data_as<float>()[i])));
+            }
+            wrong += worst > 1e-4 * scale;
+        }
+    };
+    std::thread a([&] { runs(one); }), b([&] { runs(two); });
+    a.join();
+    b.join();
+    CHECK(wrong.load() == 0);
 }

@@ -17,22 +17,22 @@ public:
     explicit ThreadPool(int threads) { resize(threads); }
     ~ThreadPool() { stop(); }
 
-    int size() const { return threads_; }
+    int size() const { return threads_.load(std::memory_order_relaxed); }
 
     void resize(int threads) {
         std::lock_guard<std::mutex> run(run_mutex_);
         stop();
-        threads_ = std::max(1, threads);
+        threads_.store(std::max(1, threads), std::memory_order_relaxed);
         quit_ = false;
         // New workers start from the current generation: a loop that ran before the resize is not theirs.
         const uint64_t now = generation_.load(std::memory_order_acquire);
-        for (int t = 1; t < threads_; ++t) workers_.emplace_back([this, now] { worker(now); });
+        for (int t = 1; t < size(); ++t) workers_.emplace_back([this, now] { worker(now); });
     }
 
     // Calls fn(i, closure) for i in [0, n), split into contiguous chunks across the threads.
     void parallel_for(void (*fn)(int32_t, void*), void* closure, int32_t n) {
         if (n <= 0) return;
-        if (in_parallel() || threads_ == 1 || n == 1) {
+        if (in_parallel() || threads_.load(std::memory_order_relaxed) == 1 || n == 1) {
             for (int32_t i = 0; i < n; ++i) fn(i, closure);
             return;
         }
@@ -66,7 +66,7 @@ private:
     // keeps its own in its L2) and the last ones short, so a thread that the OS delays (a noisy
     // neighbour, an interrupt) leaves its share to the others instead of holding up the whole loop.
     void run_chunks() {
-        const int32_t parts = 2 * threads_;
+        const int32_t parts = 2 * size();
         in_parallel() = true;
         for (int32_t lo = next_.load(std::memory_order_relaxed);;) {
             if (lo >= n_) break;
@@ -127,7 +127,8 @@ private:
         workers_.clear();
     }
 
-    int threads_ = 1;
+    // Read without the lock by callers deciding whether to go parallel; resize changes it between loops.
+    std::atomic<int> threads_{1};
     std::vector<std::thread> workers_;
     std::mutex m_, run_mutex_;
     std::condition_variable cv_;
