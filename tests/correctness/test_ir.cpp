@@ -217,3 +217,12 @@ TEST_CASE("annotations reach the loop IR and survive every pass") {
         CHECK(to_string(lower(s, {A, B}, {.after = pass})).find("for (i.outer, 0, 6) @gpu_block @pragma_hint=4 {") !=
               std::string::npos);
 }
+
+// as_const_int points into the node of the expression it is given; on a temporary that pointer would dangle
+// at the end of the statement (two such reads were found by AddressSanitizer), so it takes only named ones.
+template <typename E>
+concept takes_const_int_of = requires(E&& e) {
+    kiln::as_const_int(std::forward<E>(e));
+};
+static_assert(!takes_const_int_of<kiln::Expr>);
+static_assert(takes_const_int_of<const kiln::Expr&>);

@@ -71,7 +71,8 @@ inline std::optional<std::vector<int64_t>> read_offsets(const Expr& body, const 
         Expr offset = make_int(i64, 0);
         for (size_t d = 0; d < c->args.size(); ++d)
             offset = offset * cast(i64, c->producer->shape[d]) + cast(i64, c->args[d]);
-        const int64_t* v = as_const_int(arith::simplify(substitute(offset, at)));
+        const Expr folded = arith::simplify(substitute(offset, at));
+        const int64_t* v = as_const_int(folded);
         if (v) out.push_back(*v);
         ok = v != nullptr;
     });

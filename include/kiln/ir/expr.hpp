@@ -318,6 +318,9 @@ inline const int64_t* as_const_int(const Expr& e) {
     if (auto* i = e.as<IntImm>()) return &i->value;
     return nullptr;
 }
+// The pointer points into the expression's node: a temporary would leave it dangling at the end of the
+// statement (AddressSanitizer found two). Name the expression first.
+const int64_t* as_const_int(const Expr&& e) = delete;
 inline bool is_const_int(const Expr& e, int64_t v) {
     auto* p = as_const_int(e);
     return p && *p == v;

@@ -127,7 +127,8 @@ inline LoopValues loop_values(const StageNode* s, const OperationNode* op, const
             } else {
                 v = o * inner_ext + i;
                 if (sp.tail == TailStrategy::Exact) {
-                    auto e = as_const_int(arith::simplify(ext % inner_ext, b.scope));
+                    const Expr rest = arith::simplify(ext % inner_ext, b.scope);
+                    auto e = as_const_int(rest);
                     if (!e || *e != 0)
                         kiln::detail::fail("stage '", s->name(), "': split of axis '", sp.parent.name(),
                                            "' with TailStrategy::Exact: the extent ", to_string(ext),
