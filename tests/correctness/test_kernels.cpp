@@ -519,7 +519,7 @@ TEST_CASE("cache_read and reorder_storage keep results") {
         for (int j = 0; j < M; ++j) CHECK(c.at<float>(i, j) == doctest::Approx(a.at<float>(j, i) * 2.0f + 1.0f));
 }
 
-TEST_CASE("the kernel cache returns the compiled kernel; kernels run from several threads") {
+TEST_CASE("the kernel cache returns the compiled kernel, and kernels run from several threads") {
     Matmul m(40, 40, 40);
     Schedule s(m.C);
     s[m.C].parallel(m.C.axis(0));

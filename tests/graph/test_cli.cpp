@@ -62,7 +62,7 @@ TEST_CASE("kiln run: writes the outputs, which match ONNX Runtime's") {
     std::filesystem::remove_all(out);
 }
 
-TEST_CASE("kiln bench: compile time and a median latency; --dump-graph writes dot") {
+TEST_CASE("kiln bench: compile time and a median latency, and --dump-graph writes dot") {
     const std::string dir = model_dir("model_transformer_encoder");
     const auto dot = std::filesystem::temp_directory_path() / ("kiln_cli_" + std::to_string(::getpid()) + ".dot");
     const auto r = run_cli("bench " + dir + "/model.onnx --runs 3 --warmup 1 --opt-level 2 --threads 1 --dump-graph " +

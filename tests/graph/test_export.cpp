@@ -116,7 +116,7 @@ TEST_CASE("the runtime's C API from a C program that links only libkiln_runtime"
     for (auto& p : {library, in, out}) std::filesystem::remove(p);
 }
 
-TEST_CASE("kiln_model_load and the C API errors: missing, foreign, damaged and mismatched libraries; wrong inputs") {
+TEST_CASE("kiln_model_load and the C API errors: missing, foreign, damaged and mismatched libraries, wrong inputs") {
     auto exe = compiled("model_mobilenetv2_blocks", 3);
     const std::string path = temp_path("kiln_export_errors", ".so");
     kiln::graph::export_library(exe, path);
