@@ -240,6 +240,7 @@ inline Kernel detail::build_llvm(const LoweredFunc& f, const BuildOptions& opt) 
         compiled->params.push_back({a.op->name, a.op->dtype, a.op->shape, out});
     }
     compiled->size_vars = f.size_vars;
+    compiled->requirements = f.requirements;
     compiled->lowered = std::make_shared<const LoweredFunc>(f);
     compiled->compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (opt.use_cache) cache.insert(key, compiled);

@@ -59,13 +59,17 @@ Pipeline matmul_pipeline() {
     return {{A, B}, D, {C, D}, {{37, 23}, {23, 29}}, {37, 29}};
 }
 
-Pipeline blur_pipeline() {
+// past_input widens both blurs by one column, so blur_x reads one column past I; past_blur_x makes blur_y one
+// row taller, so it reads one row past what blur_x defines.
+Pipeline blur_pipeline(int past_input = 0, int past_blur_x = 0) {
     auto I = placeholder({41, 35}, f32, "I");
     auto bx = compute(
-            {41, 33}, [&](Expr y, Expr x) { return (I(y, x) + I(y, x + 1) + I(y, x + 2)) / 3.0f; }, "blur_x");
+            {41, 33 + past_input}, [&](Expr y, Expr x) { return (I(y, x) + I(y, x + 1) + I(y, x + 2)) / 3.0f; },
+            "blur_x");
     auto by = compute(
-            {39, 33}, [&](Expr y, Expr x) { return (bx(y, x) + bx(y + 1, x) + bx(y + 2, x)) / 3.0f; }, "blur_y");
-    return {{I}, by, {bx, by}, {{41, 35}}, {39, 33}};
+            {39 + past_blur_x, 33 + past_input},
+            [&](Expr y, Expr x) { return (bx(y, x) + bx(y + 1, x) + bx(y + 2, x)) / 3.0f; }, "blur_y");
+    return {{I}, by, {bx, by}, {{41, 35}}, {39 + past_blur_x, 33 + past_input}};
 }
 
 Pipeline rowsum_pipeline() {
@@ -96,6 +100,41 @@ std::vector<float> run(Schedule& s, Pipeline& p, const std::vector<Buffer>& ins,
 
 }  // namespace
 
+// Producers: inline, root, or computed inside their consumer's loops; then random primitives on every stage.
+std::string randomize(Schedule& s, Pipeline& p, std::mt19937& rng) {
+    std::string trace;
+    for (size_t i = 0; i + 1 < p.stages.size(); ++i) {
+        Tensor t = p.stages[i];
+        Tensor consumer = p.stages[i + 1];
+        int how = static_cast<int>(rng() % 3);
+        bool reduction = t.op()->body.as<Reduce>() != nullptr;
+        if (how == 0 && !reduction) {
+            s[t].compute_inline();
+            trace += t.name() + ":inline ";
+            continue;
+        }
+        // Only a direct consumer can host compute_at.
+        if (how == 1 && s.consumers_of(t.op().get()).size() == 1 &&
+            s.consumers_of(t.op().get())[0] == s[consumer].node()) {
+            auto leaves = s[consumer].leaf_iter_vars();
+            s[t].compute_at(s[consumer], leaves[rng() % leaves.size()]);
+            trace += t.name() + ":at ";
+        }
+    }
+    if (rng() % 2 == 0) {
+        Tensor last = p.stages.back();
+        if (last.op()->body.as<Reduce>()) {
+            s.cache_write(last, "local");
+            trace += "cache_write ";
+        }
+    }
+    for (auto& t : p.stages) {
+        if (s[t].node()->attach == AttachType::Inline) continue;
+        randomize_stage(s, t, rng, s[t].node()->attach == AttachType::Root);
+    }
+    return trace;
+}
+
 TEST_CASE("random legal schedules match the reference") {
     std::mt19937 rng(2026);
     int checked = 0, checked_c = 0;
@@ -107,39 +146,7 @@ TEST_CASE("random legal schedules match the reference") {
         Schedule ref_s(p.out);
         auto want = run(ref_s, p, ins);
         Schedule s(p.out);
-        std::string trace;
-        // Producers: inline, root, or computed inside their consumer's loops.
-        for (size_t i = 0; i + 1 < p.stages.size(); ++i) {
-            Tensor t = p.stages[i];
-            Tensor consumer = p.stages[i + 1];
-            int how = static_cast<int>(rng() % 3);
-            bool reduction = t.op()->body.as<Reduce>() != nullptr;
-            if (how == 0 && !reduction) {
-                s[t].compute_inline();
-                trace += t.name() + ":inline ";
-                continue;
-            }
-            if (i + 2 == p.stages.size() || p.stages[i + 1].op()->body.as<Reduce>() == nullptr) {
-                // Only a direct consumer can host compute_at.
-            }
-            if (how == 1 && s.consumers_of(t.op().get()).size() == 1 &&
-                s.consumers_of(t.op().get())[0] == s[consumer].node()) {
-                auto leaves = s[consumer].leaf_iter_vars();
-                s[t].compute_at(s[consumer], leaves[rng() % leaves.size()]);
-                trace += t.name() + ":at ";
-            }
-        }
-        if (rng() % 2 == 0) {
-            Tensor last = p.stages.back();
-            if (last.op()->body.as<Reduce>()) {
-                s.cache_write(last, "local");
-                trace += "cache_write ";
-            }
-        }
-        for (auto& t : p.stages) {
-            if (s[t].node()->attach == AttachType::Inline) continue;
-            randomize_stage(s, t, rng, s[t].node()->attach == AttachType::Root);
-        }
+        const std::string trace = randomize(s, p, rng);
         std::vector<float> got;
         std::string err = test::error_of([&] { got = run(s, p, ins); });
         INFO("trial " << trial << ": " << trace << "\n"
@@ -168,4 +175,34 @@ TEST_CASE("random legal schedules match the reference") {
     }
     MESSAGE(checked << " random schedules checked against the reference, " << checked_c << " of them also as C");
     CHECK(checked >= 200);
+}
+
+TEST_CASE("random schedules of pipelines that read out of range are refused, whatever the schedule") {
+    std::mt19937 rng(7);
+    int refused = 0;
+    for (int trial = 0; trial < 60; ++trial) {
+        const bool input = trial % 2 == 0;
+        Pipeline p = input ? blur_pipeline(1, 0) : blur_pipeline(0, 1);
+        Schedule s(p.out);
+        const std::string trace = randomize(s, p, rng);
+        std::vector<Buffer> ins{test::random_buffer(p.in_shapes[0], 3)};
+        const std::string err = test::error_of([&] { run(s, p, ins); });
+        INFO("trial " << trial << ": " << trace << "\n" << err);
+        // The read is refused, or (a compute_at point a later split removed) the schedule is; it never runs.
+        if (err.find("no longer one of its loops") != std::string::npos) continue;
+        // Inlined, blur_x's reads of I become blur_y's.
+        const bool inlined = trace.find("blur_x:inline") != std::string::npos;
+        std::string want;
+        if (input)
+            want = (inlined ? "stage 'blur_y'" : "stage 'blur_x'") + std::string(
+                                                                             " reads I(i, j + 2), whose index in "
+                                                                             "dimension 1 covers [2, 35]");
+        else
+            want = inlined ? "stage 'blur_y' reads I(i + 2, j), whose index in dimension 0 covers [2, 41]"
+                           : "stage 'blur_y' reads blur_x(i + 2, j), whose index in dimension 0 (axis 'i') covers [2, "
+                             "41]";
+        CHECK(err.find(want) != std::string::npos);
+        ++refused;
+    }
+    CHECK(refused >= 40);
 }

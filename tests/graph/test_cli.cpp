@@ -157,7 +157,7 @@ TEST_CASE("kiln bench --rounds-on-stdin: one round per line read, then the media
 
 TEST_CASE(
         "kiln cache: a second compile links the whole executable, a compile that dumps every kernel, from the disk "
-        "cache; info and clear") {
+        "cache, and info and clear") {
     const std::string dir = model_dir("model_transformer_encoder");
     const auto cache = std::filesystem::temp_directory_path() / ("kiln_cli_cache_" + std::to_string(::getpid()));
     std::filesystem::remove_all(cache);

@@ -468,7 +468,7 @@ TEST_CASE("lower_group: a stage with little work runs on the calling thread, a l
 }
 
 TEST_CASE(
-        "plan_memory: values whose live ranges do not overlap share the arena; inputs, outputs and constants stay "
+        "plan_memory: values whose live ranges do not overlap share the arena, and inputs, outputs and constants stay "
         "out") {
     Graph g;
     const int in = g.add_value("in", TensorType{{16}, f32});

@@ -304,4 +304,16 @@ template <typename T> std::string to_string(const T& node) {
     return os.str();
 }
 
+// An expression as a user wrote it: without the parentheses the printer puts around the whole.
+inline std::string to_plain_string(const Expr& e) {
+    std::string s = to_string(e);
+    if (s.size() < 2 || s.front() != '(' || s.back() != ')') return s;
+    int depth = 0;
+    for (size_t i = 0; i + 1 < s.size(); ++i) {
+        depth += s[i] == '(' ? 1 : s[i] == ')' ? -1 : 0;
+        if (depth == 0) return s;  // the first parenthesis closes before the end
+    }
+    return s.substr(1, s.size() - 2);
+}
+
 }  // namespace kiln

@@ -123,6 +123,7 @@ public:
         void (*fn)(void**, int64_t*) = nullptr;
         std::vector<Param> params;
         std::vector<Var> size_vars;
+        std::vector<passes::BoundsRequirement> requirements;  // checked on every call, before the code runs
         std::string llvm_ir, assembly, loop_ir;
         std::string c_source;                        // kernels of the "c" target: the C99 they were compiled from
         std::shared_ptr<const LoweredFunc> lowered;  // the program compiled (absent in a loaded executable)
@@ -197,6 +198,17 @@ public:
             if (s <= 0 || s > INT32_MAX)
                 detail::fail("kernel: size '", sv.name(), "' is ", s, "; it must be in [1, 2^31)");
             sizes.push_back(s);
+        }
+        // Reads whose range lowering could not settle, because it depends on the sizes: settled now.
+        for (auto& r : c_->requirements) {
+            bool ok = true;
+            const int64_t at = detail::eval_size(r.index, env, ok), n = detail::eval_size(r.extent, env, ok);
+            if (ok && (r.upper ? at < n : at >= 0)) continue;
+            detail::fail("kernel: argument '", r.tensor, "' would be read at index ", to_plain_string(r.index),
+                         ok ? " = " + std::to_string(at) : std::string(), " in dimension ", r.dim,
+                         ", outside its size ", to_plain_string(r.extent),
+                         ok ? " = " + std::to_string(n) : std::string(), " (stage '", r.stage, "' reads ", r.read,
+                         "); pass arguments whose sizes fit each other");
         }
         // Outputs must not share memory with other arguments: the kernel assumes distinct buffers.
         auto span = [&](size_t i) {

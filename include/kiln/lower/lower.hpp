@@ -22,11 +22,18 @@ struct LoweredFunc {
     std::string after;  // the last pass that ran
     // What the schedule asked for and did not get (a vectorized loop left serial, and why), also printed.
     std::vector<std::string> warnings;
+    // Reads whose range depends on the sizes: checked by the caller before every call (check_bounds.hpp).
+    std::vector<passes::BoundsRequirement> requirements;
 };
 
 inline std::ostream& operator<<(std::ostream& os, const LoweredFunc& f) {
     os << "// " << f.name << " after " << f.after << "\n";
     for (auto& w : f.warnings) os << "// warning: " << w << "\n";
+    for (auto& r : f.requirements)
+        os << "// requires: "
+           << (r.upper ? to_plain_string(r.index) + " < " + to_plain_string(r.extent)
+                       : to_plain_string(r.index) + " >= 0")
+           << " (" << r.stage << " reads " << r.read << ")\n";
     os << f.name << "(";
     for (size_t i = 0; i < f.args.size(); ++i) {
         const auto& op = f.args[i].op;
@@ -70,6 +77,7 @@ inline LoweredFunc lower(const Schedule& sched, const std::vector<Tensor>& args,
 #if defined(KILN_IMPLEMENTATION) || !defined(KILN_SEPARATE_IMPLEMENTATION)
 #include <functional>
 
+#include "kiln/lower/check_bounds.hpp"
 #include "kiln/lower/infer_bound.hpp"
 #include "kiln/lower/inline_compute.hpp"
 #include "kiln/lower/loop_partition.hpp"
@@ -179,6 +187,7 @@ KILN_SEPARABLE LoweredFunc lower_func(const Schedule& sched, const std::vector<T
         for (auto& s : stages)
             if (s.node->op == a.op) a.op = s.op;
     Bounds bounds = infer_bound(stages);
+    f.requirements = check_bounds(stages, bounds, f.size_vars);
     std::unordered_map<const OperationNode*, std::vector<int>> orders;
     for (auto& s : stages)
         if (!s.node->storage_order.empty()) orders[s.op.get()] = s.node->storage_order;

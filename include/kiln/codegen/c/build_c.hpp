@@ -80,6 +80,7 @@ inline Kernel build_c(const LoweredFunc& f, const BuildOptions& opt) {
     for (auto& a : f.args)
         compiled->params.push_back({a.op->name, a.op->dtype, a.op->shape, a.op->kind == OpKind::Compute});
     compiled->size_vars = f.size_vars;
+    compiled->requirements = f.requirements;
     compiled->lowered = std::make_shared<const LoweredFunc>(f);
     compiled->compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     return Kernel(compiled);
