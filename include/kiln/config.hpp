@@ -17,3 +17,13 @@
 #else
 #define KILN_SEPARABLE inline
 #endif
+
+// Marks a function that calls machine code kiln generated (a kernel from LLVM's JIT or from an exported
+// library, or a parallel loop body outlined from one). clang's -fsanitize=function checks, before an
+// indirect call, a type signature it stores in front of every function it compiled; generated code has
+// none, so a program built with clang's -fsanitize=undefined would crash on the check itself.
+#if defined(__clang__)
+#define KILN_CALLS_GENERATED_CODE __attribute__((no_sanitize("function")))
+#else
+#define KILN_CALLS_GENERATED_CODE
+#endif

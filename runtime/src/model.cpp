@@ -382,6 +382,12 @@ int kiln_model_set_input_bytes(kiln_model* model, const char* name, const void* 
     });
 }
 
+namespace {
+KILN_CALLS_GENERATED_CODE void run_steps(kiln_model& m) {
+    for (size_t k = 0; k < m.steps.size(); ++k) m.steps[k](m.step_args[k].data(), nullptr);
+}
+}  // namespace
+
 int kiln_model_run(kiln_model* model) {
     return guarded([&] {
         auto& m = checked(model, "kiln_model_run");
@@ -389,7 +395,7 @@ int kiln_model_run(kiln_model* model) {
             m.omp_set_num_threads(m.threads);
         else if (m.threads > 0 && kiln::num_threads() != m.threads)
             kiln::set_num_threads(m.threads);
-        for (size_t k = 0; k < m.steps.size(); ++k) m.steps[k](m.step_args[k].data(), nullptr);
+        run_steps(m);
     });
 }
 

@@ -160,3 +160,18 @@ TEST_CASE("reads whose range depends on symbolic sizes are checked at the call, 
                   .starts_with("stage 'C' reads A(i + 1), whose index in dimension 0 covers [1, n], but 'A' has [0, n) "
                                "there"));
 }
+
+TEST_CASE("a tile shifted inwards never starts before the axis, even where the factor is wider than the extent") {
+    // Found by fuzz_schedule: 12 rows split by 7 leave 2 outer tiles; splitting those by 8 with ShiftInwards
+    // shifted the tile to start at -6 and wrote 420 elements before the output.
+    auto X = placeholder({12, 10}, f32, "X");
+    auto D = compute(
+            {12, 10}, [&](Expr i, Expr j) { return X(i, j) * 2.f + 1.f; }, "D");
+    Schedule s(D);
+    auto [io, ii] = s[D].split(D.axis(0), 7);
+    auto [ioo, ioi] = s[D].split(io, 8, TailStrategy::ShiftInwards);
+    Kernel k = build(s, {X, D});
+    GuardedFloats x(120, false), out(120, false);  // a write before the output hits the guard page
+    k(Buffer(x.data, {12, 10}, f32), Buffer(out.data, {12, 10}, f32));
+    for (int i = 0; i < 120; ++i) REQUIRE(out.data[i] == x.data[i] * 2.f + 1.f);
+}

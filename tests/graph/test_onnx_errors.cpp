@@ -104,6 +104,57 @@ TEST_CASE("onnx errors: damaged files") {
     CHECK_THROWS_AS(kiln::onnx::load("/nonexistent/model.onnx"), kiln::Error);
 }
 
+TEST_CASE("onnx errors: limits on what a model may declare, named in the message") {
+    auto load_error = [](const ::onnx::ModelProto& m, const kiln::onnx::ImportLimits& limits = {}) {
+        try {
+            auto g = kiln::onnx::load_from_bytes(bytes_of(m), {.limits = limits}, "m.onnx");
+            (void)g;
+        } catch (const kiln::Error& e) { return std::string(e.what()); }
+        return std::string();
+    };
+    CHECK(load_error(tiny_model()).empty());
+    {  // an initializer that claims 2^36 elements and holds none is refused before anything is allocated
+        auto m = tiny_model();
+        auto* w = m.mutable_graph()->mutable_initializer(0);
+        w->clear_float_data();
+        w->clear_dims();
+        for (int64_t d : {int64_t{1} << 18, int64_t{1} << 18}) w->add_dims(d);
+        CHECK(load_error(m) ==
+              "ONNX model 'm.onnx': initializer 'w' would hold more than 2147483648 elements (shape [262144, "
+              "262144]), over the limit of 2147483648 (kiln::onnx::LoadOptions::limits.max_tensor_elements); raise "
+              "the limit if the model really needs it");
+        CHECK(load_error(m, {.max_tensor_elements = int64_t{1} << 40, .max_total_elements = int64_t{1} << 40}) ==
+              "ONNX model 'm.onnx': tensor 'w' declares 68719476736 elements of shape [262144, 262144] but holds 0; "
+              "the file is corrupt or truncated");
+    }
+    {  // an input of 10^10 elements
+        auto m = tiny_model();
+        auto* shape = m.mutable_graph()->mutable_input(0)->mutable_type()->mutable_tensor_type()->mutable_shape();
+        shape->mutable_dim(2)->set_dim_value(100000);
+        shape->mutable_dim(3)->set_dim_value(100000);
+        CHECK(load_error(m).starts_with("ONNX model 'm.onnx': input 'x' would hold more than 2147483648 elements"));
+    }
+    auto m = tiny_model();
+    CHECK(load_error(m, {.max_total_elements = 100}) ==
+          "ONNX model 'm.onnx': initializer 'w' brings the model's tensors to 108 elements in all, over the limit of "
+          "100 (kiln::onnx::LoadOptions::limits.max_total_elements); raise the limit if the model "
+          "really needs it");
+    CHECK(load_error(m, {.max_rank = 3})
+                  .starts_with("ONNX model 'm.onnx': initializer 'w' has rank 4, over the "
+                               "limit of 3 (kiln::onnx::LoadOptions::limits.max_rank)"));
+    CHECK(load_error(m, {.max_nodes = 1}) ==
+          "ONNX model 'm.onnx' has 2 nodes, over the limit of 1 (kiln::onnx::LoadOptions::limits.max_nodes); raise "
+          "the limit if the model really needs it");
+    auto* pads = m.mutable_graph()->mutable_node(0)->add_attribute();
+    pads->set_name("pads");
+    pads->set_type(::onnx::AttributeProto_AttributeType_INTS);
+    for (int i = 0; i < 4; ++i) pads->add_ints(1);
+    CHECK(load_error(m, {.max_attribute_elements = 3}) ==
+          "node 'conv1' (Conv): attribute 'pads' has 4 elements, over the limit of 3 "
+          "(kiln::onnx::LoadOptions::limits.max_attribute_elements); raise the limit if the model really needs it");
+    CHECK(load_error(m).empty());
+}
+
 TEST_CASE("onnx errors: what the model asks for") {
     {
         auto m = tiny_model(9);

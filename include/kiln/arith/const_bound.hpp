@@ -69,10 +69,12 @@ inline ConstBound const_bound(const Expr& e, const BoundScope& scope) {
             }
             if (a.min && a.max && b.min && b.max) {
                 int64_t c[4];
-                bool ovf =
-                        __builtin_mul_overflow(*a.min, *b.min, &c[0]) | __builtin_mul_overflow(*a.min, *b.max, &c[1]) |
-                        __builtin_mul_overflow(*a.max, *b.min, &c[2]) | __builtin_mul_overflow(*a.max, *b.max, &c[3]);
-                if (!ovf) return {std::min({c[0], c[1], c[2], c[3]}), std::max({c[0], c[1], c[2], c[3]})};
+                const bool o0 = __builtin_mul_overflow(*a.min, *b.min, &c[0]),
+                           o1 = __builtin_mul_overflow(*a.min, *b.max, &c[1]),
+                           o2 = __builtin_mul_overflow(*a.max, *b.min, &c[2]),
+                           o3 = __builtin_mul_overflow(*a.max, *b.max, &c[3]);
+                if (!(o0 || o1 || o2 || o3))
+                    return {std::min({c[0], c[1], c[2], c[3]}), std::max({c[0], c[1], c[2], c[3]})};
             }
             return {};
         }

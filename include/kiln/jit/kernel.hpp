@@ -144,7 +144,7 @@ public:
     }
 
     // The packed form, for callers that build argument lists at run time.
-    void call(std::vector<detail::ArgValue>& args) const {
+    KILN_CALLS_GENERATED_CODE void call(std::vector<detail::ArgValue>& args) const {
         if (!c_) detail::fail("kernel: calling an empty kiln::Kernel; build one with kiln::build");
         const auto& ps = c_->params;
         if (args.size() != ps.size()) {

@@ -122,7 +122,9 @@ inline LoopValues loop_values(const StageNode* s, const OperationNode* op, const
             Expr inner_ext = b.range.at(sp.inner.get()).extent;
             Expr o = offset.at(sp.outer.get()), i = offset.at(sp.inner.get());
             Expr v;
-            if (sp.tail == TailStrategy::ShiftInwards) {
+            // Shifting the last tile inwards needs a whole tile to shift into; where the extent may be smaller
+            // than the factor, the tail is guarded instead.
+            if (sp.tail == TailStrategy::ShiftInwards && is_one(arith::simplify(ext >= inner_ext, b.scope))) {
                 v = kiln::min(o * inner_ext, ext - inner_ext) + i;
             } else {
                 v = o * inner_ext + i;

@@ -10,6 +10,8 @@
 #include <thread>
 #include <vector>
 
+#include "kiln/config.hpp"
+
 namespace kiln::runtime {
 
 class ThreadPool {
@@ -30,7 +32,7 @@ public:
     }
 
     // Calls fn(i, closure) for i in [0, n), split into contiguous chunks across the threads.
-    void parallel_for(void (*fn)(int32_t, void*), void* closure, int32_t n) {
+    KILN_CALLS_GENERATED_CODE void parallel_for(void (*fn)(int32_t, void*), void* closure, int32_t n) {
         if (n <= 0) return;
         if (in_parallel() || threads_.load(std::memory_order_relaxed) == 1 || n == 1) {
             for (int32_t i = 0; i < n; ++i) fn(i, closure);
@@ -65,7 +67,7 @@ private:
     // first takes are long (neighbouring iterations share weights and input rows, and each thread
     // keeps its own in its L2) and the last ones short, so a thread that the OS delays (a noisy
     // neighbour, an interrupt) leaves its share to the others instead of holding up the whole loop.
-    void run_chunks() {
+    KILN_CALLS_GENERATED_CODE void run_chunks() {
         const int32_t parts = 2 * size();
         in_parallel() = true;
         for (int32_t lo = next_.load(std::memory_order_relaxed);;) {

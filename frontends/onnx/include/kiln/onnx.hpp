@@ -18,16 +18,28 @@
 
 namespace kiln::onnx {
 
+// What a model may declare before the importer refuses it, so that a damaged or hostile file cannot make
+// kiln allocate, or work, without bound. Each refusal names the limit; raise it for a model that really
+// needs more.
+struct ImportLimits {
+    int64_t max_tensor_elements = int64_t{1} << 31;  // of any input, initializer or node output
+    int64_t max_total_elements = int64_t{1} << 33;   // of all of them together
+    int max_rank = 8;
+    int64_t max_nodes = int64_t{1} << 20;
+    int64_t max_attribute_elements = int64_t{1} << 24;  // the list or tensor in one attribute
+};
+
 struct LoadOptions {
     // Shapes for inputs by name; required for inputs with symbolic dimensions, optional otherwise.
-    std::map<std::string, std::vector<int64_t>> shapes;
+    std::map<std::string, std::vector<int64_t>> shapes{};
     // Inputs whose values are known when compiling (say the 'shape' input of a Reshape): they become constants.
-    std::map<std::string, Buffer> constants;
+    std::map<std::string, Buffer> constants{};
     Target target{};  // for evaluating constant nodes while importing
     // Evaluates a node whose inputs are all constant (shape arithmetic), whose value later nodes may need to
     // know their own shapes. Empty: kiln's own, which compiles the node as a kernel for `target`
     // (graph::detail::evaluate_node); the importer itself depends on no compiler.
     std::function<std::vector<Buffer>(const graph::Graph&, const graph::Node&, const Target&)> evaluate{};
+    ImportLimits limits{};
 };
 
 // Reads the model in the file at `path`.
@@ -82,6 +94,48 @@ template <typename... Parts> [[noreturn]] void fail_model(const std::string& whe
     kiln::detail::fail("ONNX model '", where, "': ", parts...);
 }
 
+// Holds every tensor the model declares to LoadOptions::limits, before anything of its size is allocated.
+class LimitCheck {
+public:
+    LimitCheck(const ImportLimits& l, const std::string& where) : l_(l), where_(where) {}
+
+    void tensor(const std::string& who, const std::vector<int64_t>& shape) {
+        if (static_cast<int64_t>(shape.size()) > l_.max_rank)
+            over(who + " has rank " + std::to_string(shape.size()), l_.max_rank, "max_rank");
+        int64_t n = 1;
+        for (auto d : shape) {
+            if (d < 0) kiln::detail::fail(who, " has a negative dimension ", d);
+            if (d > 0 && n > l_.max_tensor_elements / d)
+                over(who + " would hold more than " + std::to_string(l_.max_tensor_elements) + " elements (shape " +
+                             graph::detail::shape_str(shape) + ")",
+                     l_.max_tensor_elements, "max_tensor_elements");
+            n *= d;
+        }
+        total_ += n;
+        if (total_ > l_.max_total_elements)
+            over(who + " brings the model's tensors to " + std::to_string(total_) + " elements in all",
+                 l_.max_total_elements, "max_total_elements");
+    }
+    void nodes(int64_t n) const {
+        if (n > l_.max_nodes)
+            over("ONNX model '" + where_ + "' has " + std::to_string(n) + " nodes", l_.max_nodes, "max_nodes");
+    }
+    void attribute(const std::string& who, const std::string& name, int64_t n) const {
+        if (n > l_.max_attribute_elements)
+            over(who + ": attribute '" + name + "' has " + std::to_string(n) + " elements", l_.max_attribute_elements,
+                 "max_attribute_elements");
+    }
+
+private:
+    [[noreturn]] static void over(const std::string& what, int64_t limit, const char* field) {
+        kiln::detail::fail(what, ", over the limit of ", limit, " (kiln::onnx::LoadOptions::limits.", field,
+                           "); raise the limit if the model really needs it");
+    }
+    const ImportLimits& l_;
+    std::string where_;
+    int64_t total_ = 0;
+};
+
 // A TensorProto's data as a kiln Buffer (raw_data or the typed repeated fields).
 inline Buffer tensor_to_buffer(const ::onnx::TensorProto& t, const std::string& who);
 
@@ -122,20 +176,27 @@ inline Buffer tensor_to_buffer(const ::onnx::TensorProto& t, const std::string& 
     }
     // An empty tensor is allowed here (an empty 'axes' list means something); a node that would compute an
     // empty result is rejected by shape inference.
-    Buffer b = Buffer::uninitialized(shape, dt);  // every element is written below, or the tensor is refused
     const size_t bytes = static_cast<size_t>(n * dt.bytes());
     auto count_error = [&](int64_t have) {
         kiln::detail::fail(who, ": tensor '", t.name(), "' declares ", n, " elements of shape ",
                            graph::detail::shape_str(shape), " but holds ", have, "; the file is corrupt or truncated");
     };
+    // The count is checked before anything is allocated: the dimensions alone are only a claim.
     if (t.has_raw_data()) {
         if (t.raw_data().size() != bytes)
             count_error(static_cast<int64_t>(t.raw_data().size() / std::max(1, dt.bytes())));
+        Buffer b = Buffer::uninitialized(shape, dt);
         std::memcpy(b.data(), t.raw_data().data(), bytes);
         return b;
     }
+    const int64_t have = dt == f32   ? t.float_data_size()
+                         : dt == f64 ? t.double_data_size()
+                         : dt == i64 ? t.int64_data_size()
+                         : dt == u32 ? t.uint64_data_size()
+                                     : t.int32_data_size();
+    if (have != n) count_error(have);
+    Buffer b = Buffer::uninitialized(shape, dt);  // every element is written below, or the tensor is refused
     auto copy = [&](const auto& field, auto convert) {
-        if (field.size() != n) count_error(field.size());
         for (int64_t i = 0; i < n; ++i) convert(i, field.Get(static_cast<int>(i)));
     };
     char* p = static_cast<char*>(b.data());
@@ -166,9 +227,16 @@ inline Buffer tensor_to_buffer(const ::onnx::TensorProto& t, const std::string& 
     return b;
 }
 
-inline Attrs convert_attrs(const ::onnx::NodeProto& n, const std::string& who) {
+inline Attrs convert_attrs(const ::onnx::NodeProto& n, const std::string& who, const LimitCheck& limits) {
     Attrs a;
     for (const auto& at : n.attribute()) {
+        int64_t elements = std::max({at.ints_size(), at.floats_size(), at.strings_size()});
+        if (at.has_t()) {
+            int64_t n = 1;
+            for (auto d : at.t().dims()) n = d <= 0 ? 0 : (n > (int64_t{1} << 40) / d ? int64_t{1} << 40 : n * d);
+            elements = std::max(elements, n);
+        }
+        limits.attribute(who, at.name(), elements);
         if (!at.ref_attr_name().empty())
             kiln::detail::fail(who, ": attribute '", at.name(),
                                "' refers to a function attribute; functions are not supported");
@@ -260,11 +328,15 @@ KILN_SEPARABLE graph::Graph load_from_bytes(std::string_view bytes, const LoadOp
         fail_model(where, "uses opset ", opset,
                    "; kiln supports opsets 11 to 22 (convert it with onnx.version_converter)");
     const auto& gp = model.graph();
+    LimitCheck limits(opt.limits, where);
+    limits.nodes(gp.node_size());
     Graph g;
     g.opset = static_cast<int>(opset);
     std::map<std::string, int> value_of;
     for (auto& init : *model.mutable_graph()->mutable_initializer()) {
         if (init.name().empty()) fail_model(where, "has an initializer without a name");
+        limits.tensor("ONNX model '" + where + "': initializer '" + init.name() + "'",
+                      std::vector<int64_t>(init.dims().begin(), init.dims().end()));
         value_of[init.name()] = g.add_constant(init.name(), take_tensor(init, "ONNX model '" + where + "'"));
     }
     for (const auto& in : gp.input()) {
@@ -303,6 +375,7 @@ KILN_SEPARABLE graph::Graph load_from_bytes(std::string_view bytes, const LoadOp
         }
         for (auto d : t.shape)
             if (d <= 0) kiln::detail::fail(who, ": dimension ", d, " must be positive");
+        limits.tensor(who, t.shape);
         value_of[in.name()] = g.add_input(in.name(), t);
     }
     for (const auto& [name, _] : opt.shapes)
@@ -319,7 +392,7 @@ KILN_SEPARABLE graph::Graph load_from_bytes(std::string_view bytes, const LoadOp
         if (n.op.rfind("kiln.", 0) == 0)
             kiln::detail::fail(who, ": '", n.op,
                                "' is one of kiln's internal operators, which its passes insert; a model cannot use it");
-        n.attrs = convert_attrs(np, who);
+        n.attrs = convert_attrs(np, who, limits);
         for (const auto& in : np.input()) {
             if (in.empty()) {
                 n.inputs.push_back(-1);
@@ -342,6 +415,8 @@ KILN_SEPARABLE graph::Graph load_from_bytes(std::string_view bytes, const LoadOp
         if (names.empty()) kiln::detail::fail(who, ": the node has no outputs");
         n.outputs.assign(names.size(), 0);
         const auto types = graph::infer_types(g, n);
+        for (size_t i = 0; i < types.size() && i < names.size(); ++i)
+            limits.tensor(who + ": output '" + names[i] + "'", types[i].shape);
         if (types.size() < names.size())
             kiln::detail::fail(who, ": the node asks for ", names.size(), " outputs but ", n.op, " has ", types.size());
         const int id = g.add_node(
