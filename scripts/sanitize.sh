@@ -22,12 +22,15 @@ else
   fuzz=ON
   export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 fi
+# A directory configured with another compiler (an older version of this script used gcc) starts afresh.
+if [ -f "$dir/CMakeCache.txt" ] && ! grep -q "^CMAKE_CXX_COMPILER:.*clang++-19" "$dir/CMakeCache.txt"; then rm -rf "$dir"; fi
 # Line tables only: enough for the sanitizers' reports, and much less to compile than full debug info.
 cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DKILN_PYTHON="$py" -DKILN_BUILD_BENCH=OFF \
   -DKILN_BUILD_EXAMPLES=OFF -DKILN_BUILD_FUZZERS=$fuzz -DCMAKE_C_COMPILER=clang-19 -DCMAKE_CXX_COMPILER=clang++-19 \
   -DCMAKE_C_FLAGS="$flags -gline-tables-only -fno-omit-frame-pointer" \
   -DCMAKE_CXX_FLAGS="$flags -gline-tables-only -fno-omit-frame-pointer" \
-  -DCMAKE_EXE_LINKER_FLAGS="${flags/,fuzzer-no-link/}" -DCMAKE_SHARED_LINKER_FLAGS="${flags/,fuzzer-no-link/}" >/dev/null
+  -DCMAKE_EXE_LINKER_FLAGS="${flags/,fuzzer-no-link/}" \
+  -DCMAKE_SHARED_LINKER_FLAGS="${flags/,fuzzer-no-link/}" >/dev/null
 cmake --build "$dir" --target kiln_tests kiln_graph_tests kiln_onnx_conformance kiln_cli
 [ $fuzz = ON ] && cmake --build "$dir" --target fuzz_npy fuzz_model_file fuzz_onnx fuzz_schedule
 # The consumer and format checks build or read files and run no kiln code of this build.

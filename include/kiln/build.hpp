@@ -31,6 +31,10 @@ KILN_SEPARABLE void clear_cache();
 // cache or compiles it. Kernels already handed out stay valid.
 KILN_SEPARABLE void clear_memory_cache();
 
+// How many kernels the in-memory cache holds (4096 unless set); past that, the least recently used is
+// dropped, and its machine code unloaded once no Kernel holds it. 0 keeps none.
+KILN_SEPARABLE void set_memory_cache_limit(size_t kernels);
+
 namespace jit {
 
 // `t` with what it leaves open (triple, CPU, features, vector width) filled in from the host.
@@ -75,10 +79,10 @@ namespace kiln {
 namespace detail {
 
 // Compiled kernels by (target, lowered program): the same kernel is compiled once per process. Past
-// kMaxEntries the least recently used entry is dropped; kernels already handed out stay valid.
+// its limit (set_memory_cache_limit) the least recently used entry is dropped; kernels already handed out stay
+// valid.
 class KernelCache {
 public:
-    static constexpr size_t kMaxEntries = 4096;
     using Ptr = std::shared_ptr<const Kernel::Compiled>;
 
     static KernelCache& get() {
@@ -97,10 +101,13 @@ public:
     void insert(const std::string& key, Ptr kernel) {
         std::lock_guard<std::mutex> lk(m_);
         map_[key] = {std::move(kernel), ++clock_};
-        if (map_.size() <= kMaxEntries) return;
-        auto oldest = std::min_element(map_.begin(), map_.end(),
-                                       [](const auto& a, const auto& b) { return a.second.used < b.second.used; });
-        map_.erase(oldest);
+        evict();
+    }
+
+    void set_limit(size_t kernels) {
+        std::lock_guard<std::mutex> lk(m_);
+        limit_ = kernels;
+        evict();
     }
 
     size_t size() {
@@ -114,6 +121,14 @@ public:
     }
 
 private:
+    void evict() {
+        while (map_.size() > limit_) {
+            auto oldest = std::min_element(map_.begin(), map_.end(),
+                                           [](const auto& a, const auto& b) { return a.second.used < b.second.used; });
+            map_.erase(oldest);
+        }
+    }
+    size_t limit_ = 4096;
     struct Slot {
         Ptr kernel;
         uint64_t used;
@@ -253,6 +268,8 @@ KILN_SEPARABLE void clear_cache() {
 }
 
 KILN_SEPARABLE void clear_memory_cache() { detail::KernelCache::get().clear(); }
+
+KILN_SEPARABLE void set_memory_cache_limit(size_t kernels) { detail::KernelCache::get().set_limit(kernels); }
 
 namespace jit {
 

@@ -7,6 +7,7 @@ outputs from ONNX Runtime (default graph optimisations) for random inputs.
 For every case OUT_DIR/<case>/ holds model.onnx, input_<k>.npy and output_<k>.npy; OUT_DIR/cases.txt lists
 the cases with their tolerance. Odd shapes on purpose: channels 3, 5, 17; spatial sizes 1, 7, 13.
 """
+import math
 import os
 import sys
 
@@ -24,8 +25,9 @@ def rand(*shape, lo=-1.0, hi=1.0):
 
 
 class Case:
-    def __init__(self, name, opset=17, tol=1e-4):
-        self.name, self.opset, self.tol = name, opset, tol
+    def __init__(self, name, opset=17, tol=1e-4, reference=None):
+        # reference: feeds -> outputs, for the few cases where ONNX Runtime's answer is not the one kiln holds to
+        self.name, self.opset, self.tol, self.reference = name, opset, tol, reference
         self.nodes, self.inits, self.inputs, self.feeds, self.outputs = [], [], [], {}, []
         self.count = 0
 
@@ -62,7 +64,7 @@ def save(case, out_dir):
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    res = sess.run(None, case.feeds)
+    res = case.reference(case.feeds) if case.reference else sess.run(None, case.feeds)
     for k, inp in enumerate(case.inputs):
         np.save(os.path.join(d, f"input_{k}.npy"), case.feeds[inp.name])
     for k, r in enumerate(res):
@@ -127,6 +129,72 @@ def binary_cases():
     a, b = c.input("a", rand(3, 1, 7)), c.input("b", rand(5, 1))
     cond = c.op("Greater", [a, c.const(np.float32(0.0))])
     c.output(c.op("Where", [cond, a, b]))
+    yield c
+
+
+def special(*shape, lo=-3.0, hi=3.0):
+    """Random values with NaN, +inf and -inf at fixed places among them."""
+    a = rand(*shape, lo=lo, hi=hi)
+    flat = a.reshape(-1)
+    flat[1::7] = np.nan
+    flat[3::11] = np.inf
+    flat[5::13] = -np.inf
+    return a
+
+
+def special_value_cases():
+    # NaN and infinities through every kind of operator, held to ONNX Runtime's results (NaN where it gives NaN).
+    # Where ONNX Runtime 1.31 departs from IEEE 754, kiln follows IEEE and the reference is numpy's: its erf gives 1
+    # for NaN and its sqrt NaN for +inf; its ReduceMax and MaxPool skip NaN, where IEEE 754-2019's maximum (and
+    # PyTorch's max) give NaN, as kiln's Max, Min, Relu and Clip do and as ONNX Runtime's own Max and Relu do.
+    ieee = {
+        "Erf": lambda f: [np.vectorize(math.erf, otypes=[np.float32])(f["x"])],
+        "Sqrt": lambda f: [np.sqrt(f["x"])],
+    }
+    for op in ["Relu", "Sigmoid", "Tanh", "Erf", "Exp", "Neg", "Abs", "Floor", "Ceil", "Sqrt", "Log", "Reciprocal",
+               "HardSwish"]:
+        c = Case(f"special_{op}", reference=ieee.get(op))
+        c.output(c.op(op, [c.input("x", special(3, 29))]))
+        yield c
+    c = Case("special_LeakyRelu")
+    c.output(c.op("LeakyRelu", [c.input("x", special(3, 29))], alpha=0.1))
+    yield c
+    c = Case("special_Gelu", opset=20)
+    c.output(c.op("Gelu", [c.input("x", special(3, 29))]))
+    yield c
+    c = Case("special_Clip")
+    c.output(c.op("Clip", [c.input("x", special(3, 29)), c.const(np.float32(-1)), c.const(np.float32(1))]))
+    yield c
+    for op in ["Add", "Mul", "Div", "Max", "Min", "Pow"]:
+        c = Case(f"special_{op}")
+        c.output(c.op(op, [c.input("a", special(5, 17)), c.input("b", special(17, lo=0.5, hi=2))]))
+        yield c
+    for op, attrs in [("Softmax", {"axis": -1}), ("ReduceMax", {"axes": [1]}), ("ReduceSum", {"axes": [1]}),
+                      ("ReduceMean", {"axes": [1]})]:
+        c = Case(f"special_{op}", opset=13 if op != "ReduceSum" else 12,
+                 reference=(lambda f: [np.max(f["x"], axis=1)]) if op == "ReduceMax" else None)
+        c.output(c.op(op, [c.input("x", special(7, 19))], **attrs))
+        yield c
+    c = Case("special_MatMul")
+    c.output(c.op("MatMul", [c.input("a", special(7, 19)), c.const(rand(19, 5))]))
+    yield c
+    c = Case("special_Conv")
+    c.output(c.op("Conv", [c.input("x", special(1, 3, 9, 9)), c.const(rand(4, 3, 3, 3))], pads=[1, 1, 1, 1]))
+    yield c
+    def max_pool_3x3_s2(f):
+        x = f["x"]
+        return [np.stack([np.stack([x[:, :, 2 * i:2 * i + 3, 2 * j:2 * j + 3].max(axis=(2, 3)) for j in range(4)], -1)
+                          for i in range(4)], -2)]
+
+    for op in ["MaxPool", "AveragePool"]:
+        c = Case(f"special_{op}", reference=max_pool_3x3_s2 if op == "MaxPool" else None)
+        c.output(c.op(op, [c.input("x", special(1, 3, 9, 9))], kernel_shape=[3, 3], strides=[2, 2]))
+        yield c
+    c = Case("special_GlobalAveragePool")
+    c.output(c.op("GlobalAveragePool", [c.input("x", special(1, 5, 7, 7))]))
+    yield c
+    c = Case("special_LayerNormalization")
+    c.output(c.op("LayerNormalization", [c.input("x", special(5, 19)), c.const(rand(19)), c.const(rand(19))], axis=-1))
     yield c
 
 
@@ -381,7 +449,7 @@ def main():
         print(save(models[only](), out_dir))
         return
     lines = []
-    for gen in (unary_cases, binary_cases, nn_cases, transform_cases):
+    for gen in (unary_cases, binary_cases, nn_cases, transform_cases, special_value_cases):
         for case in gen():
             lines.append(save(case, out_dir))
     for make in models.values():

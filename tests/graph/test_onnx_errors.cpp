@@ -2,6 +2,7 @@
 // the rule broken. Models are built here with the protobuf API, then damaged.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <random>
 
 #include <onnx/onnx_pb.h>
@@ -265,4 +266,131 @@ TEST_CASE("graph errors: executor misuse") {
     CHECK_THROWS_WITH_AS(ex.output(1), "output: the model has 1 output(s); there is no output 1", kiln::Error);
     CHECK_THROWS_WITH_AS(kiln::graph::compile(g, {.opt_level = 4}), "graph::compile: opt_level is 4; use 0 to 3",
                          kiln::Error);
+}
+
+namespace {
+
+// The tiny model run at opt level 3 on x[n, c, h, w] = sin(index): its outputs, or the kiln::Error it gave.
+struct Outcome {
+    std::string error;
+    std::vector<kiln::Buffer> outputs;
+    kiln::Buffer input;
+};
+Outcome run_tiny(const ::onnx::ModelProto& m) {
+    Outcome o;
+    try {
+        auto g = kiln::onnx::load_from_bytes(bytes_of(m), {}, "m.onnx");
+        auto ex = kiln::graph::compile(g, {.opt_level = 3});
+        const auto& t = g.type_of(g.inputs.at(0));
+        o.input = kiln::Buffer(t.shape, kiln::f32);
+        for (int64_t i = 0; i < o.input.size(); ++i)
+            o.input.data_as<float>()[i] = static_cast<float>(std::sin(0.37 * static_cast<double>(i)));
+        ex.set_input(0, o.input);
+        ex.run();
+        for (size_t i = 0; i < ex.num_outputs(); ++i) o.outputs.push_back(ex.output(i));
+    } catch (const kiln::Error& e) { o.error = e.what(); }
+    return o;
+}
+
+// The tiny model's convolution (no padding, stride 1) at one output point, from its definition.
+double tiny_conv(const ::onnx::ModelProto& m, const kiln::Buffer& x, int64_t o, int64_t y, int64_t xx) {
+    const auto& w = m.graph().initializer(0);
+    const int64_t H = x.dim(2), W = x.dim(3);
+    double acc = 0;
+    for (int64_t c = 0; c < 3; ++c)
+        for (int64_t ky = 0; ky < 3; ++ky)
+            for (int64_t kx = 0; kx < 3; ++kx)
+                acc += static_cast<double>(w.float_data(static_cast<int>(((o * 3 + c) * 3 + ky) * 3 + kx))) *
+                       x.data_as<float>()[(c * H + y + ky) * W + xx + kx];
+    return acc;
+}
+
+}  // namespace
+
+TEST_CASE("onnx: each kind of semantic mutation of a model gives a clear error or a correct result") {
+    auto attr = [](::onnx::ModelProto& m, const char* name, std::vector<int64_t> v) {
+        auto* a = m.mutable_graph()->mutable_node(0)->add_attribute();
+        a->set_name(name);
+        if (v.size() == 1 && std::string(name) == "group") {
+            a->set_type(::onnx::AttributeProto_AttributeType_INT);
+            a->set_i(v[0]);
+        } else {
+            a->set_type(::onnx::AttributeProto_AttributeType_INTS);
+            for (auto x : v) a->add_ints(x);
+        }
+    };
+    SUBCASE("attributes set to 0, -1 and 10^9") {
+        auto m0 = tiny_model(), m1 = tiny_model(), m2 = tiny_model();
+        attr(m0, "strides", {0, 0});
+        attr(m1, "group", {-1});
+        attr(m2, "pads", {1000000000, 0, 0, 0});
+        CHECK(run_tiny(m0).error == "node 'conv1' (Conv): strides, dilations and kernel_shape must be at least 1");
+        CHECK(run_tiny(m1).error ==
+              "node 'conv1' (Conv): group = -1 must divide the input channels (3) and the output channels (4)");
+        CHECK(run_tiny(m2).error ==
+              "node 'conv1' (Conv): output 'y' would hold more than 2147483648 elements (shape [1, 4, 1000000003, "
+              "3]), over the limit of 2147483648 (kiln::onnx::LoadOptions::limits.max_tensor_elements); raise the "
+              "limit if the model really needs it");
+    }
+    SUBCASE("input dimensions set to 0 and 100000") {
+        auto m0 = tiny_model(), m1 = tiny_model();
+        auto dim = [](::onnx::ModelProto& m) {
+            return m.mutable_graph()
+                    ->mutable_input(0)
+                    ->mutable_type()
+                    ->mutable_tensor_type()
+                    ->mutable_shape()
+                    ->mutable_dim(2);
+        };
+        dim(m0)->set_dim_value(0);
+        dim(m1)->set_dim_value(100000);
+        CHECK(run_tiny(m0).error ==
+              "ONNX model 'm.onnx': input 'x' has dimension 2 of size 0; every dimension must be at least 1");
+        const Outcome big = run_tiny(m1);
+        REQUIRE(big.error == "");
+        REQUIRE(big.outputs[0].shape() == std::vector<int64_t>{1, 4, 99998, 3});
+        for (int64_t y : {int64_t{0}, int64_t{12345}, int64_t{99997}})
+            CHECK(big.outputs[0].data_as<float>()[(2 * 99998 + y) * 3 + 1] ==
+                  doctest::Approx(std::max(0.0, tiny_conv(m1, big.input, 2, y, 1))).epsilon(1e-4));
+    }
+    SUBCASE("op types changed") {
+        auto m0 = tiny_model(), m1 = tiny_model();
+        m0.mutable_graph()->mutable_node(1)->set_op_type("Sigmoid");
+        m1.mutable_graph()->mutable_node(1)->set_op_type("Relux");
+        const Outcome sig = run_tiny(m0);
+        REQUIRE(sig.error == "");
+        CHECK(sig.outputs[0].data_as<float>()[9 + 4] ==
+              doctest::Approx(1 / (1 + std::exp(-tiny_conv(m0, sig.input, 1, 1, 1)))).epsilon(1e-5));
+        CHECK(run_tiny(m1).error.starts_with(
+                "node 'relu1' (Relux): operator 'Relux' is not supported; kiln supports Abs, Add, AveragePool"));
+    }
+    SUBCASE("initializers removed or filled with NaN") {
+        auto m0 = tiny_model(), m1 = tiny_model();
+        m0.mutable_graph()->clear_initializer();
+        for (auto& v : *m1.mutable_graph()->mutable_initializer(0)->mutable_float_data()) v = NAN;
+        CHECK(run_tiny(m0).error ==
+              "node 'conv1' (Conv): input 'w' is not a graph input, an initializer or the output of an earlier node "
+              "(nodes must be in topological order)");
+        const Outcome nan = run_tiny(m1);
+        REQUIRE(nan.error == "");
+        for (int64_t i = 0; i < nan.outputs[0].size(); ++i) CHECK(std::isnan(nan.outputs[0].data_as<float>()[i]));
+    }
+    SUBCASE("inputs rewired") {
+        auto m = tiny_model();
+        m.mutable_graph()->mutable_node(1)->set_input(0, "x");  // Relu of the input; the convolution is dead
+        const Outcome o = run_tiny(m);
+        REQUIRE(o.error == "");
+        REQUIRE(o.outputs[0].shape() == std::vector<int64_t>{1, 3, 5, 5});
+        for (int64_t i = 0; i < 75; ++i)
+            CHECK(o.outputs[0].data_as<float>()[i] == std::max(0.f, o.input.data_as<float>()[i]));
+    }
+    SUBCASE("outputs duplicated") {
+        auto m = tiny_model();
+        m.mutable_graph()->add_output()->set_name("z");
+        const Outcome o = run_tiny(m);
+        CHECK(o.error == "");
+        REQUIRE(o.outputs.size() == 2);
+        for (int64_t i = 0; i < o.outputs[0].size(); ++i)
+            CHECK(o.outputs[1].data_as<float>()[i] == o.outputs[0].data_as<float>()[i]);
+    }
 }

@@ -365,7 +365,10 @@ KILN_SEPARABLE graph::Graph load_from_bytes(std::string_view bytes, const LoadOp
             if (!tt.has_shape()) kiln::detail::fail(who, " has no shape in the model; give one in LoadOptions::shapes");
             for (int d = 0; d < tt.shape().dim_size(); ++d) {
                 const auto& dim = tt.shape().dim(d);
-                if (!dim.has_dim_value() || dim.dim_value() <= 0)
+                if (dim.has_dim_value() && dim.dim_value() <= 0)
+                    kiln::detail::fail(who, " has dimension ", d, " of size ", dim.dim_value(),
+                                       "; every dimension must be at least 1");
+                if (!dim.has_dim_value())
                     kiln::detail::fail(who, " has dimension ", d, " unbound (",
                                        dim.has_dim_param() ? "'" + dim.dim_param() + "'" : std::string("unknown"),
                                        "); kiln compiles static shapes, so give the input's shape, e.g. {{\"",

@@ -58,8 +58,12 @@ KILN_UNSIGNED_DIV_MOD(uint64_t, u64)
 #define KILN_MIN_MAX(T, S)                                                                  \
     static inline T kiln_min_##S(T a, T b) { return a < b ? a : b; }                        \
     static inline T kiln_max_##S(T a, T b) { return a > b ? a : b; }
-KILN_MIN_MAX(float, f32)
-KILN_MIN_MAX(double, f64)
+/* Floats: a NaN operand gives NaN, as ONNX's Max, Min and Relu and IEEE 754-2019's maximum do. */
+#define KILN_FLOAT_MIN_MAX(T, S)                                                            \
+    static inline T kiln_min_##S(T a, T b) { return a != a ? a : (a < b ? a : b); }         \
+    static inline T kiln_max_##S(T a, T b) { return a != a ? a : (a > b ? a : b); }
+KILN_FLOAT_MIN_MAX(float, f32)
+KILN_FLOAT_MIN_MAX(double, f64)
 KILN_MIN_MAX(int8_t, i8)
 KILN_MIN_MAX(int16_t, i16)
 KILN_MIN_MAX(int32_t, i32)

@@ -251,16 +251,16 @@ private:
                     return b_.CreateFSub(a, b_.CreateFMul(q, b));
                 }
                 return floor_div_mod(a, b, false, n->b, sgn);
+            // Float minima and maxima give NaN when either operand is NaN, as ONNX's Max, Min and Relu do:
+            // a NaN in `a` is kept by the outer select, one in `b` by the ordered comparison failing.
             case ExprKind::Min:
-                return b_.CreateSelect(fp    ? b_.CreateFCmpOLT(a, b)
-                                       : sgn ? b_.CreateICmpSLT(a, b)
-                                             : b_.CreateICmpULT(a, b),
-                                       a, b);
+                if (fp)
+                    return b_.CreateSelect(b_.CreateFCmpUNO(a, a), a, b_.CreateSelect(b_.CreateFCmpOLT(a, b), a, b));
+                return b_.CreateSelect(sgn ? b_.CreateICmpSLT(a, b) : b_.CreateICmpULT(a, b), a, b);
             case ExprKind::Max:
-                return b_.CreateSelect(fp    ? b_.CreateFCmpOGT(a, b)
-                                       : sgn ? b_.CreateICmpSGT(a, b)
-                                             : b_.CreateICmpUGT(a, b),
-                                       a, b);
+                if (fp)
+                    return b_.CreateSelect(b_.CreateFCmpUNO(a, a), a, b_.CreateSelect(b_.CreateFCmpOGT(a, b), a, b));
+                return b_.CreateSelect(sgn ? b_.CreateICmpSGT(a, b) : b_.CreateICmpUGT(a, b), a, b);
             case ExprKind::EQ: return fp ? b_.CreateFCmpOEQ(a, b) : b_.CreateICmpEQ(a, b);
             case ExprKind::NE: return fp ? b_.CreateFCmpUNE(a, b) : b_.CreateICmpNE(a, b);
             case ExprKind::LT:
