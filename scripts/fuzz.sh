@@ -26,8 +26,9 @@ for n in "${names[@]}"; do
   mkdir -p "$dir/corpus/$n"
   extra=()
   [ -f "tests/fuzz/$n.dict" ] && extra+=("-dict=tests/fuzz/$n.dict")
-  # -timeout: an input that runs longer is a hang; -malloc_limit_mb: one allocation that large is a finding.
-  if ! "$dir/tests/fuzz/fuzz_$n" -max_total_time="$secs" -timeout=60 -rss_limit_mb=6144 -malloc_limit_mb=2048 \
+  # -timeout: an input that runs longer is a hang (unrolling 1,000 copies of a loop nest takes 12 s, 80 s under
+  # ASan); -malloc_limit_mb: one allocation that large is a finding.
+  if ! "$dir/tests/fuzz/fuzz_$n" -max_total_time="$secs" -timeout=120 -rss_limit_mb=6144 -malloc_limit_mb=2048 \
       -max_len=16384 -print_final_stats=1 -artifact_prefix="$dir/findings/$n-" "${extra[@]}" \
       "$dir/corpus/$n" "tests/fuzz/corpus/$n" > "$dir/fuzz_$n.log" 2>&1; then
     status=1

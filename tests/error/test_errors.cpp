@@ -1,5 +1,6 @@
 // Golden messages: every misuse names the stage, axis or tensor, the rule, and what to do instead.
 #include <kiln/nn.hpp>
+#include <kiln/runtime/npy.hpp>
 
 #include "helpers.hpp"
 
@@ -359,4 +360,27 @@ TEST_CASE("nn::conv2d errors") {
     CHECK(error_of([&] { nn::schedule_conv2d(s, plain); }) ==
           "nn::schedule_conv2d: 'plain' is not computed from an nn::conv2d; define it with kiln::nn::conv2d or "
           "conv2d_nchwc");
+}
+
+TEST_CASE("npy files: a header is checked against the bytes that follow it, before anything is allocated") {
+    auto npy = [](const std::string& header, size_t data_bytes) {
+        std::string h = header;
+        while ((10 + h.size() + 1) % 16) h += ' ';
+        h += '\n';
+        std::string f = std::string("\x93NUMPY\x01\x00", 8);
+        f += static_cast<char>(h.size() & 0xff);
+        f += static_cast<char>(h.size() >> 8);
+        return f + h + std::string(data_bytes, '\0');
+    };
+    auto err = [](const std::string& bytes) { return error_of([&] { npy::load_from_bytes(bytes, "x.npy"); }); };
+    CHECK(err(npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", 24)) == "");
+    CHECK(err(npy("{'descr': '<f4', 'fortran_order': False, 'shape': (100000, 100000), }", 24)) ==
+          "npy 'x.npy': the header declares more elements than the file holds (24 bytes of data)");
+    CHECK(err(npy("{'descr': '<f4', 'fortran_order': False, 'shape': (0, 77777777777777, 777777777), }", 0)) ==
+          "npy 'x.npy': the shape is too large");
+    CHECK(err(npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, x), }", 24)) ==
+          "npy 'x.npy': the shape holds 'x', not a size");
+    CHECK(err(npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", 23)) ==
+          "npy 'x.npy': the header declares more elements than the file holds (23 bytes of data)");
+    CHECK(err("\x93NUMPY") == "npy 'x.npy': not a .npy file (bad magic)");
 }

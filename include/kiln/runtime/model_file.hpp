@@ -156,9 +156,13 @@ public:
         return s;
     }
     std::string str(const char* what) { return std::string(bytes(what)); }
+    // A count of records, each at least 4 bytes: no more than the bytes left can hold, so a damaged count
+    // is refused before anything of its size is allocated.
     uint32_t count(const char* what, uint32_t limit) {
         const uint32_t n = pod<uint32_t>(what);
         if (n > limit) fail(what, " count ", n, " is more than ", limit);
+        if (n > (d_.size() - at_) / 4)
+            fail(what, " count ", n, " is more than the ", d_.size() - at_, " bytes left hold");
         return n;
     }
     Type type(const char* what) {

@@ -1,6 +1,7 @@
 #pragma once
 // Reading and writing numpy .npy files (format 1.0-3.0, little-endian, C order) as kiln Buffers: how
 // model inputs and outputs travel between kiln, numpy and ONNX Runtime.
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <iterator>
@@ -79,7 +80,7 @@ inline Buffer load_from_bytes(std::string_view data, const std::string& where) {
         fail("the header's shape is not a tuple");
     sh = sh.substr(open + 1, close - open - 1);
     std::vector<int64_t> shape;
-    int64_t elements = 1;
+    int64_t elements = 1, spanned = 1;
     const int64_t available = static_cast<int64_t>((data.size() - at) / static_cast<size_t>(dtype.bytes()));
     for (size_t p = 0; p < sh.size();) {
         while (p < sh.size() && (sh[p] == ' ' || sh[p] == ',')) ++p;
@@ -93,6 +94,9 @@ inline Buffer load_from_bytes(std::string_view data, const std::string& where) {
         if (digits == 0) fail("the shape holds '", std::string(sh.substr(p, 8)), "', not a size");
         if (shape.size() == 16) fail("the shape has more than 16 dimensions");
         shape.push_back(v);
+        // Strides multiply the sizes too, so even beside a zero the product of the others must be sane.
+        if (v != 0 && spanned > (int64_t{1} << 48) / v) fail("the shape is too large");
+        spanned *= std::max<int64_t>(v, 1);
         if (v != 0 && elements > available / v)
             fail("the header declares more elements than the file holds (", data.size() - at, " bytes of data)");
         elements *= v;
