@@ -384,7 +384,16 @@ int kiln_model_set_input_bytes(kiln_model* model, const char* name, const void* 
 
 namespace {
 KILN_CALLS_GENERATED_CODE void run_steps(kiln_model& m) {
-    for (size_t k = 0; k < m.steps.size(); ++k) m.steps[k](m.step_args[k].data(), nullptr);
+    for (size_t k = 0; k < m.steps.size(); ++k) {
+        const auto& st = m.file.steps[k];
+        for (const auto& c : st.checks) {
+            const auto& v = m.file.values[m.file.index_of(st.values[c.arg])];
+            const std::string bad =
+                    kiln::runtime::index_out_of_range(c, m.step_args[k][c.arg], v.dtype, v.numel(), v.name);
+            if (!bad.empty()) kiln::detail::fail("kiln_model_run: ", bad);
+        }
+        m.steps[k](m.step_args[k].data(), nullptr);
+    }
 }
 }  // namespace
 

@@ -111,7 +111,7 @@ TEST_CASE("graph::load_executable errors: foreign, damaged, truncated and mismat
     write_all(path, with_checksum(version));
     CHECK(load_error(path) ==
           "load_executable: '" + path +
-                  "' has format version 99; this kiln reads version 2; save the executable again with graph::save");
+                  "' has format version 99; this kiln reads version 3; save the executable again with graph::save");
 
     // The target string follows the magic, the version, the flags and its 8-byte length.
     uint64_t target_len;
@@ -135,7 +135,8 @@ TEST_CASE("graph::load_executable errors: foreign, damaged, truncated and mismat
     write_all(path, with_checksum(counted));
     CHECK(load_error(path) == "load_executable: '" + path + "' values count 16777215 is more than the " +
                                       std::to_string(body.size() - at - 4) +
-                                      " bytes left hold; save the executable again with graph::save");
+                                      " bytes left hold (the file is truncated); save the executable again "
+                                      "with graph::save");
 
     std::filesystem::remove(path);
     CHECK_THROWS_WITH_AS(kiln::graph::save(exe, "/nonexistent/dir/model.kiln"),

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <random>
 
 #include <onnx/onnx_pb.h>
@@ -392,5 +393,62 @@ TEST_CASE("onnx: each kind of semantic mutation of a model gives a clear error o
         REQUIRE(o.outputs.size() == 2);
         for (int64_t i = 0; i < o.outputs[0].size(); ++i)
             CHECK(o.outputs[1].data_as<float>()[i] == o.outputs[0].data_as<float>()[i]);
+    }
+}
+
+TEST_CASE("onnx Gather: indices from an input are checked before the kernel runs, compiled and saved alike") {
+    ::onnx::ModelProto m;
+    m.set_ir_version(8);
+    m.add_opset_import()->set_version(17);
+    auto* g = m.mutable_graph();
+    g->set_name("gather");
+    auto* in = g->add_input();
+    in->set_name("ids");
+    in->mutable_type()->mutable_tensor_type()->set_elem_type(7);  // int64
+    in->mutable_type()->mutable_tensor_type()->mutable_shape()->add_dim()->set_dim_value(3);
+    auto* table = g->add_initializer();
+    table->set_name("table");
+    table->set_data_type(1);
+    for (int d : {10, 4}) table->add_dims(d);
+    for (int i = 0; i < 40; ++i) table->add_float_data(static_cast<float>(i));
+    auto* node = g->add_node();
+    node->set_name("embed");
+    node->set_op_type("Gather");
+    node->add_input("table");
+    node->add_input("ids");
+    node->add_output("rows");
+    auto* relu = g->add_node();  // fused with the Gather into one kernel
+    relu->set_name("relu");
+    relu->set_op_type("Relu");
+    relu->add_input("rows");
+    relu->add_output("out");
+    g->add_output()->set_name("out");
+
+    auto exe = kiln::graph::compile(kiln::onnx::load_from_bytes(bytes_of(m), {}, "m.onnx"), {.opt_level = 3});
+    const std::string saved = (std::filesystem::temp_directory_path() / "kiln_gather_check.kiln").string();
+    kiln::graph::save(exe, saved);
+    auto loaded = kiln::graph::load_executable(saved);
+    std::filesystem::remove(saved);
+    for (kiln::graph::Executable* e : {&exe, &loaded}) {
+        kiln::Buffer ids({3}, kiln::i64);
+        auto* p = ids.data_as<int64_t>();
+        p[0] = 1, p[1] = -2, p[2] = 9;  // -2 is row 8, as ONNX counts from the end
+        e->set_input(0, ids);
+        e->run();
+        const float* out = e->output(0).data_as<float>();
+        for (int c = 0; c < 4; ++c) {
+            CHECK(out[c] == static_cast<float>(4 + c));
+            CHECK(out[4 + c] == static_cast<float>(32 + c));
+            CHECK(out[8 + c] == static_cast<float>(36 + c));
+        }
+        p[1] = 10;
+        e->set_input(0, ids);
+        CHECK_THROWS_WITH_AS(e->run(),
+                             "run: node 'embed' (Gather): index 10 at position 1 of 'ids' is outside [-10, 10), the "
+                             "extent of the axis it indexes; pass indices inside it",
+                             kiln::Error);
+        p[1] = -11;
+        e->set_input(0, ids);
+        CHECK_THROWS_AS(e->run(), kiln::Error);
     }
 }

@@ -97,6 +97,13 @@ public:
         if (threads_ > 0 && kiln::num_threads() != threads_) kiln::set_num_threads(threads_);
         for (size_t k = 0; k < steps_.size(); ++k) {
             auto& st = steps_[k];
+            for (const auto& c : st.checks) {
+                const auto& a = st.args[c.arg];
+                const std::string bad =
+                        runtime::index_out_of_range(c, a.data, a.dtype, graph_.type_of(st.values[c.arg]).numel(),
+                                                    graph_.value(st.values[c.arg]).name);
+                if (!bad.empty()) kiln::detail::fail("run: ", bad);
+            }
             if (profile_) {
                 auto t0 = std::chrono::steady_clock::now();
                 st.kernel.call(st.args);
@@ -172,6 +179,7 @@ public:
                                                 kernels.begin());
             step.values.assign(st.values.begin(), st.values.end());
             for (auto& a : st.args) step.shapes.push_back(a.shape);
+            step.checks = st.checks;
             m.steps.push_back(std::move(step));
         }
         m.target = kernels.empty() ? jit::resolve(Target{}).str() : kernels.front()->target;
@@ -284,6 +292,7 @@ private:
             Step st;
             st.name = s.name;
             st.kernel = kernels[s.kernel];
+            st.checks = s.checks;
             for (size_t i = 0; i < s.values.size(); ++i) {
                 const int id = new_id.at(s.values[i]);
                 const Buffer& b = ex.storage_.at(id);
@@ -301,6 +310,7 @@ private:
         std::vector<kiln::detail::ArgValue> args;
         std::vector<int> values;  // the value id of each argument
         std::string name;
+        std::vector<runtime::ModelFile::IndexCheck> checks;  // indices to refuse before the kernel runs
     };
 
     // The arena every intermediate lives in, `bytes` from the memory plan.
@@ -582,6 +592,19 @@ KILN_SEPARABLE Executable compile(const Graph& model, const CompileOptions& opt)
             const Buffer& b = ex.storage_.at(v);
             st.args.push_back(detail::dense_arg(b.data(), b.dtype(), detail::kernel_shape(g.type_of(v))));
             st.values.push_back(v);
+        }
+        // Indices that arrive from outside the kernel are checked before it runs; constant ones were checked
+        // when the model was imported, and ones computed inside the kernel are clamped.
+        for (int id : ex.groups_[k].nodes) {
+            const Node& n = g.nodes[id];
+            const OpDef* def = OpRegistry::get().find(n.op);
+            if (!def || !def->indices) continue;
+            const auto [input, extent] = def->indices(g, n);
+            const int v = n.inputs[input];
+            const auto& args = scheds[k].arg_values;
+            const auto at = std::find(args.begin(), args.end(), v);
+            if (g.value(v).is_constant() || at == args.end()) continue;
+            st.checks.push_back({static_cast<uint32_t>(at - args.begin()), extent, graph::detail::who(n)});
         }
         ex.steps_.push_back(std::move(st));
     }

@@ -59,6 +59,9 @@ struct OpDef {
     std::function<std::vector<TensorType>(const Graph&, const Node&)> infer{};
     // The compute definition of each output.
     std::function<std::vector<Tensor>(const OpCall&)> compute{};
+    // For operators that read data at indices from an input (Gather): that input, and the extent the indices
+    // must lie in ([-extent, extent)). The executor checks them before the kernel runs.
+    std::function<std::pair<int, int64_t>(const Graph&, const Node&)> indices{};
 };
 
 class OpRegistry {

@@ -54,11 +54,19 @@ struct ModelFile {
         std::vector<Param> params;
         std::string_view object;  // empty when the file comes without object code
     };
+    // Integer indices a step's kernel reads data at (ONNX Gather's), which must lie in [-size, size) before
+    // it runs: the kernel itself clamps them, so only this check turns a wrong index into an error.
+    struct IndexCheck {
+        uint32_t arg = 0;  // the step argument holding the indices (i32 or i64)
+        int64_t size = 0;  // the extent of the axis they index
+        std::string node;  // the model node, as messages name it: node 'g' (Gather)
+    };
     struct Step {
         std::string name;
         uint32_t kernel = 0;
         std::vector<int32_t> values;               // the value id of each argument
         std::vector<std::vector<int64_t>> shapes;  // each argument's shape as the kernel sees it
+        std::vector<IndexCheck> checks;
     };
 
     std::string target;  // Target::str() of what the kernels were compiled for
@@ -88,7 +96,7 @@ struct ModelFileContext {
 namespace detail {
 
 inline constexpr char model_magic[8] = {'K', 'I', 'L', 'N', 'E', 'X', 'E', '\0'};
-inline constexpr uint32_t model_version = 2;
+inline constexpr uint32_t model_version = 3;
 inline constexpr size_t constant_alignment = 64;
 
 class ModelWriter {
@@ -162,7 +170,7 @@ public:
         const uint32_t n = pod<uint32_t>(what);
         if (n > limit) fail(what, " count ", n, " is more than ", limit);
         if (n > (d_.size() - at_) / 4)
-            fail(what, " count ", n, " is more than the ", d_.size() - at_, " bytes left hold");
+            fail(what, " count ", n, " is more than the ", d_.size() - at_, " bytes left hold (the file is truncated)");
         return n;
     }
     Type type(const char* what) {
@@ -245,8 +253,28 @@ inline std::string write_model_file(const ModelFile& m) {
             w.pod<int32_t>(st.values[i]);
             w.shape(st.shapes[i]);
         }
+        w.pod<uint32_t>(static_cast<uint32_t>(st.checks.size()));
+        for (auto& c : st.checks) {
+            w.pod<uint32_t>(c.arg);
+            w.pod<int64_t>(c.size);
+            w.bytes(c.node);
+        }
     }
     return w.finish();
+}
+
+// The first index of `data` (n elements of i32 or i64) outside [-size, size), described for an error
+// message naming the node and the value; empty when every one is in range.
+inline std::string index_out_of_range(const ModelFile::IndexCheck& c, const void* data, Type dtype, int64_t n,
+                                      const std::string& value) {
+    for (int64_t i = 0; i < n; ++i) {
+        const int64_t v = dtype == i64 ? static_cast<const int64_t*>(data)[i] : static_cast<const int32_t*>(data)[i];
+        if (v < -c.size || v >= c.size)
+            return c.node + ": index " + std::to_string(v) + " at position " + std::to_string(i) + " of '" + value +
+                   "' is outside [-" + std::to_string(c.size) + ", " + std::to_string(c.size) +
+                   "), the extent of the axis it indexes; pass indices inside it";
+    }
+    return "";
 }
 
 // Reads and checks a model file held in `data`, which must outlive the result (constants and objects
@@ -353,6 +381,17 @@ inline ModelFile read_model_file(std::string_view data, const ModelFileContext& 
                 in.fail("has step '", st.name, "' whose argument ", i, " does not fit its value");
             st.values.push_back(id);
             st.shapes.push_back(std::move(shape));
+        }
+        const uint32_t nchecks = in.count("index checks", 4096);
+        for (uint32_t i = 0; i < nchecks; ++i) {
+            ModelFile::IndexCheck c;
+            c.arg = in.pod<uint32_t>("an index check");
+            c.size = in.pod<int64_t>("an index check");
+            c.node = in.str("an index check");
+            if (c.arg >= st.values.size() || c.size <= 0 ||
+                !(k.params[c.arg].dtype == i32 || k.params[c.arg].dtype == i64))
+                in.fail("has step '", st.name, "' with an index check that does not fit its arguments");
+            st.checks.push_back(std::move(c));
         }
     }
     in.expect_end();

@@ -535,7 +535,7 @@ inline OpDef op_gather() {
                                     Expr k = cast(i32, read(c.in[1], is, ii));
                                     k = select(k < 0, k + static_cast<int>(s[a]), k);
                                     // Out-of-range indices read a clamped element rather than memory outside the
-                                    // tensor.
+                                    // tensor; the executor refuses them before the kernel runs (`indices`).
                                     k = kiln::max(kiln::min(k, Expr(static_cast<int>(s[a] - 1))), Expr(0));
                                     std::vector<Expr> idx(i.begin(), i.begin() + a);
                                     idx.push_back(k);
@@ -543,6 +543,11 @@ inline OpDef op_gather() {
                                     return read(c.in[0], s, idx);
                                 },
                                 c.name())};
+                    },
+            .indices =
+                    [](const Graph& g, const Node& n) {
+                        const auto& t = g.type_of(n.inputs[0]);
+                        return std::pair<int, int64_t>{1, t.shape[norm_axis(n, n.attrs.get_int("axis", 0), t.rank())]};
                     }};
 }
 
