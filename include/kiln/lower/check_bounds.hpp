@@ -113,25 +113,6 @@ inline std::string read_text(const Call* c) {
     return s + ")";
 }
 
-// Sweeps every loop variable left in e over its range, until only sizes remain.
-inline arith::Interval sweep_loops(arith::Interval iv, const std::unordered_map<const VarNode*, Range>& loop_range) {
-    for (int round = 0; round < 8; ++round) {
-        arith::RelaxMap outer;
-        auto collect = [&](const Expr& x) {
-            post_order_visit(x, [&](const Expr& v) {
-                auto* vn = v.as<VarNode>();
-                if (vn && loop_range.count(vn)) outer[vn] = {Expr(0), loop_range.at(vn).extent - 1};
-            });
-        };
-        if (iv.min.defined()) collect(iv.min);
-        if (iv.max.defined()) collect(iv.max);
-        if (outer.empty()) break;
-        iv = {iv.min.defined() ? arith::eval_interval(iv.min, outer).min : Expr(),
-              iv.max.defined() ? arith::eval_interval(iv.max, outer).max : Expr()};
-    }
-    return iv;
-}
-
 }  // namespace detail
 
 // Throws for a read proved out of range, or one whose range cannot be bounded; returns what is left to

@@ -97,6 +97,27 @@ inline void pass_down(const StageNode* s, Bounds& b) {
     }
 }
 
+// Sweeps every loop variable left in an interval's bounds (but those in `keep`) over its range, until none is
+// left: a bound may name an outer loop whose own range names one further out.
+inline arith::Interval sweep_loops(arith::Interval iv, const std::unordered_map<const VarNode*, Range>& loop_range,
+                                   const std::unordered_set<const VarNode*>& keep = {}) {
+    for (int round = 0; round < 8; ++round) {
+        arith::RelaxMap outer;
+        auto collect = [&](const Expr& x) {
+            post_order_visit(x, [&](const Expr& v) {
+                auto* vn = v.as<VarNode>();
+                if (vn && !keep.count(vn) && loop_range.count(vn)) outer[vn] = {Expr(0), loop_range.at(vn).extent - 1};
+            });
+        };
+        if (iv.min.defined()) collect(iv.min);
+        if (iv.max.defined()) collect(iv.max);
+        if (outer.empty()) break;
+        iv = {iv.min.defined() ? arith::eval_interval(iv.min, outer).min : Expr(),
+              iv.max.defined() ? arith::eval_interval(iv.max, outer).max : Expr()};
+    }
+    return iv;
+}
+
 }  // namespace detail
 
 // Each root variable of a stage as an expression of its loop variables, plus the guards that keep
@@ -204,23 +225,9 @@ inline Bounds infer_bound(const std::vector<StageInfo>& stages) {
                 for (auto& a : cop->reduce_axis) add_root(a);
                 for (const Call* call : reads) {
                     for (size_t d = 0; d < nd; ++d) {
-                        auto iv = arith::eval_interval(call->args[d], root_relax);
                         // Loops of stages further out that are not in scope either: sweep them too.
-                        for (int round = 0; round < 8; ++round) {
-                            arith::RelaxMap outer;
-                            auto collect = [&](const Expr& x) {
-                                post_order_visit(x, [&](const Expr& v) {
-                                    auto* vn = v.as<VarNode>();
-                                    if (vn && !scope_set.count(vn) && loop_range.count(vn))
-                                        outer[vn] = {Expr(0), loop_range.at(vn).extent - 1};
-                                });
-                            };
-                            if (iv.min.defined()) collect(iv.min);
-                            if (iv.max.defined()) collect(iv.max);
-                            if (outer.empty()) break;
-                            iv = {iv.min.defined() ? arith::eval_interval(iv.min, outer).min : Expr(),
-                                  iv.max.defined() ? arith::eval_interval(iv.max, outer).max : Expr()};
-                        }
+                        auto iv = detail::sweep_loops(arith::eval_interval(call->args[d], root_relax), loop_range,
+                                                      scope_set);
                         need[d] = (need[d].min.defined() || need[d].max.defined()) ? arith::union_of(need[d], iv) : iv;
                     }
                 }
