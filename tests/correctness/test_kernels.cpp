@@ -140,6 +140,53 @@ TEST_CASE("transpose of 37x53, tiled, with Eigen maps as arguments") {
     CHECK((t3 - Eigen::MatrixXf(ref)).cwiseAbs().maxCoeff() == 0.0f);
 }
 
+TEST_CASE("transposes in registers: channel blocking of 16, 8 and 4 lanes, a row tail, JIT and C backend") {
+    // NCHW to NCHW[b]c with the pixel loop tiled by b and unrolled around the vector of b channels: each
+    // tile is b x b, read as b contiguous rows of pixels and shuffled (lower/transpose_in_registers.hpp).
+    // 29 pixels a row leave a partial tile, which keeps its strided loads.
+    for (int b : {16, 8, 4}) {
+        CAPTURE(b);
+        const int C = 3 * b, H = 5, W = 29;
+        auto X = placeholder({C, H, W}, f32, "X");
+        auto Y = compute(
+                {C / b, H, W, b}, [&](Expr c, Expr y, Expr x, Expr ci) { return X(c * b + ci, y, x); }, "Y");
+        Schedule s(Y);
+        auto [xo, xi] = s[Y].split(Y.axis(2), b);
+        s[Y].reorder({xo, Y.axis(3), xi});
+        s[Y].unroll(xi);
+        s[Y].vectorize(Y.axis(3));
+        const std::string ir = to_string(lower(s, {X, Y}));
+        CHECK(ir.find("shuffle(X.row0, X.row" + std::to_string(b / 2) + ";") != std::string::npos);
+        Buffer x = test::random_buffer({C, H, W}, 3);
+        std::vector<float> want(static_cast<size_t>(C * H * W));
+        for (int c = 0; c < C; ++c)
+            for (int y = 0; y < H; ++y)
+                for (int w = 0; w < W; ++w)
+                    want[static_cast<size_t>((((c / b) * H + y) * W + w) * b + c % b)] =
+                            x.data_as<float>()[(c * H + y) * W + w];
+        BuildOptions as_c;
+        as_c.target.kind = "c";
+        for (const BuildOptions& o : {BuildOptions{}, as_c}) {
+            CAPTURE(o.target.kind);
+            Buffer y({C / b, H, W, b});
+            build(s, {X, Y}, o)(x, y);
+            CHECK(std::equal(want.begin(), want.end(), y.data_as<float>()));
+        }
+    }
+    // Starts that move by two elements are no transpose: the loads stay as they were, and correct.
+    auto X = placeholder({16, 40}, f32, "X");
+    auto Y = compute(
+            {16, 16}, [&](Expr x, Expr c) { return X(c, 2 * x); }, "Y");
+    Schedule s(Y);
+    s[Y].unroll(Y.axis(0));
+    s[Y].vectorize(Y.axis(1));
+    CHECK(to_string(lower(s, {X, Y})).find("shuffle") == std::string::npos);
+    Buffer x = test::random_buffer({16, 40}, 4), y({16, 16});
+    build(s, {X, Y})(x, y);
+    for (int i = 0; i < 16; ++i)
+        for (int c = 0; c < 16; ++c) REQUIRE(y.data_as<float>()[i * 16 + c] == x.data_as<float>()[c * 40 + 2 * i]);
+}
+
 TEST_CASE("strided arguments of three dimensions and more than one tile go through dense copies and back") {
     // X is a [5, 70, 45] view that takes every other plane of its memory and transposes the last two axes.
     auto X = placeholder({5, 70, 45}, f32, "X");

@@ -487,3 +487,66 @@ TEST_CASE(
     CHECK(plan.offsets.at(a) == 192);                 // b's 160 bytes, rounded to 64
     CHECK(plan.arena_bytes == 192 + 64);
 }
+
+TEST_CASE("lower_group: layout changes transpose in registers, and a max pool accumulates several outputs at once") {
+    // 48 channels (three blocks) on a 37 x 29 map: rows that are not a whole number of 16-wide tiles. The
+    // blocking before the convolution and the unblocking after it read contiguous rows and shuffle them
+    // (no gathers); the pool's windows keep one accumulator per output of a tile.
+    Graph g;
+    g.opset = 17;
+    const int x = g.add_input("x", {{1, 48, 37, 29}, f32});
+    const int c = node(g, "Conv", {x, g.add_constant("W", random_buffer({48, 48, 1, 1}, 61))}, conv_attrs(0));
+    Attrs pool;
+    pool.set("kernel_shape", std::vector<int64_t>{3, 3});
+    pool.set("strides", std::vector<int64_t>{2, 2});
+    pool.set("pads", std::vector<int64_t>{1, 1, 1, 1});
+    g.outputs = {node(g, "MaxPool", {c}, pool)};
+    auto exe = compile(g, {.opt_level = 3, .threads = 2});
+    int shuffled = 0, pools = 0;
+    for (size_t k = 0; k < exe.num_kernels(); ++k) {
+        const std::string& ir = exe.kernel(k).loop_ir();
+        CAPTURE(exe.kernel_name(k));
+        CAPTURE(ir);
+        if (exe.kernel_name(k).find("Blocked") != std::string::npos &&
+            exe.kernel_name(k).find("Conv") == std::string::npos &&
+            exe.kernel_name(k).find("Pool") == std::string::npos) {
+            CHECK(ir.find("shuffle(") != std::string::npos);
+            // Every vector access is contiguous: each ramp(base, stride, lanes) has stride 1.
+            for (size_t at = ir.find("ramp("); at != std::string::npos; at = ir.find("ramp(", at + 1)) {
+                std::vector<std::string> fields(1);
+                int depth = 0;
+                for (size_t i = at + 5; i < ir.size() && depth >= 0; ++i) {
+                    const char ch = ir[i];
+                    depth += ch == '(' ? 1 : ch == ')' ? -1 : 0;
+                    if (depth == 0 && ch == ',')
+                        fields.emplace_back();
+                    else if (depth >= 0 && ch != ' ')
+                        fields.back() += ch;
+                }
+                REQUIRE(fields.size() == 3);
+                CHECK(fields[1] == "1");
+            }
+            ++shuffled;
+        }
+        if (exe.kernel_name(k).find("MaxPool") != std::string::npos) {
+            // 15 outputs a row, in tiles of 5: five accumulators of 16 lanes.
+            CHECK(ir.find("local[f32 * 80]") != std::string::npos);
+            ++pools;
+        }
+    }
+    CHECK(shuffled == 2);
+    CHECK(pools == 1);
+
+    Buffer in = random_buffer({1, 48, 37, 29}, 62);
+    auto reference = compile(g, {.opt_level = 0, .threads = 1});
+    reference.set_input(0, in);
+    reference.run();
+    exe.set_input(0, in);
+    exe.run();
+    Buffer want = reference.output(0), got = exe.output(0);
+    REQUIRE(want.shape() == got.shape());
+    double worst = 0;
+    for (int64_t i = 0; i < want.size(); ++i)
+        worst = std::max(worst, double(std::abs(got.data_as<float>()[i] - want.data_as<float>()[i])));
+    CHECK(worst < 1e-4);
+}

@@ -26,6 +26,7 @@
 #include <limits>
 #include <map>
 #include <random>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -35,7 +36,7 @@ struct Args {
     std::string command, model;
     std::map<std::string, std::string> inputs;
     std::map<std::string, std::vector<int64_t>> shapes;
-    std::string output_dir, dump_graph, dump_passes, save, output, target = "llvm";
+    std::string output_dir, dump_graph, dump_passes, dump_ir, save, output, target = "llvm";
     int opt_level = 3, threads = 0, runs = 50, warmup = 5;
     bool profile = false, rounds_on_stdin = false;
     std::vector<std::string> compile_flags;  // those given, which a saved executable cannot honour
@@ -102,6 +103,9 @@ struct CommandLine {
                             "write the optimised graph, fused kernels as clusters, as Graphviz dot to FILE");
             sub->add_option("--dump-passes", a.dump_passes,
                             "write the graph after every pass as DIR/NN_pass.txt and .dot");
+            sub->add_option(
+                    "--dump-ir", a.dump_ir,
+                    "write the loop IR of every distinct kernel, as lowered for the backend, to DIR/NN_kernel.txt");
             sub->add_option("--save", a.save,
                             "save the compiled executable to FILE; `kiln run FILE` then runs it without compiling");
         }
@@ -152,7 +156,7 @@ struct CommandLine {
             }
             a.shapes[name] = shape;
         }
-        for (const char* flag : {"--shape", "--opt-level", "--dump-graph", "--dump-passes"})
+        for (const char* flag : {"--shape", "--opt-level", "--dump-graph", "--dump-passes", "--dump-ir"})
             if (sub->count(flag)) a.compile_flags.push_back(flag);
     }
 };
@@ -251,7 +255,7 @@ kiln::graph::Executable compile_model(const Args& a) {
     co.threads = a.threads > 0 ? a.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     // A start in milliseconds when this model was compiled before; but the fused graph a dump shows and the
     // loop IR that C source is printed from exist only where the passes ran.
-    co.cache_executable = a.dump_graph.empty() && a.target != "c";
+    co.cache_executable = a.dump_graph.empty() && a.dump_ir.empty() && a.target != "c";
     int pass_no = 0;
     if (!a.dump_passes.empty()) {
         std::filesystem::create_directories(a.dump_passes);
@@ -292,6 +296,19 @@ kiln::graph::Executable compile_model(const Args& a) {
         std::printf("graph       written to %s\n", a.dump_graph.c_str());
     }
     if (!a.dump_passes.empty()) std::printf("passes      written to %s/\n", a.dump_passes.c_str());
+    if (!a.dump_ir.empty()) {
+        std::filesystem::create_directories(a.dump_ir);
+        int kernel_no = 0;
+        std::set<const kiln::Kernel::Compiled*> written;
+        for (size_t k = 0; k < exe.num_kernels(); ++k) {
+            if (!written.insert(&exe.kernel(k).compiled()).second) continue;
+            char path[512];
+            std::snprintf(path, sizeof path, "%s/%02d_%s.txt", a.dump_ir.c_str(), kernel_no++,
+                          exe.kernel_name(k).c_str());
+            std::ofstream(path) << exe.kernel(k).loop_ir();
+        }
+        std::printf("loop IR     %d kernels written to %s/\n", kernel_no, a.dump_ir.c_str());
+    }
     return exe;
 }
 

@@ -153,6 +153,9 @@ public:
     const CompileTimes& compile_times() const { return times_; }
     int64_t arena_bytes() const { return arena_bytes_; }
     size_t num_kernels() const { return steps_.size(); }
+    // Step k's kernel and its name (the fused operators', as the profile prints it).
+    const Kernel& kernel(size_t k) const { return steps_.at(k).kernel; }
+    const std::string& kernel_name(size_t k) const { return steps_.at(k).name; }
 
     // Each kernel once, in the order the steps first call them (the order of describe()'s kernels).
     std::vector<const Kernel::Compiled*> distinct_kernels() const {

@@ -107,6 +107,41 @@ inline bool fuses_linearly(const Expr& body, const std::vector<IterVar>& axes, s
     return true;
 }
 
+// The axis along which a pure layout change (one read, nothing else) reads contiguously while its vectors,
+// along the innermost axis, read with a stride: blocking channels, unblocking them, transposing. Tiles of
+// `lanes` along it, unrolled around the vector, become L x L blocks that lower/transpose_in_registers.hpp
+// reads as contiguous rows and transposes, instead of one gather per vector.
+// The vector may span several inner axes fused (rows shorter than a vector, which fuses_linearly has
+// checked step evenly); the axis is one of those outside them, before `first_inner`.
+inline std::optional<size_t> transposing_axis(const Expr& body, const std::vector<IterVar>& axes, size_t first_inner,
+                                              int lanes) {
+    int reads = 0;
+    post_order_visit(body, [&](const Expr& e) {
+        auto* c = e.as<Call>();
+        reads += c && c->op == Intrinsic::TensorAccess;
+    });
+    if (reads != 1 || axes.size() < 2) return std::nullopt;
+    std::vector<int64_t> p(axes.size());
+    for (size_t d = 0; d < axes.size(); ++d) {
+        if (const_extent(axes[d]) < 1) return std::nullopt;
+        p[d] = std::min<int64_t>(1, const_extent(axes[d]) - 1);
+    }
+    const auto here = read_offsets(body, axes, p);
+    auto step = [&](size_t d) -> std::optional<int64_t> {
+        if (!here || p[d] + 1 >= const_extent(axes[d])) return std::nullopt;
+        auto q = p;
+        ++q[d];
+        auto there = read_offsets(body, axes, q);
+        if (!there) return std::nullopt;
+        return there->at(0) - here->at(0);
+    };
+    const auto inner = step(axes.size() - 1);
+    if (!inner || *inner == 0 || *inner == 1) return std::nullopt;
+    for (size_t d = first_inner; d-- > 0;)
+        if (const_extent(axes[d]) >= lanes && step(d) == int64_t(1)) return d;
+    return std::nullopt;
+}
+
 // Parallel over the fewest leading axes that give at least 64 iterations (each a long run of work: a
 // parallel iteration is a call through the thread pool), when the stage has enough work to share;
 // vectorised along the innermost axis. That axis is fused with its neighbours while it is shorter than a
@@ -123,12 +158,18 @@ inline OuterLoop parallelize(Schedule& s, const OpPtr& op, int lanes) {
     const bool reduction = !op->reduce_axis.empty();
     size_t first_inner = ax.size() - 1;
     int64_t inner = const_extent(ax.back());
+    Expr inlined;  // the body with the stages inlined into it, worked out when first needed
+    auto body = [&]() -> const Expr& {
+        if (!inlined.defined()) {
+            inlined = op->body;
+            for (auto& st : passes::inline_compute(s))
+                if (st.node->op == op) inlined = st.op->body;
+        }
+        return inlined;
+    };
     if (!reduction && inner > 0 && inner < lanes) {
-        Expr body = op->body;
-        for (auto& st : passes::inline_compute(s))
-            if (st.node->op == op) body = st.op->body;
         while (inner < lanes && first_inner > 1 && const_extent(ax[first_inner - 1]) > 0 &&
-               fuses_linearly(body, ax, first_inner - 1, inner))
+               fuses_linearly(body(), ax, first_inner - 1, inner))
             inner *= const_extent(ax[--first_inner]);
         while (inner < lanes && lanes > kNarrowestVector) lanes /= 2;
     }
@@ -137,10 +178,54 @@ inline OuterLoop parallelize(Schedule& s, const OpPtr& op, int lanes) {
     if (reduction && vectorized) acc = s.cache_write(Tensor(op), "local");
 
     Stage st = s[op];
+    std::vector<IterVar> loops(ax.begin(), ax.end());
+    std::vector<int64_t> extents;
+    for (auto& a : ax) extents.push_back(const_extent(a));
+    std::optional<size_t> rows;  // the transposing axis, tiled by `lanes`
+    IterVar row_tile;
+    if (vectorized && !reduction) {
+        rows = transposing_axis(body(), ax, first_inner, lanes);
+        if (rows) {
+            const int64_t e = extents[*rows];
+            auto [ro, ri] =
+                    st.split(ax[*rows], lanes, e % lanes == 0 ? TailStrategy::GuardWithIf : TailStrategy::ShiftInwards);
+            st.unroll(ri);
+            // The tile moves in, next to the vector's axis, so the outer axes stay adjacent for fusing.
+            std::vector<IterVar> order;
+            for (size_t d = *rows + 1; d < first_inner; ++d) order.push_back(ax[d]);
+            order.push_back(ri);
+            st.reorder(order);
+            loops[*rows] = ro;
+            extents[*rows] = (e + lanes - 1) / lanes;
+            row_tile = ri;
+        }
+    }
+    // A reduction into vectors: several outputs accumulate side by side, each vector its own chain. One
+    // chain waits on the latency of every max or add (a 3x3 max pool window ran at 4.4 cycles a tap);
+    // four to eight keep the vector units busy. The axis just outside the vector gives them, in tiles that
+    // unroll so the accumulators are registers, preferably tiles that divide it (no partial tile to compile).
+    // The tiles' loop stays serial, out of the parallel one: loop partitioning then splits off the tiles at
+    // the image's border, whose windows are clipped, and leaves the others without tests.
+    const size_t beside = first_inner - 1;
+    const bool chains = acc.defined() && first_inner >= 1 && extents[beside] >= 2;
+    IterVar chain_tile_outer;
+    if (chains) {
+        const int64_t e = extents[beside];
+        int64_t tile = std::min<int64_t>(8, e);
+        for (int64_t t = tile; t >= 4; --t)
+            if (e % t == 0) {
+                tile = t;
+                break;
+            }
+        auto [bo, bi] = st.split(ax[beside], tile);
+        st.unroll(bi);
+        loops[beside] = chain_tile_outer = bo;
+        extents[beside] = (e + tile - 1) / tile;
+    }
     OuterLoop outer;
     int64_t par = 1;
-    while (outer.dims < first_inner && par < kParallelIterations) {
-        const int64_t e = const_extent(ax[outer.dims]);
+    while (outer.dims < first_inner && par < kParallelIterations && !(chains && outer.dims == beside)) {
+        const int64_t e = extents[outer.dims];
         if (e < 0) break;
         par *= e;
         ++outer.dims;
@@ -161,8 +246,8 @@ inline OuterLoop parallelize(Schedule& s, const OpPtr& op, int lanes) {
     for (auto& r : op->reduce_axis) count(r);
     const bool worth_sharing = !known || work >= kMinParallelWork;
     if (outer.dims > 0) {
-        outer.loop = ax[0];
-        for (size_t d = 1; d < outer.dims; ++d) outer.loop = st.fuse(outer.loop, ax[d]);
+        outer.loop = loops[0];
+        for (size_t d = 1; d < outer.dims; ++d) outer.loop = st.fuse(outer.loop, loops[d]);
         if (par > 1 && worth_sharing) st.parallel(outer.loop);
     }
     if (!vectorized) return outer;
@@ -171,16 +256,24 @@ inline OuterLoop parallelize(Schedule& s, const OpPtr& op, int lanes) {
     auto [xo, xi] = st.split(v, lanes,
                              reduction || inner % lanes == 0 ? TailStrategy::GuardWithIf : TailStrategy::ShiftInwards);
     st.vectorize(xi);
+    if (rows) st.reorder({xo, row_tile, xi});
     // A long vector with nothing outside it to share out: its vector blocks go to the threads.
     if (par <= 1 && inner >= 64 * lanes && worth_sharing) st.parallel(xo);
     if (!acc.defined()) return outer;
     Stage cs = s[acc];
-    cs.compute_at(st, xo);
+    // At the tiles' loop, or at the parallel loop that took it in (its innermost part).
+    cs.compute_at(st, !chains ? xo : beside < outer.dims ? outer.loop : chain_tile_outer);
     const auto& cax = acc.op()->axis;
     auto [co, ci] = cs.split(cax.back(), lanes);
-    std::vector<IterVar> order(cax.begin(), cax.end() - 1);
+    std::vector<IterVar> order;
+    for (size_t d = 0; d + 1 < cax.size(); ++d)
+        if (!chains || d != beside) order.push_back(cax[d]);
     order.push_back(co);
     for (auto& r : acc.op()->reduce_axis) order.push_back(r);
+    if (chains) {
+        order.push_back(cax[beside]);
+        cs.unroll(cax[beside]);
+    }
     order.push_back(ci);
     cs.reorder(order);
     cs.vectorize(ci);

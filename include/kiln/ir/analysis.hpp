@@ -110,6 +110,13 @@ inline bool equal(const Expr& a, const Expr& b) {
             return true;
         }
         case ExprKind::Reduce: return false;
+        case ExprKind::Shuffle: {
+            auto *x = a.as<Shuffle>(), *y = b.as<Shuffle>();
+            if (x->indices != y->indices || x->vectors.size() != y->vectors.size()) return false;
+            for (size_t i = 0; i < x->vectors.size(); ++i)
+                if (!equal(x->vectors[i], y->vectors[i])) return false;
+            return true;
+        }
         default: {
             auto *x = static_cast<const BinaryNode*>(a.get()), *y = static_cast<const BinaryNode*>(b.get());
             return equal(x->a, y->a) && equal(x->b, y->b);

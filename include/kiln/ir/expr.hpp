@@ -38,6 +38,7 @@ enum class ExprKind : std::uint8_t {
     Let,
     Call,
     Reduce,
+    Shuffle,
 };
 
 struct ExprNode {
@@ -190,6 +191,18 @@ struct Load : ExprNode {
     Expr predicate;  // undefined: all lanes read
     Load(Type t, Var buf, Expr idx, Expr pred)
             : ExprNode(kKind, t), buffer(std::move(buf)), index(std::move(idx)), predicate(std::move(pred)) {}
+};
+
+// Lanes picked from equally wide vectors laid end to end: lane i of the result is lane indices[i] of the
+// concatenation of `vectors`. A transpose in registers is written with it (lower/transpose_in_registers.hpp).
+struct Shuffle : ExprNode {
+    static constexpr ExprKind kKind = ExprKind::Shuffle;
+    std::vector<Expr> vectors;
+    std::vector<int> indices;
+    Shuffle(std::vector<Expr> v, std::vector<int> i)
+            : ExprNode(kKind, v.at(0).type().with_lanes(static_cast<int>(i.size()))),
+              vectors(std::move(v)),
+              indices(std::move(i)) {}
 };
 
 struct Let : ExprNode {

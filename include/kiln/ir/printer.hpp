@@ -70,6 +70,18 @@ public:
                 os_ << ", " << n->lanes << ")";
                 return;
             }
+            case ExprKind::Shuffle: {
+                auto* n = e.as<Shuffle>();
+                os_ << "shuffle(";
+                for (size_t i = 0; i < n->vectors.size(); ++i) {
+                    if (i) os_ << ", ";
+                    print(n->vectors[i]);
+                }
+                os_ << "; ";
+                for (size_t i = 0; i < n->indices.size(); ++i) os_ << (i ? " " : "") << n->indices[i];
+                os_ << ")";
+                return;
+            }
             case ExprKind::Broadcast: {
                 auto* n = e.as<Broadcast>();
                 os_ << "x" << n->lanes << "(";

@@ -29,6 +29,9 @@ public:
             case ExprKind::Let: return visit_let(e.as<Let>());
             case ExprKind::Call: return visit_call(e.as<Call>());
             case ExprKind::Reduce: return visit_reduce(e.as<Reduce>());
+            case ExprKind::Shuffle:
+                for (auto& v : e.as<Shuffle>()->vectors) visit(v);
+                return;
             default: return visit_binary(static_cast<const BinaryNode*>(e.get()));
         }
     }
@@ -133,6 +136,7 @@ public:
             case ExprKind::Let: return mutate_let(e.as<Let>(), e);
             case ExprKind::Call: return mutate_call(e.as<Call>(), e);
             case ExprKind::Reduce: return mutate_reduce(e.as<Reduce>(), e);
+            case ExprKind::Shuffle: return mutate_shuffle(e.as<Shuffle>(), e);
             default: return mutate_binary(static_cast<const BinaryNode*>(e.get()), e);
         }
     }
@@ -163,6 +167,16 @@ protected:
         Expr b = mutate(n->base), s = mutate(n->stride);
         if (b.same_as(n->base) && s.same_as(n->stride)) return e;
         return make_expr<Ramp>(b, s, n->lanes);
+    }
+    virtual Expr mutate_shuffle(const Shuffle* n, const Expr& e) {
+        std::vector<Expr> vs;
+        bool same = true;
+        for (auto& v : n->vectors) {
+            vs.push_back(mutate(v));
+            same &= vs.back().same_as(v);
+        }
+        if (same) return e;
+        return make_expr<Shuffle>(std::move(vs), n->indices);
     }
     virtual Expr mutate_broadcast(const Broadcast* n, const Expr& e) {
         Expr v = mutate(n->value);

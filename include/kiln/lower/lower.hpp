@@ -57,9 +57,9 @@ struct LowerOptions {
 };
 
 inline const std::vector<std::string>& lower_pass_names() {
-    static const std::vector<std::string> names = {"schedule_ops",   "storage_flatten", "simplify",
-                                                   "loop_partition", "lower_math",      "vectorize",
-                                                   "unroll",         "storage_reuse",   "final_simplify"};
+    static const std::vector<std::string> names = {
+            "schedule_ops", "storage_flatten",        "simplify",      "loop_partition", "lower_math", "vectorize",
+            "unroll",       "transpose_in_registers", "storage_reuse", "final_simplify"};
     return names;
 }
 
@@ -86,6 +86,7 @@ inline LoweredFunc lower(const Schedule& sched, const std::vector<Tensor>& args,
 #include "kiln/lower/simplify.hpp"
 #include "kiln/lower/storage_flatten.hpp"
 #include "kiln/lower/storage_reuse.hpp"
+#include "kiln/lower/transpose_in_registers.hpp"
 #include "kiln/lower/unroll.hpp"
 #include "kiln/lower/vectorize.hpp"
 
@@ -200,6 +201,7 @@ KILN_SEPARABLE LoweredFunc lower_func(const Schedule& sched, const std::vector<T
             {"lower_math", [](const Stmt& s) { return lower_math(s); }},
             {"vectorize", [&](const Stmt& s) { return vectorize(s, &f.warnings); }},
             {"unroll", [](const Stmt& s) { return unroll(s); }},
+            {"transpose_in_registers", [](const Stmt& s) { return transpose_in_registers(s); }},
             {"storage_reuse", [](const Stmt& s) { return storage_reuse(s); }},
             {"final_simplify", [](const Stmt& s) { return simplify(s); }},
     };

@@ -243,6 +243,21 @@ private:
             }
             case ExprKind::Call: return call(e.as<Call>(), lane);
             case ExprKind::Reduce: kiln::detail::internal_fail("a reduction reached the C backend");
+            case ExprKind::Shuffle: {
+                // Lane `lane` of the result is lane k of the concatenation, k from a table; it names its
+                // source vector and the lane in it.
+                auto* n = e.as<Shuffle>();
+                const int width = n->vectors[0].type().lanes;
+                std::string table = "((const int[]){";
+                for (size_t i = 0; i < n->indices.size(); ++i) table += (i ? ", " : "") + std::to_string(n->indices[i]);
+                const std::string k = table + "})[" + (lane.empty() ? "0" : lane) + "]";
+                std::string out = expr(n->vectors.back(),
+                                       "(" + k + " - " + std::to_string(width * (n->vectors.size() - 1)) + ")");
+                for (size_t v = n->vectors.size() - 1; v-- > 0;)
+                    out = "(" + k + " < " + std::to_string(width * (v + 1)) + " ? " +
+                          expr(n->vectors[v], "(" + k + " - " + std::to_string(width * v) + ")") + " : " + out + ")";
+                return out;
+            }
             default: return binary(static_cast<const BinaryNode*>(e.get()), lane);
         }
     }
