@@ -88,7 +88,12 @@ public:
 
 protected:
     Stmt mutate_for(const For* n, const Stmt& s) override {
-        if (n->for_kind == ForKind::Parallel) return unswitch(n, s);
+        if (n->for_kind == ForKind::Parallel) {
+            parallel_vars_.insert(n->var.get());
+            Stmt r = unswitch(n, s);
+            parallel_vars_.erase(n->var.get());
+            return r;
+        }
         if (n->for_kind != ForKind::Vectorized && cuts_[n->var.get()] < max_cuts) {
             std::vector<Expr> guards;
             collect_likely(n->body, guards);
@@ -119,6 +124,12 @@ protected:
                 if (!clips && done_.count({g.get(), n->var.get()})) continue;
                 Expr first = from.defined() ? arith::simplify(kiln::max(lo, kiln::min(from, hi))) : lo;
                 Expr last = to.defined() ? arith::simplify(kiln::max(first, kiln::min(to, hi))) : hi;
+                // An unrolled loop cut where an enclosing serial loop says (the pixels of a convolution tile
+                // at the image's right edge, clipped by the window column kw: `min(15 - kw, 14)`) would get
+                // an extent that is not constant and stay a loop, its accumulators in memory (half the
+                // speed). Kept whole, it unrolls, and each copy's guard folds against the outer loop's range
+                // or stays one test. Cuts by the parallel variable are fine: its copies are narrowed.
+                if (n->for_kind == ForKind::Unrolled && !constant_pieces({lo, first, last, hi})) continue;
                 Expr kept;
                 for (auto& c : rest) kept = kept.defined() ? (kept && c) : c;
                 Stmt middle_body =
@@ -265,6 +276,22 @@ private:
         return make_stmt<For>(n->var, n->min, n->extent, n->for_kind, body, n->annotations);
     }
 
+    // Whether the pieces between consecutive cuts have constant extents, or extents set by enclosing
+    // parallel loops alone.
+    bool constant_pieces(const std::vector<Expr>& cuts) const {
+        for (size_t i = 0; i + 1 < cuts.size(); ++i) {
+            const Expr extent = arith::simplify(cuts[i + 1] - cuts[i]);
+            if (as_const_int(extent)) continue;
+            bool parallel_only = true;
+            post_order_visit(extent, [&](const Expr& e) {
+                if (auto* v = e.as<VarNode>()) parallel_only &= parallel_vars_.count(v) > 0;
+            });
+            if (!parallel_only) return false;
+        }
+        return true;
+    }
+
+    std::set<const VarNode*> parallel_vars_;  // the parallel loops around the loop being partitioned
     std::set<std::pair<const ExprNode*, const VarNode*>> done_;
     // How often the pieces of one loop have been cut again on the way here. Every cut nests the piece's
     // bounds one min/max deeper, and simplifying those grows exponentially with the depth; two cuts
