@@ -60,9 +60,12 @@ protected:
             in.push_back(mutate(c));
             changed |= !in.back().same_as(c);
         }
+        // Each statement is looked at once (its index simplified once), however many runs it might start.
+        std::vector<std::optional<StridedCopy>> copies;
+        for (auto& c : in) copies.push_back(strided_copy(c));
         std::vector<Stmt> out;
         for (size_t i = 0; i < in.size();) {
-            if (auto run = run_at(in, i)) {
+            if (auto run = run_at(copies, i)) {
                 out.push_back(transposed(*run));
                 i += run->size();
                 changed = true;
@@ -74,16 +77,17 @@ protected:
     }
 
 private:
-    // The L copies starting at stmts[i] when they read one L x L block: the same buffer and stride, and
+    // The L copies starting at copies[i] when they read one L x L block: the same buffer and stride, and
     // starts b, b + 1, ..., b + L - 1.
-    static std::optional<std::vector<StridedCopy>> run_at(const std::vector<Stmt>& stmts, size_t i) {
-        auto first = strided_copy(stmts[i]);
+    static std::optional<std::vector<StridedCopy>> run_at(const std::vector<std::optional<StridedCopy>>& copies,
+                                                          size_t i) {
+        const auto& first = copies[i];
         if (!first) return std::nullopt;
         const size_t lanes = static_cast<size_t>(first->index()->lanes);
-        if (i + lanes > stmts.size()) return std::nullopt;
+        if (i + lanes > copies.size()) return std::nullopt;
         std::vector<StridedCopy> run{*first};
         for (size_t j = 1; j < lanes; ++j) {
-            auto c = strided_copy(stmts[i + j]);
+            const auto& c = copies[i + j];
             if (!c || !c->load->buffer.same_as(first->load->buffer) || c->load->type != first->load->type ||
                 !equal(c->index()->stride, first->index()->stride))
                 return std::nullopt;
