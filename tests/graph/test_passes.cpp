@@ -548,3 +548,18 @@ TEST_CASE("lower_group: layout changes transpose in registers, and a max pool ac
 
     CHECK(difference_from_unfused(g, exe, random_buffer({1, 48, 37, 29}, 62)) < 1e-4);
 }
+
+TEST_CASE("Reshape errors: a target shape whose element count overflows is refused, naming the node") {
+    // Found by fuzz_onnx (tests/fuzz/regressions/onnx/reshape_shape_product_overflow.onnx): the product of
+    // the dimensions overflowed 64 bits before it was compared with the input's element count.
+    Graph g;
+    g.opset = 17;
+    const int x = g.add_input("x", {{2, 6}, f32});
+    Buffer s({2}, i64);
+    s.data_as<int64_t>()[0] = int64_t{1} << 62;
+    s.data_as<int64_t>()[1] = 3;
+    CHECK_THROWS_WITH_AS(node(g, "Reshape", {x, g.add_constant("shape", s)}),
+                         doctest::Contains("the shape [4611686018427387904, 3] has more elements than 64 bits can "
+                                           "count; give the real shape"),
+                         Error);
+}

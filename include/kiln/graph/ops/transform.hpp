@@ -24,6 +24,15 @@ inline Expr read_reshaped(const Tensor& x, const std::vector<int64_t>& s, const 
     return read(x, s, r);
 }
 
+// a * b, or a failure naming the node when the product of a shape does not fit in 64 bits (a Reshape to
+// a shape of huge dimensions, which no tensor could have).
+inline int64_t times_or_fail(const Node& n, int64_t a, int64_t b, const std::vector<int64_t>& shape) {
+    int64_t r = 0;
+    if (__builtin_mul_overflow(a, b, &r))
+        fail_node(n, "the shape ", shape_str(shape), " has more elements than 64 bits can count; give the real shape");
+    return r;
+}
+
 inline OpDef reshape_like(const std::string& name, std::vector<std::string> attrs, int max_inputs,
                           std::function<std::vector<int64_t>(const Graph&, const Node&)> shape_of) {
     return {.name = name,
@@ -35,7 +44,7 @@ inline OpDef reshape_like(const std::string& name, std::vector<std::string> attr
                         auto out = shape_of(g, n);
                         const auto& t = g.type_of(n.inputs[0]);
                         int64_t k = 1;
-                        for (auto x : out) k *= x;
+                        for (auto x : out) k = times_or_fail(n, k, x, out);
                         if (k != t.numel())
                             fail_node(n, "cannot reshape ", shape_str(t.shape), " (", t.numel(), " elements) to ",
                                       shape_str(out), " (", k, " elements)");
@@ -71,7 +80,7 @@ inline std::vector<int64_t> reshape_target(const Graph& g, const Node& n) {
         }
         if (want[d] < 0)
             fail_node(n, "shape[", d, "] = ", want[d], "; dimensions must be positive, 0 (copy) or -1 (infer)");
-        known *= want[d];
+        known = times_or_fail(n, known, want[d], want);
     }
     if (infer >= 0) {
         int64_t total = 1;
