@@ -141,8 +141,8 @@ private:
 // The disk cache's key: everything that decides the object code. The unoptimised module stands for the
 // lowered program and kiln's code generator together; jit::kCodegenSettings for the pipeline after it.
 // Bitcode, not text: writing it takes a fraction of the time of printing the module.
-inline std::string disk_cache_key(const llvm::Module& m, const Target& target) {
-    std::string key = jit::codegen_identity() + "\n" + target.str() + "\n";
+inline std::string disk_cache_key(const llvm::Module& m, const Target& target, int opt_level) {
+    std::string key = jit::codegen_identity() + "\nopt level " + std::to_string(opt_level) + "\n" + target.str() + "\n";
     llvm::raw_string_ostream os(key);
     llvm::WriteBitcodeToFile(m, os);
     os.flush();
@@ -157,7 +157,8 @@ namespace detail {
 
 // Target kind "c": the C backend's kernel (codegen/c/build_c.hpp), once per process for each program.
 inline Kernel build_c_cached(const LoweredFunc& f, const BuildOptions& opt) {
-    const std::string key = std::string("c") + (opt.fp_contract ? "" : " nocontract") + "\n" + to_string(f);
+    const std::string key = std::string("c") + (opt.fp_contract ? "" : " nocontract") + " O" +
+                            std::to_string(opt.opt_level) + "\n" + to_string(f);
     auto& cache = KernelCache::get();
     if (opt.use_cache)
         if (auto hit = cache.find(key)) return Kernel(hit);
@@ -172,6 +173,9 @@ inline Kernel build_llvm(const LoweredFunc& f, const BuildOptions& opt);
 }  // namespace detail
 
 KILN_SEPARABLE Kernel build(const LoweredFunc& f, const BuildOptions& opt) {
+    if (opt.opt_level < 0 || opt.opt_level > 3)
+        kiln::detail::fail("build: kernel '", f.name, "': opt_level is ", opt.opt_level,
+                           "; use 0 (quickest to compile) to 3 (fastest code, the default)");
     using Builder = Kernel (*)(const LoweredFunc&, const BuildOptions&);
     static const std::vector<std::pair<std::string, Builder>> backends = {{"llvm", detail::build_llvm},
                                                                           {"c", detail::build_c_cached}};
@@ -192,7 +196,7 @@ inline Kernel detail::build_llvm(const LoweredFunc& f, const BuildOptions& opt) 
     const std::string loop_ir = to_string(f);
     const std::string key = target.str() + "\n" + loop_ir + (opt.keep_llvm_ir ? "+ir" : "") +
                             (opt.keep_assembly ? "+asm" : "") + (opt.keep_object ? "+obj" : "") +
-                            (opt.fp_contract ? "" : "+nocontract");
+                            (opt.fp_contract ? "" : "+nocontract") + "+O" + std::to_string(opt.opt_level);
     auto& cache = detail::KernelCache::get();
     if (opt.use_cache)
         if (auto hit = cache.find(key)) return Kernel(hit);
@@ -204,7 +208,7 @@ inline Kernel detail::build_llvm(const LoweredFunc& f, const BuildOptions& opt) 
     const std::string symbol = "kiln_" + f.name;
     llvm::LLVMContext ctx;
     auto mod = std::make_unique<llvm::Module>(symbol, ctx);
-    auto tm = jit::target_machine(target);
+    auto tm = jit::target_machine(target, opt.opt_level);
     mod->setDataLayout(tm->createDataLayout());
     mod->setTargetTriple(target.triple);
     codegen::CodeGenLLVM(ctx, *mod, target, opt.fp_contract).compile(f, symbol);
@@ -212,7 +216,7 @@ inline Kernel detail::build_llvm(const LoweredFunc& f, const BuildOptions& opt) 
     auto& disk = jit::DiskCache::instance();
     // The IR and assembly a caller asks to keep come only out of a compile.
     const bool use_disk = opt.use_disk_cache && !opt.keep_llvm_ir && !opt.keep_assembly && disk.enabled();
-    const std::string disk_key = use_disk ? detail::disk_cache_key(*mod, target) : std::string();
+    const std::string disk_key = use_disk ? detail::disk_cache_key(*mod, target, opt.opt_level) : std::string();
     void* addr = nullptr;
     std::string object;
     if (use_disk) {
@@ -229,7 +233,7 @@ inline Kernel detail::build_llvm(const LoweredFunc& f, const BuildOptions& opt) 
         }
     }
     if (!addr) {
-        jit::optimize(*mod, *tm);
+        jit::optimize(*mod, *tm, opt.opt_level);
         if (opt.keep_llvm_ir) {
             llvm::raw_string_ostream os(compiled->llvm_ir);
             mod->print(os, nullptr);

@@ -19,7 +19,7 @@ namespace fs = std::filesystem;
 namespace {
 
 // B = A * scale + 1 over 37 values (not a multiple of the vector): each scale is a distinct program.
-Kernel build_scaled(float scale, bool use_disk_cache = true) {
+Kernel build_scaled(float scale, bool use_disk_cache = true, int opt_level = 3) {
     auto A = placeholder({37}, f32, "A");
     auto B = compute(
             {37}, [&](Expr i) { return A(i) * scale + 1.0f; }, "B");
@@ -29,6 +29,7 @@ Kernel build_scaled(float scale, bool use_disk_cache = true) {
     BuildOptions opt;
     opt.use_cache = false;  // this process's in-memory cache would answer before the disk
     opt.use_disk_cache = use_disk_cache;
+    opt.opt_level = opt_level;
     return build(s, {A, B}, opt);
 }
 
@@ -79,6 +80,23 @@ TEST_CASE("disk cache: a miss compiles and stores, a hit links the stored object
     clear_cache();
     CHECK(cache_info().entries == 0);
     CHECK_FALSE(build_scaled(2.0f).compiled().from_disk_cache);
+}
+
+TEST_CASE("disk cache: each optimisation level is an entry of its own") {
+    test::TempCache cache("levels");
+    for (int level = 0; level <= 3; ++level) {
+        CAPTURE(level);
+        Kernel k = build_scaled(2.0f, true, level);
+        CHECK_FALSE(k.compiled().from_disk_cache);
+        check_scaled(k, 2.0f);
+        CHECK(cache.files().size() == static_cast<size_t>(level + 1));
+    }
+    for (int level = 0; level <= 3; ++level) {
+        CAPTURE(level);
+        Kernel k = build_scaled(2.0f, true, level);
+        CHECK(k.compiled().from_disk_cache);
+        check_scaled(k, 2.0f);
+    }
 }
 
 TEST_CASE("disk cache: damaged, truncated and foreign entries are recompiled and replaced") {

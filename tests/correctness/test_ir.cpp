@@ -205,6 +205,37 @@ TEST_CASE("loop partitioning clips a window at zero padding instead of testing i
     }
 }
 
+TEST_CASE("loop partitioning clips a window row in one copy of a parallel body, not two") {
+    // A 3-row window over 9 rows padded by one, parallel over the rows: the padding bounds the window's
+    // serial loop kh. Clipping kh's range handles every row; a second copy of the body for the rows where
+    // the window is whole would differ only in kh's bounds.
+    auto A = placeholder({9, 16}, f32, "A");
+    auto kh = reduce_axis(0, 3, "kh");
+    auto B = compute(
+            {9, 16},
+            [&](Expr y, Expr x) {
+                Expr row = y + kh.var() - 1;
+                return sum(A(row, x), {kh}, likely(row >= 0 && row < 9));
+            },
+            "B");
+    Schedule s(B);
+    s[B].parallel(B.axis(0));
+    s[B].vectorize(B.axis(1));
+    std::string text = to_string(lower(s, {A, B}));
+    CAPTURE(text);
+    CHECK(text.find("if (") == std::string::npos);
+    CHECK(text.find("for (kh, max(0, ") != std::string::npos);
+    auto f = build(s, {A, B});
+    Buffer a = test::random_buffer({9, 16}, 8), b({9, 16});
+    f(a, b);
+    for (int y = 0; y < 9; ++y)
+        for (int x = 0; x < 16; ++x) {
+            float want = 0;
+            for (int r = y - 1; r <= y + 1; ++r) want += r >= 0 && r < 9 ? a.at<float>(r, x) : 0.0f;
+            REQUIRE(b.at<float>(y, x) == doctest::Approx(want));
+        }
+}
+
 TEST_CASE("annotations reach the loop IR and survive every pass") {
     auto A = placeholder({96}, f32, "A");
     auto B = compute(

@@ -694,6 +694,40 @@ TEST_CASE("fp_contract: a*x + b is one fused multiply-add unless the build says 
     }
 }
 
+TEST_CASE("every optimisation level computes the same values, in both backends") {
+    // Row sums of a 37 x 45 matrix scaled by a sigmoid: a reduction, a vector tail, a parallel loop and
+    // a transcendental function.
+    auto A = placeholder({37, 45}, f32, "A");
+    auto k = reduce_axis(0, 45, "k");
+    auto S = compute(
+            {37}, [&](Expr i) { return sum(A(i, k.var()), {k}); }, "S");
+    auto Y = compute(
+            {37, 45}, [&](Expr i, Expr j) { return A(i, j) * sigmoid(S(i)); }, "Y");
+    Schedule s(Y);
+    auto [jo, ji] = s[Y].split(Y.axis(1), 16);
+    s[Y].vectorize(ji);
+    s[Y].parallel(Y.axis(0));
+    s[S].compute_at(s[Y], Y.axis(0));
+    Buffer a = test::random_buffer({37, 45}, 9);
+    std::vector<float> want(37 * 45);
+    for (int i = 0; i < 37; ++i) {
+        float row = 0;
+        for (int j = 0; j < 45; ++j) row += a.at<float>(i, j);
+        for (int j = 0; j < 45; ++j) want[i * 45 + j] = a.at<float>(i, j) / (1.0f + std::exp(-row));
+    }
+    for (const char* kind : {"llvm", "c"})
+        for (int level = 0; level <= 3; ++level) {
+            CAPTURE(kind);
+            CAPTURE(level);
+            BuildOptions opt;
+            opt.target.kind = kind;
+            opt.opt_level = level;
+            Buffer y({37, 45});
+            build(s, {A, Y}, opt)(a, y);
+            for (int i = 0; i < 37 * 45; ++i) REQUIRE(y.data_as<float>()[i] == doctest::Approx(want[i]).epsilon(1e-5));
+        }
+}
+
 TEST_CASE("a vectorized loop that cannot become vector code stays serial, and lowering says which and why") {
     auto A = placeholder({20, 24}, f32, "A");
     auto P = compute(

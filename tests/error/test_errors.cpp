@@ -189,6 +189,22 @@ TEST_CASE("the C backend refuses f16 tensors, naming the tensor") {
           }) == "build: target kind 'cuda' is not available in this build; the kinds are llvm, c");
 }
 
+TEST_CASE("an optimisation level outside 0 to 3 is refused, naming the kernel") {
+    auto A = placeholder({10}, f32, "A");
+    auto B = compute(
+            {10}, [&](Expr i) { return A(i) * 2.0f; }, "B");
+    Schedule s(B);
+    for (int level : {-1, 4}) {
+        BuildOptions opt;
+        opt.name = "scale";
+        opt.opt_level = level;
+        CHECK(error_of([&] {
+                  build(s, {A, B}, opt);
+              }) == "build: kernel 'scale': opt_level is " + std::to_string(level) +
+                            "; use 0 (quickest to compile) to 3 (fastest code, the default)");
+    }
+}
+
 TEST_CASE("call errors") {
     Var n = var("n");
     auto A = placeholder({n, 4}, f32, "A");

@@ -12,6 +12,7 @@
 #include <kiln/graph/passes/alter_layout.hpp>
 #include <kiln/graph/passes/canonicalize.hpp>
 #include <kiln/graph/passes/eliminate_common_subexpr.hpp>
+#include <kiln/graph/passes/fold_constant.hpp>
 #include <kiln/graph/passes/fold_scale_axis.hpp>
 #include <kiln/graph/passes/fuse_ops.hpp>
 #include <kiln/graph/passes/simplify_inference.hpp>
@@ -151,6 +152,27 @@ TEST_CASE("pass fold_scale_axis: leaves a scale that varies along a spatial axis
     Graph f = graph::passes::fold_scale_axis(g);
     CHECK(count_ops(f) == count_ops(g));
     CHECK(difference(g, f) < 1e-6);
+}
+
+TEST_CASE("pass fold_constant: independent nodes fold together in waves, and a chain folds through") {
+    Graph g;
+    const int x = g.add_input("x", {{7, 3}, f32});
+    Attrs perm;
+    perm.set("perm", std::vector<int64_t>{1, 0});
+    const int t = node(g, "Transpose", {g.add_constant("c1", random_buffer({3, 7}, 1))}, perm);
+    const int n = node(g, "Neg", {g.add_constant("c2", random_buffer({7, 3}, 2))});
+    const int r = node(g, "Relu", {t});
+    const int sum = node(g, "Add", {r, n});
+    g.outputs = {node(g, "Mul", {x, sum})};
+    std::vector<std::vector<std::string>> waves;
+    Graph f = graph::passes::fold_constant(g, [&](const Graph& gg, const std::vector<int>& nodes) {
+        waves.emplace_back();
+        for (int id : nodes) waves.back().push_back(gg.nodes[id].op);
+        return graph::detail::evaluate_nodes(gg, nodes, Target{});
+    });
+    CHECK(waves == std::vector<std::vector<std::string>>{{"Transpose", "Neg"}, {"Relu"}, {"Add"}});
+    CHECK(count_ops(f) == std::map<std::string, int>{{"Mul", 1}});
+    CHECK(difference(g, f) == 0.0);
 }
 
 TEST_CASE("pass alter_layout: blocked from the first Conv to the last reader, one transform at each edge") {

@@ -62,8 +62,13 @@ KILN_SEPARABLE Executable compile(const Graph& model, const CompileOptions& opt 
 
 namespace detail {
 
-// Runs one node as a kernel on its constant inputs: the evaluator of constant folding.
+// Runs one node as a kernel on its constant inputs.
 KILN_SEPARABLE std::vector<Buffer> evaluate_node(const Graph& g, const Node& n, const Target& target);
+
+// The evaluator of constant folding: runs each of `nodes` (indices into g.nodes) as a kernel on its constant
+// inputs, their kernels compiled on every core, and returns each node's outputs.
+KILN_SEPARABLE std::vector<std::vector<Buffer>> evaluate_nodes(const Graph& g, const std::vector<int>& nodes,
+                                                               const Target& target);
 
 }  // namespace detail
 
@@ -378,40 +383,86 @@ inline std::vector<int64_t> kernel_shape(const TensorType& t) {
     return t.shape.empty() ? std::vector<int64_t>{1} : t.shape;
 }
 
-KILN_SEPARABLE std::vector<Buffer> evaluate_node(const Graph& g, const Node& n, const Target& target) {
-    Group grp;
-    grp.nodes = {static_cast<int>(&n - g.nodes.data())};
-    for (int v : n.inputs)
-        if (v >= 0 && std::find(grp.inputs.begin(), grp.inputs.end(), v) == grp.inputs.end()) grp.inputs.push_back(v);
-    grp.outputs = n.outputs;
-    GroupSchedule gs = lower_group(g, grp, target);
-    BuildOptions bo;
-    bo.target = target;
-    bo.name = "fold";
-    Kernel k = build(gs.schedule, gs.args, bo);
-    std::vector<Buffer> outs;
-    std::vector<kiln::detail::ArgValue> args;
-    for (size_t i = 0; i < gs.args.size(); ++i) {
-        const int v = gs.arg_values[i];
-        const TensorType& t = g.type_of(v);
-        if (g.value(v).is_constant()) {
-            const Buffer& b = *g.value(v).data;
-            args.push_back(dense_arg(b.data(), b.dtype(), kernel_shape(t)));
-        } else {
-            outs.emplace_back(kernel_shape(t), t.dtype);
-            args.push_back(dense_arg(outs.back().data(), t.dtype, kernel_shape(t)));
+// Runs work(0) .. work(count - 1) on up to one thread per core, each index once, and rethrows the first
+// error. Compiling is the cost of a start, and it is a list of independent jobs.
+inline void for_each_on_cores(size_t count, const std::function<void(size_t)>& work) {
+    const unsigned workers =
+            std::max(1u, std::min<unsigned>(std::thread::hardware_concurrency(), static_cast<unsigned>(count)));
+    if (workers == 1) {
+        for (size_t i = 0; i < count; ++i) work(i);
+        return;
+    }
+    std::atomic<size_t> next{0};
+    std::vector<std::future<void>> fs;
+    std::exception_ptr err;
+    std::mutex err_m;
+    for (unsigned w = 0; w < workers; ++w)
+        fs.push_back(std::async(std::launch::async, [&] {
+            for (size_t i; (i = next.fetch_add(1)) < count;) {
+                try {
+                    work(i);
+                } catch (...) {
+                    std::lock_guard<std::mutex> lk(err_m);
+                    if (!err) err = std::current_exception();
+                }
+            }
+        }));
+    for (auto& f : fs) f.get();
+    if (err) std::rethrow_exception(err);
+}
+
+KILN_SEPARABLE std::vector<std::vector<Buffer>> evaluate_nodes(const Graph& g, const std::vector<int>& nodes,
+                                                               const Target& target) {
+    std::vector<std::optional<GroupSchedule>> scheds(nodes.size());
+    std::vector<Kernel> kernels(nodes.size());
+    for_each_on_cores(nodes.size(), [&](size_t i) {
+        const Node& n = g.nodes.at(nodes[i]);
+        Group grp;
+        grp.nodes = {nodes[i]};
+        for (int v : n.inputs)
+            if (v >= 0 && std::find(grp.inputs.begin(), grp.inputs.end(), v) == grp.inputs.end())
+                grp.inputs.push_back(v);
+        grp.outputs = n.outputs;
+        scheds[i] = lower_group(g, grp, target);
+        BuildOptions bo;
+        bo.target = target;
+        bo.name = "fold";
+        bo.opt_level = 0;  // each folding kernel runs once: compiling it quickly is what counts
+        kernels[i] = build(scheds[i]->schedule, scheds[i]->args, bo);
+    });
+    // The kernels run one after another: each spreads its own loops over the thread pool.
+    std::vector<std::vector<Buffer>> results;
+    for (size_t i = 0; i < nodes.size(); ++i) {
+        const Node& n = g.nodes.at(nodes[i]);
+        std::vector<Buffer> outs;
+        std::vector<kiln::detail::ArgValue> args;
+        for (size_t a = 0; a < scheds[i]->args.size(); ++a) {
+            const int v = scheds[i]->arg_values[a];
+            const TensorType& t = g.type_of(v);
+            if (g.value(v).is_constant()) {
+                const Buffer& b = *g.value(v).data;
+                args.push_back(dense_arg(b.data(), b.dtype(), kernel_shape(t)));
+            } else {
+                outs.emplace_back(kernel_shape(t), t.dtype);
+                args.push_back(dense_arg(outs.back().data(), t.dtype, kernel_shape(t)));
+            }
         }
+        kernels[i].call(args);
+        // Results in node output order, copied out with their logical (possibly rank-0) shapes.
+        std::vector<Buffer> res;
+        for (size_t o = 0; o < n.outputs.size(); ++o) {
+            const TensorType& t = g.type_of(n.outputs[o]);
+            Buffer own(t.shape, t.dtype);
+            std::memcpy(own.data(), outs.at(o).data(), static_cast<size_t>(own.size() * t.dtype.bytes()));
+            res.push_back(std::move(own));
+        }
+        results.push_back(std::move(res));
     }
-    k.call(args);
-    // Results in node output order, copied out with their logical (possibly rank-0) shapes.
-    std::vector<Buffer> res;
-    for (size_t o = 0; o < n.outputs.size(); ++o) {
-        const TensorType& t = g.type_of(n.outputs[o]);
-        Buffer own(t.shape, t.dtype);
-        std::memcpy(own.data(), outs.at(o).data(), static_cast<size_t>(own.size() * t.dtype.bytes()));
-        res.push_back(std::move(own));
-    }
-    return res;
+    return results;
+}
+
+KILN_SEPARABLE std::vector<Buffer> evaluate_node(const Graph& g, const Node& n, const Target& target) {
+    return evaluate_nodes(g, {static_cast<int>(&n - g.nodes.data())}, target).at(0);
 }
 
 // Whole-model entries of the disk cache carry this in place of a kernel symbol.
@@ -441,8 +492,8 @@ inline std::string model_cache_key(const std::string& graph_fingerprint, const C
            jit::resolve(opt.target).str() + "\nopt_level " + std::to_string(opt.opt_level) + "\n" + graph_fingerprint;
 }
 
-// Builds each distinct program once, the distinct ones on worker threads (LLVM is the cost of a compile),
-// and returns a kernel per function; `distinct` is how many were built.
+// Builds each distinct program once, the distinct ones on every core, and returns a kernel per function;
+// `distinct` is how many were built.
 inline std::vector<Kernel> build_kernels(const std::vector<LoweredFunc>& funcs, const BuildOptions& bo,
                                          int& distinct_count) {
     std::unordered_map<std::string, size_t> first_of;
@@ -452,26 +503,12 @@ inline std::vector<Kernel> build_kernels(const std::vector<LoweredFunc>& funcs, 
         texts[k] = to_string(funcs[k]);
         if (first_of.emplace(texts[k], k).second) distinct.push_back(k);
     }
+    // Longest first (by the length of the program, which is what LLVM's time follows): a long kernel taken
+    // last would leave the other cores idle while it compiles.
+    std::stable_sort(distinct.begin(), distinct.end(),
+                     [&](size_t a, size_t b) { return texts[a].size() > texts[b].size(); });
     std::vector<Kernel> kernels(funcs.size());
-    const unsigned workers = std::max(
-            1u, std::min<unsigned>(std::thread::hardware_concurrency(), static_cast<unsigned>(distinct.size())));
-    std::atomic<size_t> next{0};
-    std::vector<std::future<void>> fs;
-    std::exception_ptr err;
-    std::mutex err_m;
-    for (unsigned w = 0; w < workers; ++w)
-        fs.push_back(std::async(std::launch::async, [&] {
-            for (size_t i; (i = next.fetch_add(1)) < distinct.size();) {
-                try {
-                    kernels[distinct[i]] = build(funcs[distinct[i]], bo);
-                } catch (...) {
-                    std::lock_guard<std::mutex> lk(err_m);
-                    if (!err) err = std::current_exception();
-                }
-            }
-        }));
-    for (auto& f : fs) f.get();
-    if (err) std::rethrow_exception(err);
+    for_each_on_cores(distinct.size(), [&](size_t i) { kernels[distinct[i]] = build(funcs[distinct[i]], bo); });
     for (size_t k = 0; k < funcs.size(); ++k) kernels[k] = kernels[first_of.at(texts[k])];
     distinct_count = static_cast<int>(distinct.size());
     return kernels;
@@ -485,6 +522,9 @@ KILN_SEPARABLE Graph optimize(const Graph& input, const CompileOptions& opt) {
         if (opt.dump) opt.dump(pass, g, nullptr);
     };
     dump("import");
+    const auto fold = [&](const Graph& gg, const std::vector<int>& nodes) {
+        return detail::evaluate_nodes(gg, nodes, opt.target);
+    };
     if (opt.opt_level >= 2) {
         g = passes::canonicalize(g);
         dump("canonicalize");
@@ -494,16 +534,14 @@ KILN_SEPARABLE Graph optimize(const Graph& input, const CompileOptions& opt) {
         dump("simplify_inference");
         g = passes::fold_scale_axis(g);
         dump("fold_scale_axis");
-        g = passes::fold_constant(
-                g, [&](const Graph& gg, const Node& n) { return detail::evaluate_node(gg, n, opt.target); });
+        g = passes::fold_constant(g, fold);
         dump("fold_constant");
     }
     if (opt.opt_level >= 3) {
         g = passes::alter_layout(g, opt.target);
         dump("alter_layout");
         // Packs the convolution weights the layout pass asked for, once.
-        g = passes::fold_constant(
-                g, [&](const Graph& gg, const Node& n) { return detail::evaluate_node(gg, n, opt.target); });
+        g = passes::fold_constant(g, fold);
         dump("fold_constant");
     }
     return g;
@@ -549,14 +587,14 @@ KILN_SEPARABLE Executable compile(const Graph& model, const CompileOptions& opt)
     if (opt.dump) opt.dump("fuse_ops", g, &ex.groups_);
     ex.times_.passes_ms = ms_since(t_start);
 
-    // Lowering is cheap and single-threaded; LLVM is the cost, so distinct programs compile in parallel.
+    // Groups lower on every core, and then the distinct programs compile on every core.
     const auto t_lower = clock::now();
-    std::vector<GroupSchedule> scheds;
-    std::vector<LoweredFunc> funcs;
-    for (auto& grp : ex.groups_) {
-        scheds.push_back(lower_group(g, grp, opt.target));
-        funcs.push_back(lower_func(scheds.back().schedule, scheds.back().args, LowerOptions{"fused", ""}));
-    }
+    std::vector<std::optional<GroupSchedule>> scheds(ex.groups_.size());
+    std::vector<LoweredFunc> funcs(ex.groups_.size());
+    detail::for_each_on_cores(ex.groups_.size(), [&](size_t k) {
+        scheds[k] = lower_group(g, ex.groups_[k], opt.target);
+        funcs[k] = lower_func(scheds[k]->schedule, scheds[k]->args, LowerOptions{"fused", ""});
+    });
     ex.times_.lower_ms = ms_since(t_lower);
     const auto t_llvm = clock::now();
     BuildOptions bo;
@@ -572,7 +610,7 @@ KILN_SEPARABLE Executable compile(const Graph& model, const CompileOptions& opt)
         if (counted.insert(&k.compiled()).second) ex.times_.disk_cache_hits += k.compiled().from_disk_cache;
 
     std::vector<std::vector<int>> step_values;
-    for (auto& sc : scheds) step_values.push_back(sc.arg_values);
+    for (auto& sc : scheds) step_values.push_back(sc->arg_values);
     const detail::MemoryPlan plan = detail::plan_memory(g, step_values);
     ex.allocate_arena(plan.arena_bytes, "graph::compile");
     char* arena = static_cast<char*>(ex.arena_.get());
@@ -591,7 +629,7 @@ KILN_SEPARABLE Executable compile(const Graph& model, const CompileOptions& opt)
         Executable::Step st;
         st.kernel = kernels[k];
         st.name = ex.groups_[k].name;
-        for (int v : scheds[k].arg_values) {
+        for (int v : scheds[k]->arg_values) {
             const Buffer& b = ex.storage_.at(v);
             st.args.push_back(detail::dense_arg(b.data(), b.dtype(), detail::kernel_shape(g.type_of(v))));
             st.values.push_back(v);
@@ -604,7 +642,7 @@ KILN_SEPARABLE Executable compile(const Graph& model, const CompileOptions& opt)
             if (!def || !def->indices) continue;
             const auto [input, extent] = def->indices(g, n);
             const int v = n.inputs[input];
-            const auto& args = scheds[k].arg_values;
+            const auto& args = scheds[k]->arg_values;
             const auto at = std::find(args.begin(), args.end(), v);
             if (g.value(v).is_constant() || at == args.end()) continue;
             st.checks.push_back({static_cast<uint32_t>(at - args.begin()), extent, graph::detail::who(n)});

@@ -109,6 +109,10 @@ struct BuildOptions {
     // a * b + c may become one fused multiply-add (one rounding instead of two: faster, and usually more
     // accurate); false rounds the product and the sum apart, as a plain C++ reference does.
     bool fp_contract = true;
+    // How hard the compiler optimises, 0 to 3 (LLVM's O0-O3 pipelines and code generator levels; the C
+    // target's -O0 to -O3). 3 for kernels that run many times; a kernel that runs once (constant folding)
+    // is ready sooner at 1, and runs a little slower.
+    int opt_level = 3;
 };
 
 class Kernel {

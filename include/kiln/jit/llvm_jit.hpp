@@ -1,5 +1,5 @@
 #pragma once
-// The process-wide LLVM ORC LLJIT: host target detection, the O3 pipeline of the new pass
+// The process-wide LLVM ORC LLJIT: host target detection, the pass pipelines of the new pass
 // manager, and symbol resolution for kiln's runtime and libm.
 #include <llvm/ExecutionEngine/Orc/ExecutionUtils.h>
 #include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>
@@ -12,6 +12,7 @@
 #include <llvm/Target/TargetMachine.h>
 #include <llvm/Transforms/Utils/Cloning.h>
 
+#include <algorithm>
 #include <mutex>
 
 #include "kiln/config.hpp"
@@ -57,21 +58,31 @@ KILN_SEPARABLE Target resolve(Target t) {
     return t;
 }
 
-inline std::unique_ptr<llvm::TargetMachine> target_machine(const Target& t) {
+// BuildOptions::opt_level picks both halves: the new pass manager's pipeline of that level and the code
+// generator's level (0: none, fast instruction selection; 3: aggressive).
+inline llvm::CodeGenOptLevel codegen_level(int opt_level) {
+    constexpr llvm::CodeGenOptLevel levels[] = {llvm::CodeGenOptLevel::None, llvm::CodeGenOptLevel::Less,
+                                                llvm::CodeGenOptLevel::Default, llvm::CodeGenOptLevel::Aggressive};
+    return levels[std::clamp(opt_level, 0, 3)];
+}
+
+inline std::unique_ptr<llvm::TargetMachine> target_machine(const Target& t, int opt_level = 3) {
     init_llvm();
     std::string err;
     const llvm::Target* target = llvm::TargetRegistry::lookupTarget(t.triple, err);
     if (!target) kiln::detail::fail("build: unknown target triple '", t.triple, "': ", err);
     llvm::TargetOptions opts;
     return std::unique_ptr<llvm::TargetMachine>(target->createTargetMachine(
-            t.triple, t.cpu, t.features, opts, llvm::Reloc::PIC_, std::nullopt, llvm::CodeGenOptLevel::Aggressive));
+            t.triple, t.cpu, t.features, opts, llvm::Reloc::PIC_, std::nullopt, codegen_level(opt_level)));
 }
 
-// What optimize() and target_machine() do to a module, in words: part of the disk cache's key, so an
-// entry compiled under other settings is never linked. Change it with either function.
-constexpr const char* kCodegenSettings = "O3 loop+slp vectorize, no unroll; codegen aggressive; PIC";
+// What optimize() and target_machine() do to a module at each opt level, in words: part of the disk cache's
+// key (with the level), so an entry compiled under other settings is never linked. Change it with either.
+constexpr const char* kCodegenSettings =
+        "opt levels 0-3 = O0-O3 pipelines, loop+slp vectorize from 1, no unroll; codegen none/less/default/"
+        "aggressive; PIC";
 
-inline void optimize(llvm::Module& m, llvm::TargetMachine& tm) {
+inline void optimize(llvm::Module& m, llvm::TargetMachine& tm, int opt_level = 3) {
     llvm::LoopAnalysisManager lam;
     llvm::FunctionAnalysisManager fam;
     llvm::CGSCCAnalysisManager cgam;
@@ -89,7 +100,13 @@ inline void optimize(llvm::Module& m, llvm::TargetMachine& tm) {
     pb.registerFunctionAnalyses(fam);
     pb.registerLoopAnalyses(lam);
     pb.crossRegisterProxies(lam, fam, cgam, mam);
-    pb.buildPerModuleDefaultPipeline(llvm::OptimizationLevel::O3).run(m, mam);
+    constexpr const llvm::OptimizationLevel* levels[] = {&llvm::OptimizationLevel::O0, &llvm::OptimizationLevel::O1,
+                                                         &llvm::OptimizationLevel::O2, &llvm::OptimizationLevel::O3};
+    const llvm::OptimizationLevel& level = *levels[std::clamp(opt_level, 0, 3)];
+    if (level == llvm::OptimizationLevel::O0)
+        pb.buildO0DefaultPipeline(level).run(m, mam);
+    else
+        pb.buildPerModuleDefaultPipeline(level).run(m, mam);
 }
 
 inline llvm::SmallVector<char, 0> emit(llvm::Module& m, llvm::TargetMachine& tm, llvm::CodeGenFileType type) {

@@ -38,16 +38,18 @@ inline arith::RelaxMap inner_loop_ranges(const Stmt& s) {
     return out;
 }
 
-// The variables of the loops inside a statement that the schedule unrolls or vectorises.
-inline std::set<const VarNode*> unrolled_loop_vars(const Stmt& s) {
+// The variables of the loops inside a statement that are of one of `kinds`.
+inline std::set<const VarNode*> loop_vars(const Stmt& s, std::initializer_list<ForKind> kinds) {
     struct V : IRVisitor {
+        std::initializer_list<ForKind> kinds;
         std::set<const VarNode*> out;
         using IRVisitor::visit;
         void visit_for(const For* n) override {
-            if (n->for_kind == ForKind::Unrolled || n->for_kind == ForKind::Vectorized) out.insert(n->var.get());
+            if (std::find(kinds.begin(), kinds.end(), n->for_kind) != kinds.end()) out.insert(n->var.get());
             IRVisitor::visit_for(n);
         }
     } v;
+    v.kinds = kinds;
     v.visit(s);
     return v.out;
 }
@@ -213,7 +215,8 @@ private:
         std::vector<Expr> guards;
         collect_likely(n->body, guards);
         const arith::RelaxMap inner = inner_loop_ranges(n->body);
-        const std::set<const VarNode*> unrolled = unrolled_loop_vars(n->body);
+        const std::set<const VarNode*> unrolled = loop_vars(n->body, {ForKind::Unrolled, ForKind::Vectorized});
+        const std::set<const VarNode*> serial = loop_vars(n->body, {ForKind::Serial});
         std::vector<Expr> tests;
         Stmt fast = n->body;
         std::set<const ExprNode*> seen;
@@ -225,6 +228,14 @@ private:
             std::vector<Expr> found;
             for (const Expr& c : parts) {
                 auto [f, t] = holds_within(n, c, inner);
+                // A conjunct that bounds one serial loop inside besides the parallel variable (a window row
+                // kh over the padding: `v + kh - 1 >= 0`) clips that loop's range in a single copy of the
+                // body; a second copy for the rows it does not clip would differ only in that loop's
+                // bounds, and doubled the code of a depthwise convolution for nothing.
+                if ((f.defined() || t.defined()) && bounds_one_serial_loop(c, inner, serial)) {
+                    rest.push_back(c);
+                    continue;
+                }
                 if (f.defined()) from = from.defined() ? kiln::max(from, f) : f;
                 if (t.defined()) to = to.defined() ? kiln::min(to, t) : t;
                 if (f.defined() || t.defined()) continue;
@@ -274,6 +285,16 @@ private:
         done_ = done;
         Stmt body = make_stmt<IfThenElse>(likely(in_range), fast_body, mutate(narrowed(n->body, false)));
         return make_stmt<For>(n->var, n->min, n->extent, n->for_kind, body, n->annotations);
+    }
+
+    // Whether `c` uses exactly one variable of the loops inside, and that one is a serial loop's.
+    static bool bounds_one_serial_loop(const Expr& c, const arith::RelaxMap& inner,
+                                       const std::set<const VarNode*>& serial) {
+        std::set<const VarNode*> used;
+        post_order_visit(c, [&](const Expr& e) {
+            if (auto* v = e.as<VarNode>(); v && inner.count(v)) used.insert(v);
+        });
+        return used.size() == 1 && serial.count(*used.begin());
     }
 
     // Whether the pieces between consecutive cuts have constant extents, or extents set by enclosing

@@ -20,12 +20,13 @@
 
 namespace kiln::detail {
 
-// The flags C kernels compile with: this CPU's instructions, and OpenMP when the compiler has it.
+// The flags C kernels compile with: this CPU's instructions, and OpenMP when the compiler has it. The
+// optimisation level (BuildOptions::opt_level) is added per kernel.
 inline const std::string& c_flags(const std::string& cc) {
     static std::once_flag once;
     static std::string flags;
     std::call_once(once, [&] {
-        flags = "-std=c99 -O3 -march=native -fPIC -shared";
+        flags = "-std=c99 -march=native -fPIC -shared";
         int status = 0;
         run_command(cc + " -fopenmp -x c -E - < /dev/null > /dev/null", status);
         if (status == 0) flags += " -fopenmp";
@@ -34,7 +35,6 @@ inline const std::string& c_flags(const std::string& cc) {
 }
 
 inline Kernel build_c(const LoweredFunc& f, const BuildOptions& opt) {
-    (void)opt;
     const auto t0 = std::chrono::steady_clock::now();
     const std::string cc = c_compiler();
     if (cc.empty())
@@ -57,7 +57,8 @@ inline Kernel build_c(const LoweredFunc& f, const BuildOptions& opt) {
         if (!out) fail("build: cannot write the C source of '", f.name, "' to '", source, "'");
     }
     int status = 0;
-    const std::string flags = c_flags(cc) + (opt.fp_contract ? " -ffp-contract=fast" : " -ffp-contract=off");
+    const std::string flags = c_flags(cc) + " -O" + std::to_string(opt.opt_level) +
+                              (opt.fp_contract ? " -ffp-contract=fast" : " -ffp-contract=off");
     const std::string command = cc + " " + flags + " -o " + shell_quote(library) + " " + shell_quote(source) + " -lm";
     const std::string output = run_command(command, status);
     fs::remove(source, ec);
