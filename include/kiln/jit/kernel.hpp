@@ -110,8 +110,8 @@ struct BuildOptions {
     // accurate); false rounds the product and the sum apart, as a plain C++ reference does.
     bool fp_contract = true;
     // How hard the compiler optimises, 0 to 3 (LLVM's O0-O3 pipelines and code generator levels; the C
-    // target's -O0 to -O3). 3 for kernels that run many times; a kernel that runs once (constant folding)
-    // is ready sooner at 1, and runs a little slower.
+    // target's -O0 to -O3). 3 for kernels that run many times; a kernel that runs once (constant folding
+    // uses 0) is ready several times sooner at a lower level, and runs slower.
     int opt_level = 3;
 };
 
