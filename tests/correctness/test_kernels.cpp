@@ -1,6 +1,8 @@
 // Every primitive against a naive reference or Eigen, on shapes that do not divide evenly.
 #include <Eigen/Dense>
 
+#include <dlfcn.h>
+
 #include <thread>
 
 #include <kiln/runtime/workspace.hpp>
@@ -726,6 +728,37 @@ TEST_CASE("every optimisation level computes the same values, in both backends")
             build(s, {A, Y}, opt)(a, y);
             for (int i = 0; i < 37 * 45; ++i) REQUIRE(y.data_as<float>()[i] == doctest::Approx(want[i]).epsilon(1e-5));
         }
+}
+
+TEST_CASE("a C kernel's OpenMP runtime stays loaded after the last kernel that used it is gone") {
+    // Its worker threads wait inside the runtime's code after a parallel loop; unmapping it under them crashed
+    // the process moments later.
+    auto A = placeholder({40, 17}, f32, "A");
+    auto B = compute(
+            {40, 17}, [&](Expr i, Expr j) { return A(i, j) * 3.0f; }, "B");
+    Schedule s(B);
+    s[B].parallel(B.axis(0));
+    BuildOptions as_c;
+    as_c.target.kind = "c";
+    const auto loaded_runtime = []() -> std::string {
+        for (const char* runtime : {"libgomp.so.1", "libomp.so", "libomp.so.5", "libiomp5.so"})
+            if (void* h = ::dlopen(runtime, RTLD_NOW | RTLD_NOLOAD)) {
+                ::dlclose(h);
+                return runtime;
+            }
+        return "";
+    };
+    {
+        clear_memory_cache();
+        Kernel k = build(s, {A, B}, as_c);
+        if (k.c_source().find("#pragma omp") == std::string::npos) return;  // a compiler without OpenMP
+        Buffer a = test::random_buffer({40, 17}, 3), b({40, 17});
+        k(a, b);
+        CHECK(b.at<float>(39, 16) == a.at<float>(39, 16) * 3.0f);
+        REQUIRE(loaded_runtime() != "");
+        clear_memory_cache();
+    }
+    CHECK(loaded_runtime() != "");
 }
 
 TEST_CASE("a vectorized loop that cannot become vector code stays serial, and lowering says which and why") {

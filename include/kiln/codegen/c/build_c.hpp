@@ -34,6 +34,14 @@ inline const std::string& c_flags(const std::string& cc) {
     return flags;
 }
 
+// An OpenMP runtime keeps worker threads that wait inside its own code after a parallel loop. Closing the last
+// kernel that needed it would unmap that code under them (a crash moments later, in a thread kiln does not own),
+// so once a kernel has loaded the runtime it stays loaded for the life of the process.
+inline void keep_openmp_runtime_loaded() {
+    for (const char* runtime : {"libgomp.so.1", "libomp.so", "libomp.so.5", "libiomp5.so"})
+        if (void* h = ::dlopen(runtime, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE)) ::dlclose(h);
+}
+
 inline Kernel build_c(const LoweredFunc& f, const BuildOptions& opt) {
     const auto t0 = std::chrono::steady_clock::now();
     const std::string cc = c_compiler();
@@ -76,6 +84,7 @@ inline Kernel build_c(const LoweredFunc& f, const BuildOptions& opt) {
         ::dlclose(handle);
         fail("build: the compiled C kernel has no symbol '", compiled->symbol, "'");
     }
+    keep_openmp_runtime_loaded();
     compiled->code = std::shared_ptr<void>(handle, [](void* h) { ::dlclose(h); });
     compiled->target = "c " + cc + " " + flags;
     for (auto& a : f.args)
