@@ -31,6 +31,6 @@ cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DKILN_PYTHON="$py" -DK
   -DCMAKE_CXX_FLAGS="$flags -gline-tables-only -fno-omit-frame-pointer" \
   -DCMAKE_EXE_LINKER_FLAGS="${flags/,fuzzer-no-link/}" \
   -DCMAKE_SHARED_LINKER_FLAGS="${flags/,fuzzer-no-link/}" >/dev/null
-cmake --build "$dir" --target kiln_tests kiln_graph_tests kiln_onnx_conformance kiln_cli kiln_fuzz_targets
+cmake --build "$dir" --target kiln_tests kiln_autotune_tests kiln_graph_tests kiln_onnx_conformance kiln_cli kiln_fuzz_targets
 # The consumer and format checks build or read files and run no kiln code of this build.
 ctest --test-dir "$dir" --output-on-failure -j "$(nproc)" -E "find_package_consumer|^format$|headers_without_llvm" "${select[@]}"

@@ -11,7 +11,7 @@ py=$(bash scripts/pyenv.sh)
 phase "configure"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DKILN_PYTHON="$py"
 phase "build"
-cmake --build build --target kiln_tests kiln_graph_tests kiln_onnx_conformance kiln_cli kiln_fuzz_targets
+cmake --build build --target kiln_tests kiln_autotune_tests kiln_graph_tests kiln_onnx_conformance kiln_cli kiln_fuzz_targets
 phase "test"
 ctest --test-dir build --output-on-failure -j "$(nproc)"
 phase "the suite under AddressSanitizer + UndefinedBehaviorSanitizer (clang-19)"

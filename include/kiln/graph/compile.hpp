@@ -383,39 +383,11 @@ inline std::vector<int64_t> kernel_shape(const TensorType& t) {
     return t.shape.empty() ? std::vector<int64_t>{1} : t.shape;
 }
 
-// Runs work(0) .. work(count - 1) on up to one thread per core, each index once, and rethrows the first
-// error. Compiling is the cost of a start, and it is a list of independent jobs.
-inline void for_each_on_cores(size_t count, const std::function<void(size_t)>& work) {
-    const unsigned workers =
-            std::max(1u, std::min<unsigned>(std::thread::hardware_concurrency(), static_cast<unsigned>(count)));
-    if (workers == 1) {
-        for (size_t i = 0; i < count; ++i) work(i);
-        return;
-    }
-    std::atomic<size_t> next{0};
-    std::vector<std::future<void>> fs;
-    std::exception_ptr err;
-    std::mutex err_m;
-    for (unsigned w = 0; w < workers; ++w)
-        fs.push_back(std::async(std::launch::async, [&] {
-            for (size_t i; (i = next.fetch_add(1)) < count;) {
-                try {
-                    work(i);
-                } catch (...) {
-                    std::lock_guard<std::mutex> lk(err_m);
-                    if (!err) err = std::current_exception();
-                }
-            }
-        }));
-    for (auto& f : fs) f.get();
-    if (err) std::rethrow_exception(err);
-}
-
 KILN_SEPARABLE std::vector<std::vector<Buffer>> evaluate_nodes(const Graph& g, const std::vector<int>& nodes,
                                                                const Target& target) {
     std::vector<std::optional<GroupSchedule>> scheds(nodes.size());
     std::vector<Kernel> kernels(nodes.size());
-    for_each_on_cores(nodes.size(), [&](size_t i) {
+    kiln::detail::for_each_on_cores(nodes.size(), [&](size_t i) {
         const Node& n = g.nodes.at(nodes[i]);
         Group grp;
         grp.nodes = {nodes[i]};
@@ -508,7 +480,8 @@ inline std::vector<Kernel> build_kernels(const std::vector<LoweredFunc>& funcs, 
     std::stable_sort(distinct.begin(), distinct.end(),
                      [&](size_t a, size_t b) { return texts[a].size() > texts[b].size(); });
     std::vector<Kernel> kernels(funcs.size());
-    for_each_on_cores(distinct.size(), [&](size_t i) { kernels[distinct[i]] = build(funcs[distinct[i]], bo); });
+    kiln::detail::for_each_on_cores(distinct.size(),
+                                    [&](size_t i) { kernels[distinct[i]] = build(funcs[distinct[i]], bo); });
     for (size_t k = 0; k < funcs.size(); ++k) kernels[k] = kernels[first_of.at(texts[k])];
     distinct_count = static_cast<int>(distinct.size());
     return kernels;
@@ -591,7 +564,7 @@ KILN_SEPARABLE Executable compile(const Graph& model, const CompileOptions& opt)
     const auto t_lower = clock::now();
     std::vector<std::optional<GroupSchedule>> scheds(ex.groups_.size());
     std::vector<LoweredFunc> funcs(ex.groups_.size());
-    detail::for_each_on_cores(ex.groups_.size(), [&](size_t k) {
+    kiln::detail::for_each_on_cores(ex.groups_.size(), [&](size_t k) {
         scheds[k] = lower_group(g, ex.groups_[k], opt.target);
         funcs[k] = lower_func(scheds[k]->schedule, scheds[k]->args, LowerOptions{"fused", ""});
     });

@@ -4,6 +4,8 @@
 #include <atomic>
 
 #include <condition_variable>
+#include <exception>
+#include <future>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -158,6 +160,39 @@ extern "C" inline void kiln_parallel_for(void (*fn)(int32_t, void*), void* closu
 }  // namespace kiln::runtime
 
 namespace kiln {
+
+namespace detail {
+
+// Runs work(0) .. work(count - 1) on up to one thread per core, each index once, and rethrows the first
+// error. Compiling is the cost of a start, and it is a list of independent jobs.
+inline void for_each_on_cores(size_t count, const std::function<void(size_t)>& work) {
+    const unsigned workers =
+            std::max(1u, std::min<unsigned>(std::thread::hardware_concurrency(), static_cast<unsigned>(count)));
+    if (workers == 1) {
+        for (size_t i = 0; i < count; ++i) work(i);
+        return;
+    }
+    std::atomic<size_t> next{0};
+    std::vector<std::future<void>> fs;
+    std::exception_ptr err;
+    std::mutex err_m;
+    for (unsigned w = 0; w < workers; ++w)
+        fs.push_back(std::async(std::launch::async, [&] {
+            for (size_t i; (i = next.fetch_add(1)) < count;) {
+                try {
+                    work(i);
+                } catch (...) {
+                    std::lock_guard<std::mutex> lk(err_m);
+                    if (!err) err = std::current_exception();
+                }
+            }
+        }));
+    for (auto& f : fs) f.get();
+    if (err) std::rethrow_exception(err);
+}
+
+}  // namespace detail
+
 // The number of threads parallel loops use (default: the hardware's).
 inline void set_num_threads(int n) { runtime::thread_pool().resize(n); }
 inline int num_threads() { return runtime::thread_pool().size(); }
