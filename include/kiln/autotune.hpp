@@ -5,3 +5,4 @@
 #include "kiln/autotune/records.hpp"
 #include "kiln/autotune/task.hpp"
 #include "kiln/autotune/tune.hpp"
+#include "kiln/autotune/sketch.hpp"

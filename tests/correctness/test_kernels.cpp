@@ -550,6 +550,38 @@ TEST_CASE("integer division by zero gives 0 and does not trap, in vector tails t
     }
 }
 
+TEST_CASE("compute_at into a stage that computes the reader inside its loops: a panel copied per outer tile") {
+    // C = A x B with B's columns copied per outer tile of C's rows and columns, into a panel that the
+    // accumulator tile, computed inside that outer tile, reads. C's stage itself does not read the copy.
+    for (int N : {64, 45}) {
+        CAPTURE(N);
+        auto A = placeholder({37, 23}, f32, "A");
+        auto B = placeholder({23, N}, f32, "B");
+        auto k = reduce_axis(0, 23, "k");
+        auto C = compute(
+                {37, N}, [&](Expr i, Expr j) { return sum(A(i, k.var()) * B(k.var(), j), {k}); }, "C");
+        Schedule s(C);
+        auto CL = s.cache_write(C, "local");
+        auto [io, jo, ii, ji] = s[C].tile(C.axis(0), C.axis(1), 8, 16);
+        auto [jo_o, jo_i] = s[C].split(jo, 2);
+        s[C].reorder(io, jo_o, jo_i, ii, ji);
+        s[CL].compute_at(s[C], jo_i);
+        auto BL = s.cache_read(B, "local", {CL});
+        s[BL].compute_at(s[C], jo_o);
+        s[C].vectorize(ji);
+        // 23 rows of a 32-column panel, contiguous, where the columns divide into panels.
+        if (N == 64) CHECK(to_string(lower(s, {A, B, C})).find("allocate B.local[f32 * 736]") != std::string::npos);
+        Buffer a = test::random_buffer({37, 23}, 1), b = test::random_buffer({23, N}, 2), c({37, N});
+        build(s, {A, B, C})(a, b, c);
+        for (int i = 0; i < 37; ++i)
+            for (int j = 0; j < N; ++j) {
+                float want = 0;
+                for (int kk = 0; kk < 23; ++kk) want += a.at<float>(i, kk) * b.at<float>(kk, j);
+                REQUIRE(c.at<float>(i, j) == doctest::Approx(want).epsilon(1e-5));
+            }
+    }
+}
+
 TEST_CASE("cache_read and reorder_storage keep results") {
     const int M = 23, N = 19;
     auto A = placeholder({M, N}, f32, "A");

@@ -87,7 +87,7 @@ TEST_CASE("compute_at to a stage that does not consume it") {
     Schedule s(D);
     CHECK(error_of([&] { s[B].compute_at(s[D], D.axis(0)); }) ==
           "stage 'B': compute_at to stage 'D', which does not consume it; compute a stage at a loop of a stage that "
-          "reads it ('C')");
+          "reads it ('C'), or of a stage those readers are computed inside");
     CHECK(error_of([&] { s[B].compute_at(s[C], D.axis(0)); }) ==
           "stage 'B': compute_at axis 'i' is not a loop of stage 'C' (it belongs to stage 'D'); pass one of the "
           "current loops of 'C'");

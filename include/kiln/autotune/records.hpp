@@ -108,18 +108,25 @@ inline void append_record(const std::string& path, const Record& r) {
                            "'; check that its folder exists and is writable");
 }
 
-// The fastest successful record of `workload` on `target`, preferring those measured with `threads`.
+// The fastest configuration of `workload` on `target`, preferring those measured with `threads`. A
+// configuration measured more than once counts at its slowest median (tune's confirmation round measures
+// the fastest again), and the record returned is that measurement.
 inline std::optional<Record> best_record(const std::vector<Record>& records, const std::string& workload,
                                          const std::string& target, int threads) {
-    std::optional<Record> best;
-    auto better = [&](const Record& r) {
-        if (!best) return true;
-        if ((r.threads == threads) != (best->threads == threads)) return r.threads == threads;
-        return r.median() < best->median();
-    };
-    for (const Record& r : records)
-        if (r.ok() && r.workload == workload && r.target == target && better(r)) best = r;
-    return best;
+    std::map<std::pair<bool, KnobValues>, const Record*> slowest;  // (other thread count, config) -> record
+    for (const Record& r : records) {
+        if (!r.ok() || r.workload != workload || r.target != target) continue;
+        const Record*& s = slowest[{r.threads != threads, r.config}];
+        if (!s || r.median() > s->median()) s = &r;
+    }
+    const Record* best = nullptr;
+    bool best_other = true;
+    for (const auto& [key, r] : slowest)
+        if (!best || (key.first != best_other ? !key.first : r->median() < best->median())) {
+            best = r;
+            best_other = key.first;
+        }
+    return best ? std::optional<Record>(*best) : std::nullopt;
 }
 
 }  // namespace kiln::autotune

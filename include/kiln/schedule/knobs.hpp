@@ -97,8 +97,9 @@ public:
     // Factors that split a loop of `extent` into `parts` loops, outermost first: the inner factors are
     // divisors of the extent or powers of two (a factor that does not divide leaves a guarded tail), and
     // the outermost covers the rest. The default is `default_inner` (the inner factors), else no split.
+    // `max_innermost` (when positive) bounds the innermost factor, for a loop that is unrolled or vectorized.
     std::vector<int64_t> split(const std::string& name, int64_t extent, int parts,
-                               const std::vector<int64_t>& default_inner = {}) {
+                               const std::vector<int64_t>& default_inner = {}, int64_t max_innermost = 0) {
         if (extent < 1)
             detail::fail("knobs: split '", name, "' of a loop of extent ", extent, "; the extent must be positive");
         if (parts < 2)
@@ -119,8 +120,9 @@ public:
                 values.push_back(std::move(v));
                 return;
             }
+            const bool innermost = static_cast<int>(inner.size()) == parts - 2;
             for (int64_t f : factors) {
-                if (product * f > extent) break;
+                if (product * f > extent || (innermost && max_innermost > 0 && f > max_innermost)) break;
                 inner.push_back(f);
                 self(self, product * f);
                 inner.pop_back();

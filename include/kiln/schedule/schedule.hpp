@@ -645,10 +645,19 @@ inline Stage& Stage::compute_at(const Stage& parent, const IterVar& iv) {
     if (parent.node_ == node_)
         detail::fail("stage '", name(), "': compute_at to itself; name the stage that consumes it");
     auto consumers = sched_->consumers_of(node_->op.get(), true);
-    if (std::find(consumers.begin(), consumers.end(), parent.node_) == consumers.end())
+    // The parent reads this stage, or computes a reader inside its loops (a copy of a matrix's panel made per
+    // outer tile of the product that contains the tile reading it), as Halide allows.
+    auto computed_inside_parent = [&](const StageNode* reader) {
+        for (const StageNode* s = reader; s->attach == AttachType::Scope; s = s->attach_stage)
+            if (s->attach_stage == parent.node_) return true;
+        return false;
+    };
+    if (std::find(consumers.begin(), consumers.end(), parent.node_) == consumers.end() &&
+        std::none_of(consumers.begin(), consumers.end(), computed_inside_parent))
         detail::fail("stage '", name(), "': compute_at to stage '", parent.name(),
                      "', which does not consume it; compute a stage at ", "a loop of a stage that reads it",
-                     consumers.empty() ? std::string() : " (" + detail::join_names(consumers) + ")");
+                     consumers.empty() ? std::string() : " (" + detail::join_names(consumers) + ")",
+                     ", or of a stage those readers are computed inside");
     // With several readers, the loop must enclose all of them (Halide's rule): the others are computed at this
     // loop or inside it. They may be attached after this call, so lowering checks it (infer_bound).
     if (parent.node_->leaf_index(iv) < 0) {
