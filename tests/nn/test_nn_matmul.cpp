@@ -214,3 +214,56 @@ TEST_CASE("nn::schedule_matmul: full column tiles of a parallel panel loop run w
     // The accumulator tile of a full panel is stored without a lane predicate.
     CHECK(text.find("matmul.local[ramp(0, 1, 32)] = x32(0.0)\n") != std::string::npos);
 }
+
+TEST_CASE(
+        "nn::schedule_matmul with knobs: the defaults reproduce the plain schedule, every value computes the product") {
+    for (bool nt : {false, true}) {
+        CAPTURE(nt);
+        const int M = 45, N = 70, K = 36;
+        auto A = placeholder({M, K}, f32, "A");
+        auto B = nt ? placeholder({N, K}, f32, "B") : placeholder({K, N}, f32, "B");
+        auto bias = placeholder({N}, f32, "bias");
+        Tensor mm = nn::matmul(A, B, {.transpose_b = nt, .bias = bias});
+        Tensor out = compute(
+                {M, N}, [&](Expr i, Expr j) { return max(mm(i, j), 0.0f); }, "relu");
+        Schedule plain(out);
+        nn::schedule_matmul(plain, out);
+        Knobs declare;
+        Schedule with_defaults(out);
+        nn::schedule_matmul(with_defaults, out, {}, &declare);
+        const KnobSpace space = declare.space();
+        REQUIRE(space.knobs.size() == 3);
+        CHECK(space.knobs[0].name == "matmul.rows");
+        CHECK(space.knobs[1].name == "matmul.panels_outer");
+        CHECK(space.knobs[2].name == "matmul.k_unroll");
+        CHECK(space.knobs[2].values == std::vector<std::vector<int64_t>>{{4}, {1}, {2}});  // factors of 36 up to 8
+        CHECK(to_string(lower(with_defaults, {A, B, bias, out})) == to_string(lower(plain, {A, B, bias, out})));
+
+        Buffer a = test::random_buffer({M, K}, 1),
+               b = test::random_buffer(nt ? std::vector<int64_t>{N, K} : std::vector<int64_t>{K, N}, 2),
+               c = test::random_buffer({N}, 3);
+        RowMat am = Eigen::Map<RowMat>(a.data_as<float>(), M, K);
+        RowMat bm = nt ? RowMat(Eigen::Map<RowMat>(b.data_as<float>(), N, K).transpose())
+                       : RowMat(Eigen::Map<RowMat>(b.data_as<float>(), K, N));
+        RowMat want = am * bm;
+        for (int i = 0; i < M; ++i)
+            for (int j = 0; j < N; ++j) want(i, j) = std::max(want(i, j) + c.data_as<float>()[j], 0.0f);
+        // Every configuration of the space.
+        for (int64_t index = 0; index < space.size(); ++index) {
+            KnobConfig config;
+            int64_t rest = index;
+            for (const Knob& k : space.knobs) {
+                config.push_back(static_cast<int>(rest % static_cast<int64_t>(k.values.size())));
+                rest /= static_cast<int64_t>(k.values.size());
+            }
+            CAPTURE(index);
+            Knobs knobs(space, config);
+            Schedule s(out);
+            nn::schedule_matmul(s, out, {}, &knobs);
+            Buffer y({M, N});
+            build(s, {A, B, bias, out})(a, b, c, y);
+            RowMat got = Eigen::Map<RowMat>(y.data_as<float>(), M, N);
+            REQUIRE((got - want).cwiseAbs().maxCoeff() < 1e-4f * (1.0f + want.cwiseAbs().maxCoeff()));
+        }
+    }
+}

@@ -13,6 +13,7 @@
 // with its rows unrolled and its columns vectorized) across the whole k loop, and the epilogue (bias,
 // activation) runs while the tile is copied out.
 #include "kiln/nn/schedule_util.hpp"
+#include "kiln/schedule/knobs.hpp"
 #include "kiln/runtime/thread_pool.hpp"
 
 namespace kiln::nn {
@@ -288,7 +289,11 @@ inline void schedule_matrix_vector(Schedule& s, const Tensor& out, const OpPtr& 
 
 // Schedules the nn::matmul behind `out`. `out` is the matmul itself or an elementwise function of it (its
 // bias add, an activation); those stages are fused into the copy-out of each register tile.
-inline void schedule_matmul(Schedule& s, const Tensor& out, const Target& target = {}) {
+// With `knobs`, the choices become tunable (kiln/autotune): "<matmul>.rows" (the register tile's rows),
+// "<matmul>.panels_outer" (whether B's panels or the row tiles form the outer, parallel loop) and
+// "<matmul>.k_unroll" (the reduction steps unrolled per iteration); each knob's first value is the
+// default this function picks without knobs.
+inline void schedule_matmul(Schedule& s, const Tensor& out, const Target& target = {}, Knobs* knobs = nullptr) {
     constexpr const char* who = "nn::schedule_matmul";
     OpPtr mm = detail::find_tagged(out, "matmul");
     if (!mm)
@@ -313,11 +318,24 @@ inline void schedule_matmul(Schedule& s, const Tensor& out, const Target& target
     if (out.op().get() == mm.get()) CC = s.cache_write(out, "local");
     Stage st = s[T];
     detail::RowColumnLoops loops = detail::row_and_column_loops(T, mm, who);
+    // A knob's values: the default first, then the alternatives.
+    auto choose = [&](const char* what, int64_t preferred, std::vector<int64_t> others) {
+        if (!knobs) return preferred;
+        std::vector<int64_t> values{preferred};
+        for (int64_t v : others)
+            if (std::find(values.begin(), values.end(), v) == values.end()) values.push_back(v);
+        return knobs->knob(mm->name + "." + what, values);
+    };
+    std::vector<int64_t> row_choices;
+    for (int64_t r : {1, 2, 4, 6, 8, 12})
+        if (r <= loops.rows) row_choices.push_back(r);
+    tile.mr = static_cast<int>(choose("rows", tile.mr, row_choices));
     auto [io, jo, ii, ji] = st.tile(loops.row, loops.col, tile.mr, tile.nr);
     const int64_t row_tiles = (loops.rows + tile.mr - 1) / tile.mr, col_tiles = (N + tile.nr - 1) / tile.nr;
     // The outer loop runs the panels of B (each reused by every row tile) unless there are too few of
     // them to share out among threads.
-    const bool panels_outer = col_tiles >= 8 || col_tiles >= row_tiles;
+    const bool panels_outer_default = col_tiles >= 8 || col_tiles >= row_tiles;
+    const bool panels_outer = choose("panels_outer", panels_outer_default, {!panels_outer_default}) != 0;
     IterVar outer = panels_outer ? jo : io, inner = panels_outer ? io : jo;
     std::vector<IterVar> order = loops.outer;
     order.insert(order.end(), {outer, inner, ii, ji});
@@ -330,8 +348,13 @@ inline void schedule_matmul(Schedule& s, const Tensor& out, const Target& target
     const IterVar& ci = cs.axis(r);
     const IterVar& cj = cs.axis(r + 1);
     const IterVar& ck = cs.reduce_axis(0);
-    if (K % 4 == 0) {
-        auto [ko, ki] = cs.split(ck, 4);
+    // Unrolled reduction steps: only factors of K, so the micro-kernel has no tail.
+    std::vector<int64_t> k_choices;
+    for (int64_t u : {1, 2, 4, 8})
+        if (K % u == 0) k_choices.push_back(u);
+    const int64_t k_unroll = choose("k_unroll", K % 4 == 0 ? 4 : 1, k_choices);
+    if (k_unroll > 1) {
+        auto [ko, ki] = cs.split(ck, static_cast<int>(k_unroll));
         cs.reorder(ko, ki, ci, cj);
         cs.unroll(ki);
     } else {
