@@ -13,6 +13,7 @@
 #include <numeric>
 #include <vector>
 
+#include "kiln/autotune/records.hpp"
 #include "kiln/build.hpp"
 
 namespace kiln::autotune {
@@ -30,12 +31,7 @@ struct Timing {
     int calls_per_repeat = 0;
     bool timed_out = false;  // stopped at MeasureOptions::timeout_ms; `seconds` holds what was measured
 
-    double median() const {
-        if (seconds.empty()) return 0;
-        std::vector<double> s = seconds;
-        std::sort(s.begin(), s.end());
-        return s.size() % 2 ? s[s.size() / 2] : (s[s.size() / 2 - 1] + s[s.size() / 2]) / 2;
-    }
+    double median() const { return median_of(seconds); }
     double min() const { return seconds.empty() ? 0 : *std::min_element(seconds.begin(), seconds.end()); }
     double mean() const {
         return seconds.empty()

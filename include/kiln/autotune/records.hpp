@@ -23,6 +23,13 @@
 
 namespace kiln::autotune {
 
+// The middle value (the mean of the two middle ones for an even count); 0 for none.
+inline double median_of(std::vector<double> v) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
 struct Record {
     std::string workload;  // Task::workload_key()
     std::string task;      // Task::name
@@ -33,11 +40,7 @@ struct Record {
     std::string error;            // why there are no seconds
 
     bool ok() const { return error.empty() && !seconds.empty(); }
-    double median() const {
-        std::vector<double> s = seconds;
-        std::sort(s.begin(), s.end());
-        return s.empty() ? 0 : s.size() % 2 ? s[s.size() / 2] : (s[s.size() / 2 - 1] + s[s.size() / 2]) / 2;
-    }
+    double median() const { return median_of(seconds); }
 };
 
 inline std::string to_json_line(const Record& r) {
