@@ -28,8 +28,8 @@ struct MeasureOptions {
 
 struct Timing {
     std::vector<double> seconds;  // per call, one entry per measurement
-    int calls_per_repeat = 0;
-    bool timed_out = false;  // stopped at MeasureOptions::timeout_ms; `seconds` holds what was measured
+    std::vector<int> calls;       // the calls each measurement made
+    bool timed_out = false;       // stopped at MeasureOptions::timeout_ms; `seconds` holds what was measured
 
     double median() const { return median_of(seconds); }
     double min() const { return seconds.empty() ? 0 : *std::min_element(seconds.begin(), seconds.end()); }
@@ -72,26 +72,33 @@ public:
             return std::chrono::duration<double, std::milli>(clock::now() - t).count();
         };
         Timing t;
-        // The first call checks the arguments (an error surfaces here, not mid-measurement) and sizes the
-        // measurements.
+        // The first call checks the arguments (an error surfaces here, not mid-measurement).
         kernel_.call(args);
-        double one_call_ms = ms_since(start);
-        for (int w = 1; w < opt_.warmup && ms_since(start) < opt_.timeout_ms; ++w) {
-            const auto c0 = clock::now();
-            kernel_.call(args);
-            one_call_ms = ms_since(c0);
-        }
-        t.calls_per_repeat = std::max(1, static_cast<int>(std::ceil(opt_.min_repeat_ms / std::max(one_call_ms, 1e-6))));
+        const double first_call_ms = ms_since(start);
+        for (int w = 1; w < opt_.warmup && ms_since(start) < opt_.timeout_ms; ++w) kernel_.call(args);
+        // Each measurement calls the kernel until it has run min_repeat_ms. A count sized from one warm-up
+        // call would fall short whenever that call was slower than the rest (a cold cache, a sanitizer).
         for (int r = 0; r < opt_.repeat; ++r) {
             if (ms_since(start) >= opt_.timeout_ms) {
                 t.timed_out = true;
                 break;
             }
             const auto r0 = clock::now();
-            for (int c = 0; c < t.calls_per_repeat; ++c) kernel_.call(args);
-            t.seconds.push_back(ms_since(r0) * 1e-3 / t.calls_per_repeat);
+            int calls = 0;
+            double elapsed_ms = 0;
+            do {
+                kernel_.call(args);
+                ++calls;
+                elapsed_ms = ms_since(r0);
+            } while (elapsed_ms < opt_.min_repeat_ms && ms_since(start) < opt_.timeout_ms);
+            if (elapsed_ms < opt_.min_repeat_ms) t.timed_out = true;
+            t.seconds.push_back(elapsed_ms * 1e-3 / calls);
+            t.calls.push_back(calls);
         }
-        if (t.seconds.empty()) t.seconds.push_back(one_call_ms * 1e-3);
+        if (t.seconds.empty()) {
+            t.seconds.push_back(first_call_ms * 1e-3);
+            t.calls.push_back(1);
+        }
         return t;
     }
 
