@@ -4,5 +4,6 @@
 #include "kiln/autotune/measure.hpp"
 #include "kiln/autotune/records.hpp"
 #include "kiln/autotune/task.hpp"
+#include "kiln/autotune/scheduler.hpp"
 #include "kiln/autotune/tune.hpp"
 #include "kiln/autotune/sketch.hpp"

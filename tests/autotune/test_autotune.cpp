@@ -6,34 +6,14 @@
 #include <fstream>
 #include <set>
 
+#include "autotune/temp_file.hpp"
 #include "helpers.hpp"
 
 using namespace kiln;
 using test::error_of;
+using test::TempFile;
 
 namespace {
-
-// A file of the test's own under the temporary directory, removed with its model afterwards.
-struct TempFile {
-    std::string path;
-    explicit TempFile(const std::string& name)
-            : path((std::filesystem::temp_directory_path() / ("kiln_tune_" + name + "_" + std::to_string(::getpid())))
-                           .string()) {
-        remove();
-    }
-    ~TempFile() { remove(); }
-    void remove() const {
-        std::error_code ec;
-        std::filesystem::remove(path, ec);
-        std::filesystem::remove(path + ".model.json", ec);
-    }
-    std::vector<std::string> lines() const {
-        std::ifstream in(path);
-        std::vector<std::string> out;
-        for (std::string l; std::getline(in, l);) out.push_back(l);
-        return out;
-    }
-};
 
 // C = A * B on shapes that no tile divides, with a template of three knobs: the row and column tiles and
 // whether the column loop is vectorized.
@@ -299,6 +279,26 @@ TEST_CASE("tune: measures into the records, resumes without repeating a configur
           to_string(lower(task.schedule(task.space(), KnobConfig(task.space().knobs.size(), 0)), task.args)));
 }
 
+TEST_CASE(
+        "tune measures each distinct program once: a knob that does not change the program is not measured "
+        "again") {
+    Matmul m(16, 24, 8);
+    autotune::Task task{"dedup", {m.A, m.B, m.C}, [&](Knobs& kn) {
+                            Schedule s(m.C);
+                            kn.knob("unused", {0, 1, 2});
+                            auto [jo, ji] = s[m.C].split(m.C.axis(1), 8);
+                            if (kn.knob("vectorize", {1, 0})) s[m.C].vectorize(ji);
+                            return s;
+                        }};
+    autotune::TuneOptions opt;
+    opt.trials = 6;
+    opt.confirm = 0;
+    opt.measure = {.warmup = 1, .repeat = 1, .min_repeat_ms = 1, .timeout_ms = 1000};
+    const auto r = autotune::tune(task, opt);
+    CHECK(r.measured == 2);
+    CHECK(r.failed == 0);
+}
+
 TEST_CASE("tune: a candidate that does not build or computes something else is recorded with its reason") {
     TempFile file("failures");
     Matmul m(16, 24, 8);
@@ -481,6 +481,15 @@ TEST_CASE("a generated space yields only legal schedules that compute what the p
         CHECK(space.find("Y.i") != nullptr);  // the epilogue carries the tiles
         CHECK(space.find("P.k") != nullptr);  // and the product its reduction split
         check_generated_space("matmul_relu", {A, B, bias, Y}, 60);
+        // SiLU reads the product twice (once through the inlined sigmoid): it still fuses into the tiles.
+        auto G = compute(
+                {37, 45}, [&](Expr i, Expr j) { return sigmoid(P(i, j)); }, "G");
+        auto Z = compute(
+                {37, 45}, [&](Expr i, Expr j) { return P(i, j) * G(i, j); }, "Z");
+        const auto silu = autotune::generated_task("mm_silu", {A, B, Z}).space();
+        CHECK(silu.find("Z.i") != nullptr);
+        CHECK(silu.find("P.k") != nullptr);
+        check_generated_space("matmul_silu", {A, B, Z}, 30);
     }
     // A padded 3x3 convolution, NCHW: the padding inlines, the output channels tile.
     {

@@ -195,6 +195,35 @@ TEST_CASE(
     std::filesystem::remove_all(cache);
 }
 
+TEST_CASE("kiln tune: tunes a model's kernels into records, which kiln run then compiles in") {
+    const std::string dir = model_dir("model_transformer_encoder");
+    const auto records =
+            std::filesystem::temp_directory_path() / ("kiln_cli_records_" + std::to_string(::getpid()) + ".jsonl");
+    auto r = run_cli("tune " + dir + "/model.onnx --records " + records.string() + " --trials 24 --threads 1");
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    CHECK(r.out.find(" distinct, ") != std::string::npos);
+    CHECK(r.out.find("with the records against") != std::string::npos);
+    CHECK(r.out.find("outputs     differ from the defaults' by at most") != std::string::npos);
+    // A second run resumes: it measures 8 more and finds the first run's records.
+    r = run_cli("tune " + dir + "/model.onnx --records " + records.string() + " --trials 8 --threads 1");
+    REQUIRE(r.code == 0);
+    std::ifstream in(records);
+    int lines = 0;
+    for (std::string l; std::getline(in, l);) ++lines;
+    CHECK(lines >= 32);
+    // kiln run with the records matches ONNX Runtime, as without them.
+    const auto out = std::filesystem::temp_directory_path() / ("kiln_cli_tuned_" + std::to_string(::getpid()));
+    r = run_cli("run " + dir + "/model.onnx --threads 1 --records " + records.string() + " --input input=" + dir +
+                "/input_0.npy --output-dir " + out.string());
+    REQUIRE(r.code == 0);
+    CHECK(r.out.find("kernels use a tuned schedule") != std::string::npos);
+    check_single_output(out, dir);
+    std::filesystem::remove_all(out);
+    std::filesystem::remove(records);
+    std::filesystem::remove(records.string() + ".model.json");
+}
+
 TEST_CASE("kiln --help: each subcommand lists its own options") {
     auto r = run_cli("--help");
     CHECK(r.code == 0);
@@ -209,27 +238,32 @@ TEST_CASE("kiln --help: each subcommand lists its own options") {
 }
 
 TEST_CASE("kiln errors: misuse exits non-zero with a message") {
-    auto r = run_cli("compile x.onnx");
-    CHECK(r.code == 2);
-    CHECK(r.out.find("kiln: unknown command 'compile'; use run, bench, export or cache") == 0);
-    r = run_cli("cache prune");
-    CHECK(r.code == 2);
-    CHECK(r.out.find("kiln: kiln cache takes info or clear, not 'prune'") == 0);
-    r = run_cli("run x.onnx --threads two");
-    CHECK(r.code == 2);
-    CHECK(r.out.find("kiln: --threads: takes a whole number, not 'two'") == 0);
-    r = run_cli("bench x.onnx --runs 0");
-    CHECK(r.code == 2);
-    CHECK(r.out.find("kiln: --runs: must be at least 1, not 0") == 0);
-    r = run_cli("run x.onnx --opt-level 4");
-    CHECK(r.code == 2);
-    CHECK(r.out.find("kiln: --opt-level: must be from 0 to 3, not 4") == 0);
-    r = run_cli("run x.onnx --shape input=1,three");
-    CHECK(r.code == 2);
-    CHECK(r.out.find("kiln: --shape input=1,three: dimensions are positive whole numbers, not 'three'") == 0);
-    r = run_cli("run x.onnx --rounds-on-stdin");
-    CHECK(r.code == 2);
-    CHECK(r.out.find("kiln: The following argument was not expected: --rounds-on-stdin") == 0);
+    // Command lines that do not parse or ask for something impossible: exit 2 and a message first.
+    const std::pair<const char*, const char*> usage[] = {
+            {"compile x.onnx", "kiln: unknown command 'compile'; use run, bench, export, tune or cache"},
+            {"tune x.onnx --records r.jsonl", "kiln: kiln tune needs a budget: --budget 10m or --trials N"},
+            {"tune x.onnx --records r.jsonl --budget 10x",
+             "kiln: --budget takes a positive duration such as 90s, 10m or 1h, not '10x'"},
+            {"tune x.onnx --trials 5", "kiln: --records is required"},
+            {"cache prune", "kiln: kiln cache takes info or clear, not 'prune'"},
+            {"run x.onnx --threads two", "kiln: --threads: takes a whole number, not 'two'"},
+            {"bench x.onnx --runs 0", "kiln: --runs: must be at least 1, not 0"},
+            {"run x.onnx --opt-level 4", "kiln: --opt-level: must be from 0 to 3, not 4"},
+            {"run x.onnx --shape input=1,three",
+             "kiln: --shape input=1,three: dimensions are positive whole numbers, not 'three'"},
+            {"run x.onnx --rounds-on-stdin", "kiln: The following argument was not expected: --rounds-on-stdin"},
+    };
+    for (const auto& [args, message] : usage) {
+        const auto r = run_cli(args);
+        CAPTURE(args);
+        CHECK(r.code == 2);
+        CHECK(r.out.find(message) == 0);
+    }
+    auto r = run_cli("run " + model_dir("model_transformer_encoder") + "/model.onnx --records /nonexistent/r.jsonl");
+    CHECK(r.code == 1);
+    CHECK(r.out.find("kiln: error: graph::compile: cannot read the records file '/nonexistent/r.jsonl'; give the file "
+                     "`kiln tune` (or autotune::tune) wrote, or leave records empty for the default schedules") !=
+          std::string::npos);
     r = run_cli("bench " + model_dir("model_transformer_encoder") +
                 "/model.onnx --runs 1 --rounds-on-stdin < /dev/null");
     CHECK(r.code == 1);

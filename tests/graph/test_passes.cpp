@@ -17,24 +17,15 @@
 #include <kiln/graph/passes/fuse_ops.hpp>
 #include <kiln/graph/passes/simplify_inference.hpp>
 
+#include "graph/build_graph.hpp"
+
 using namespace kiln;
 using namespace kiln::graph;
 
+using test::node;
+using test::random_buffer;
+
 namespace {
-
-Buffer random_buffer(std::vector<int64_t> shape, unsigned seed, float lo = -1, float hi = 1) {
-    Buffer b(std::move(shape), f32);
-    std::mt19937 rng(seed);
-    std::uniform_real_distribution<float> u(lo, hi);
-    for (int64_t i = 0; i < b.size(); ++i) static_cast<float*>(b.data())[i] = u(rng);
-    return b;
-}
-
-int node(Graph& g, const std::string& op, std::vector<int> inputs, Attrs attrs = {}) {
-    Node n{op + std::to_string(g.nodes.size()), op, std::move(inputs), {}, std::move(attrs)};
-    const int id = g.add_node(n, infer_types(g, n));
-    return g.nodes[id].outputs[0];
-}
 
 Attrs conv_attrs(int pad, int stride = 1) {
     Attrs a;

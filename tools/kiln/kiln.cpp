@@ -4,6 +4,7 @@
 //   kiln run    model.onnx [--input NAME=FILE.npy]... [--output-dir DIR] [options]
 //   kiln bench  model.onnx [--runs N] [--warmup N] [--rounds-on-stdin] [options]
 //   kiln export model.onnx -o model.so [options]     (--target c -o DIR: C99 source and a Makefile)
+//   kiln tune   model.onnx --records r.jsonl [--budget 10m | --trials N] [options]
 //   kiln cache info | clear
 // In place of model.onnx, a file written by --save (graph::save) runs without compiling, and a library
 // written by kiln export runs through the runtime (kiln/runtime.h), as a deployed program would run it.
@@ -30,14 +31,17 @@
 #include <sstream>
 #include <thread>
 
+#include "tune.hpp"
+
 namespace {
 
 struct Args {
     std::string command, model;
     std::map<std::string, std::string> inputs;
     std::map<std::string, std::vector<int64_t>> shapes;
-    std::string output_dir, dump_graph, dump_passes, dump_ir, save, output, target = "llvm";
-    int opt_level = 3, threads = 0, runs = 50, warmup = 5;
+    std::string output_dir, dump_graph, dump_passes, dump_ir, save, output, target = "llvm", records;
+    int opt_level = 3, threads = 0, runs = 50, warmup = 5, trials = 0;
+    double budget_seconds = 0;
     bool profile = false, rounds_on_stdin = false;
     std::vector<std::string> compile_flags;  // those given, which a saved executable cannot honour
 };
@@ -73,12 +77,27 @@ CLI::Validator whole_number(int lo, int hi = std::numeric_limits<int>::max()) {
             "INT " + range);
 }
 
+// A duration: a number of seconds, or one followed by s, m or h.
+double seconds_of(const std::string& s) {
+    size_t used = 0;
+    double v = -1;
+    try {
+        v = std::stod(s, &used);
+    } catch (...) { used = 0; }
+    const std::string unit = used ? s.substr(used) : "";
+    const double scale = unit.empty() || unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : 0;
+    if (used == 0 || scale == 0 || !(v > 0))
+        misuse("--budget takes a positive duration such as 90s, 10m or 1h, not '" + s + "'");
+    return v * scale;
+}
+
 // The subcommands and their options (CLI11), filled into `a`.
 struct CommandLine {
     CLI::App app{"kiln: compile an ONNX model with kiln and run, benchmark or export it; manage kiln's disk cache",
                  "kiln"};
-    CLI::App *run, *bench, *exp, *cache, *cache_info, *cache_clear;
+    CLI::App *run, *bench, *exp, *tune, *cache, *cache_info, *cache_clear;
     std::vector<std::string> inputs, shapes;
+    std::string budget;
 
     explicit CommandLine(Args& a) {
         app.require_subcommand(1);
@@ -109,6 +128,25 @@ struct CommandLine {
             sub->add_option("--save", a.save,
                             "save the compiled executable to FILE; `kiln run FILE` then runs it without compiling");
         }
+        tune = app.add_subcommand(
+                "tune",
+                "tune the model's kernels by measuring them, appending to --records; then compare the model "
+                "compiled with the records against the defaults");
+        tune->add_option("model", a.model, "MODEL.onnx")->required();
+        tune->add_option("--opt-level", a.opt_level, "graph optimisation level 0-3 (default 3)")
+                ->check(whole_number(0, 3));
+        tune->add_option("--threads", a.threads, "threads the kernels are tuned for (default: every core)")
+                ->check(whole_number(0));
+        tune->add_option("--shape", shapes, "NAME=D,D,..: the shape of an input with symbolic dimensions");
+        tune->add_option("--budget", budget, "wall-clock budget: 90s, 10m, 1h (seconds without a unit)");
+        tune->add_option("--trials", a.trials, "budget in measured candidates, over all kernels")
+                ->check(whole_number(1));
+        for (CLI::App* sub : {run, bench, exp, tune})
+            sub->add_option("--records", a.records,
+                            sub == tune
+                                    ? "the records file: read to resume, appended to (required)"
+                                    : "tuning records (kiln tune): kernels with records use their fastest schedule");
+        tune->get_option("--records")->required();
         for (CLI::App* sub : {run, bench}) {
             sub->add_option("--input", inputs, "NAME=FILE.npy: an input's value (the others are random)");
             sub->add_flag("--profile", a.profile, "print the time of every fused kernel");
@@ -135,10 +173,14 @@ struct CommandLine {
 
     // After a successful parse: the command, and what options cannot say by type alone.
     void finish(Args& a) {
-        for (CLI::App* sub : {run, bench, exp, cache})
+        for (CLI::App* sub : {run, bench, exp, tune, cache})
             if (sub->parsed()) a.command = sub->get_name();
         if (a.command == "cache") return;
-        CLI::App* sub = run->parsed() ? run : bench->parsed() ? bench : exp;
+        if (a.command == "tune") {
+            if (!budget.empty()) a.budget_seconds = seconds_of(budget);
+            if (a.budget_seconds == 0 && a.trials == 0) misuse("kiln tune needs a budget: --budget 10m or --trials N");
+        }
+        CLI::App* sub = run->parsed() ? run : bench->parsed() ? bench : tune->parsed() ? tune : exp;
         for (auto& in : inputs) a.inputs.insert(split_eq("--input", in));
         for (auto& sh : shapes) {
             auto [name, dims] = split_eq("--shape", sh);
@@ -156,8 +198,8 @@ struct CommandLine {
             }
             a.shapes[name] = shape;
         }
-        for (const char* flag : {"--shape", "--opt-level", "--dump-graph", "--dump-passes", "--dump-ir"})
-            if (sub->count(flag)) a.compile_flags.push_back(flag);
+        for (const char* flag : {"--shape", "--opt-level", "--dump-graph", "--dump-passes", "--dump-ir", "--records"})
+            if (sub->get_option_no_throw(flag) && sub->count(flag)) a.compile_flags.push_back(flag);
     }
 };
 
@@ -253,6 +295,7 @@ kiln::graph::Executable compile_model(const Args& a) {
     kiln::graph::CompileOptions co;
     co.opt_level = a.opt_level;
     co.threads = a.threads > 0 ? a.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    co.records = a.records;
     // A start in milliseconds when this model was compiled before; but the fused graph a dump shows and the
     // loop IR that C source is printed from exist only where the passes ran.
     co.cache_executable = a.dump_graph.empty() && a.dump_ir.empty() && a.target != "c";
@@ -276,6 +319,11 @@ kiln::graph::Executable compile_model(const Args& a) {
     std::printf("compiled    opt level %d, %d thread(s): %d nodes -> %d kernels (%d distinct), arena %.2f MiB\n",
                 a.opt_level, co.threads, static_cast<int>(model.nodes.size()), ct.kernels, ct.distinct_kernels,
                 exe.arena_bytes() / 1048576.0);
+    if (!a.records.empty()) {
+        std::printf("records     %s: %d of %d kernels use a tuned schedule%s\n", a.records.c_str(), ct.tuned_kernels,
+                    ct.kernels, ct.from_disk_cache ? " (as when the cached executable was compiled)" : "");
+        for (const auto& d : ct.damaged_records) std::printf("skipped     %s\n", d.c_str());
+    }
     if (ct.from_disk_cache) {
         std::printf(
                 "compile     %.0f ms = import %.0f + the whole executable from the disk cache %.0f (linked, not "
@@ -537,7 +585,7 @@ int main(int argc, char** argv) {
         return false;
     };
     if (argc > 1 && argv[1][0] != '-' && !known(&cl.app, argv[1]))
-        misuse(std::string("unknown command '") + argv[1] + "'; use run, bench, export or cache");
+        misuse(std::string("unknown command '") + argv[1] + "'; use run, bench, export, tune or cache");
     if (argc == 2 && std::string(argv[1]) == "cache") misuse("kiln cache takes info or clear");
     if (argc > 2 && std::string(argv[1]) == "cache" && argv[2][0] != '-' && !known(cl.cache, argv[2]))
         misuse(std::string("kiln cache takes info or clear, not '") + argv[2] + "'");
@@ -549,6 +597,9 @@ int main(int argc, char** argv) {
     cl.finish(a);
     if (a.command == "cache") return cache_command(cl.cache_clear->parsed());
     try {
+        if (a.command == "tune")
+            return tune_command(
+                    TuneCommand{a.model, a.records, a.shapes, a.opt_level, a.threads, a.trials, a.budget_seconds});
         return main_checked(a);
     } catch (const kiln::Error& e) {
         std::fprintf(stderr, "kiln: error: %s\n", e.what());

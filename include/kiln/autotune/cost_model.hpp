@@ -3,6 +3,7 @@
 // features of features.hpp, predicting a candidate's speed relative to the fastest measured so far, so
 // the search measures only what the model ranks highest. It is retrained from every measurement after
 // each round (a few hundred rows train in milliseconds), and saved next to the records.
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,21 +17,28 @@ namespace kiln::autotune {
 
 class CostModel {
 public:
-    // A measurement: the candidate's features and its time per call.
-    void add(const Features& f, double seconds) {
+    // A measurement: the candidate's features and its time per call. One model can learn from several
+    // tasks (a model's kernels): `task` says which, and times are compared only within a task.
+    void add(const Features& f, double seconds, int task = 0) {
         features_.push_back(f);
         seconds_.push_back(seconds);
+        tasks_.push_back(task);
     }
     size_t size() const { return seconds_.size(); }
     bool trained() const { return booster_ != nullptr; }
 
-    // Fits to every measurement so far, the label being the fastest time over this one's (1 for the best,
-    // towards 0 for the slowest).
+    // Fits to every measurement so far, the label being its task's fastest time over this one's (1 for the
+    // best, towards 0 for the slowest).
     void train(int rounds = 60) {
         if (seconds_.empty()) return;
-        const double fastest = *std::min_element(seconds_.begin(), seconds_.end());
+        std::map<int, double> fastest;
+        for (size_t i = 0; i < seconds_.size(); ++i) {
+            auto [it, fresh] = fastest.emplace(tasks_[i], seconds_[i]);
+            if (!fresh) it->second = std::min(it->second, seconds_[i]);
+        }
         std::vector<float> labels;
-        for (double s : seconds_) labels.push_back(static_cast<float>(fastest / s));
+        for (size_t i = 0; i < seconds_.size(); ++i)
+            labels.push_back(static_cast<float>(fastest.at(tasks_[i]) / seconds_[i]));
         Matrix m(features_);
         check(XGDMatrixSetFloatInfo(m.handle, "label", labels.data(), labels.size()), "set the labels");
         BoosterHandle b = nullptr;
@@ -82,6 +90,7 @@ private:
 
     std::vector<Features> features_;
     std::vector<double> seconds_;
+    std::vector<int> tasks_;
     std::shared_ptr<void> booster_;
 };
 

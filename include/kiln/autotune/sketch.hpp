@@ -16,6 +16,7 @@
 // The knobs are the split factors and the annotations (vectorize, parallel, unroll); each is named after
 // its stage and axis ("C.i", "C.k", "C.parallel"). Every configuration is a legal schedule.
 #include <functional>
+#include <set>
 
 #include "kiln/autotune/task.hpp"
 
@@ -92,10 +93,11 @@ private:
     OpPtr fusable_reduction(const Tensor& out) {
         std::vector<OpPtr> pending = kiln::detail::producers_of(out.op().get());
         OpPtr found;
+        std::set<const OperationNode*> visited;  // x * sigmoid(x) reaches x twice
         while (!pending.empty()) {
             OpPtr p = pending.back();
             pending.pop_back();
-            if (p->kind != OpKind::Compute) continue;
+            if (p->kind != OpKind::Compute || !visited.insert(p.get()).second) continue;
             StageNode* st = s_[p].node();
             if (st->attach == AttachType::Inline) {
                 for (auto& q : kiln::detail::producers_of(p.get())) pending.push_back(q);

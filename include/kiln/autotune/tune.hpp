@@ -28,16 +28,16 @@
 namespace kiln::autotune {
 
 struct TuneOptions {
-    int trials = 200;     // candidates to measure in this run (records already in the file do not count)
-    std::string records;  // JSON-lines file: read to resume, appended to; empty keeps nothing
-    int threads = 0;      // threads the candidates run on (0: the thread pool's size now)
-    int batch = 0;        // candidates compiled together (0: four per core)
+    int trials = 200;       // candidates to measure in this run (records already in the file do not count)
+    std::string records{};  // JSON-lines file: read to resume, appended to; empty keeps nothing
+    int threads = 0;        // threads the candidates run on (0: the thread pool's size now)
+    int batch = 0;          // candidates compiled together (0: four per core)
     uint64_t seed = 1;
     MeasureOptions measure{.warmup = 1, .repeat = 3, .min_repeat_ms = 20, .timeout_ms = 2000};
     double rtol = 1e-3;     // a candidate's output may differ from the default's by rtol * (|ref| + mean |ref|)
     bool use_model = true;  // rank candidates with the learned cost model (false: mutation and chance only)
     int confirm = 4;        // the fastest this many are measured again at the end; each counts at its slower run
-    std::function<void(const Record&)> on_record;  // called after each measurement (progress, logs)
+    std::function<void(const Record&)> on_record{};  // called after each measurement (progress, logs)
 };
 
 struct TuneResult {
@@ -55,42 +55,19 @@ struct TuneResult {
     size_t model_pairs = 0;
 };
 
-// The machine records are filed under: the CPU's name and a hash of everything the code generator is told
-// about it (features, vector width).
-inline std::string tuning_target() {
-    const Target t = jit::resolve(Target{});
-    char hex[24];
-    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(runtime::hash64(t.str())));
-    return t.cpu + " " + hex;
-}
-
 namespace detail {
 
-inline void check_tunable(const Task& task) {
-    for (const Tensor& t : task.args) {
-        for (size_t d = 0; d < t.op()->shape.size(); ++d)
-            if (!as_const_int(t.op()->shape[d]))
-                kiln::detail::fail("autotune: task '", task.name, "': tensor '", t.name(), "' has size '",
-                                   to_string(t.op()->shape[d]), "' in dimension ", d,
-                                   "; tuning measures one shape, so give the task constant sizes");
-        const Type ty = t.dtype();
-        if (!(ty == f32 || ty == f64 || ty.is_integer() || ty.is_bool()))
-            kiln::detail::fail("autotune: task '", task.name, "': tensor '", t.name(), "' holds ", ty.str(),
-                               "; tuning fills and checks f32, f64, integer and bool tensors only");
-    }
-}
-
-inline std::vector<int64_t> shape_of(const Tensor& t) {
-    std::vector<int64_t> s;
-    for (const Expr& e : t.op()->shape) s.push_back(*as_const_int(e));
-    return s;
-}
-
-// Inputs drawn from [-1, 1] (small integers for integer types), outputs zeroed.
+// The task's own input values where it gives them; others drawn from [-1, 1] (small integers for integer
+// types); outputs zeroed.
 inline std::vector<Buffer> make_args(const Task& task, uint64_t seed) {
     std::mt19937_64 rng(seed);
     std::vector<Buffer> out;
-    for (const Tensor& t : task.args) {
+    for (size_t a = 0; a < task.args.size(); ++a) {
+        const Tensor& t = task.args[a];
+        if (a < task.inputs.size() && task.inputs[a].data()) {
+            out.push_back(task.inputs[a]);  // read only: every measurement may share it
+            continue;
+        }
         Buffer b(shape_of(t), t.dtype());
         const bool input = t.op()->kind == OpKind::Placeholder;
         const int64_t n = b.size();
@@ -172,143 +149,265 @@ inline std::vector<Candidate> lower_candidates(const Task& task, const KnobSpace
 
 }  // namespace detail
 
-inline TuneResult tune(const Task& task, const TuneOptions& opt = {}) {
-    detail::check_tunable(task);
-    if (opt.trials < 0) kiln::detail::fail("autotune: trials is ", opt.trials, "; give 0 or more");
-    const KnobSpace space = task.space();
-    const std::string key = task.workload_key(), target = tuning_target();
-    const int threads = opt.threads > 0 ? opt.threads : num_threads();
-    TuneResult result;
-
-    // What the file already holds for this workload on this machine is not measured again.
-    std::set<KnobConfig> seen;
-    // Every configuration measured successfully, at its slowest median: one measured again (resumed, or
-    // confirmed at the end) counts at its worse figure, so a lucky measurement cannot carry it.
-    std::map<KnobConfig, double> timed;
-    auto note_time = [&](const KnobConfig& c, double seconds) {
-        auto [it, fresh] = timed.emplace(c, seconds);
-        if (!fresh) it->second = std::max(it->second, seconds);
-    };
-    auto fastest_first = [&] {
-        std::vector<std::pair<double, KnobConfig>> out;
-        for (const auto& [c, t] : timed) out.push_back({t, c});
-        std::sort(out.begin(), out.end());
-        return out;
-    };
-    const KnobConfig default_config(space.knobs.size(), 0);
-    if (!opt.records.empty()) {
-        RecordFile file = load_records(opt.records);
-        result.damaged_records = file.damaged;
-        for (const Record& r : file.records) {
-            if (r.workload != key || r.target != target || r.threads != threads) continue;
-            const auto c = config_of(space, r.config);
-            if (!c) continue;  // a template whose knobs have changed since
-            seen.insert(*c);
-            if (r.ok()) note_time(*c, r.median());
+// The search on one task, run in steps: tune() runs it once for all its trials; a model's task scheduler
+// (tune_tasks) runs each task's in turns, giving the next trials to the task where they promise most.
+class Tuner {
+public:
+    // `model` may be shared by the tuners of several tasks (`model_task` tells them apart); by default
+    // the tuner has its own.
+    Tuner(Task task, TuneOptions opt, std::shared_ptr<CostModel> model = nullptr, int model_task = 0)
+            : task_(std::move(task)),
+              opt_(std::move(opt)),
+              model_(model ? std::move(model) : std::make_shared<CostModel>()),
+              model_task_(model_task),
+              rng_(opt_.seed) {
+        detail::check_tunable(task_);
+        if (opt_.trials < 0) kiln::detail::fail("autotune: trials is ", opt_.trials, "; give 0 or more");
+        space_ = task_.space();
+        key_ = task_.workload_key();
+        target_ = tuning_target();
+        threads_ = opt_.threads > 0 ? opt_.threads : num_threads();
+        default_config_ = KnobConfig(space_.knobs.size(), 0);
+        space_size_ = space_.size();
+        per_batch_ =
+                opt_.batch > 0 ? opt_.batch : 4 * static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+        // What the file already holds for this workload on this machine is not measured again.
+        if (!opt_.records.empty()) {
+            RecordFile file = load_records(opt_.records);
+            result_.damaged_records = file.damaged;
+            for (const Record& r : file.records) {
+                if (r.workload != key_ || r.target != target_ || r.threads != threads_) continue;
+                const auto c = config_of(space_, r.config);
+                if (!c) continue;  // a template whose knobs have changed since
+                seen_.insert(*c);
+                if (r.ok()) note_time(*c, r.median());
+            }
+        }
+        // The reference: the default schedule's outputs on the same inputs.
+        reference_ = detail::make_args(task_, opt_.seed);
+        std::vector<kiln::detail::ArgValue> packed;
+        for (Buffer& b : reference_) packed.push_back(kiln::detail::to_arg(b));
+        build(task_.schedule(space_, default_config_), task_.args).call(packed);
+        // Measurements already on file teach the model before the first round.
+        if (opt_.use_model && !timed_.empty()) {
+            const auto ranked = fastest_first();
+            std::vector<KnobConfig> known;
+            for (const auto& r : ranked) known.push_back(r.second);
+            const auto lowered = detail::lower_candidates(task_, space_, known);
+            for (size_t i = 0; i < lowered.size(); ++i)
+                if (lowered[i].lowered) {
+                    model_->add(program_features(*lowered[i].lowered), ranked[i].first, model_task_);
+                    programs_.insert(program_key(*lowered[i].lowered));
+                }
+            model_->train();
         }
     }
 
-    // The reference: the default schedule's outputs on the same inputs.
-    const std::vector<Buffer> reference = [&] {
-        std::vector<Buffer> args = detail::make_args(task, opt.seed);
-        std::vector<kiln::detail::ArgValue> packed;
-        for (Buffer& b : args) packed.push_back(kiln::detail::to_arg(b));
-        build(task.schedule(space, default_config), task.args).call(packed);
-        return args;
-    }();
+    const Task& task() const { return task_; }
+    // Whether every configuration of the space has been measured.
+    bool exhausted() const { return static_cast<int64_t>(seen_.size()) >= space_size_; }
+    // The fastest time so far (0 before any), and the default configuration's (0 before it is measured).
+    double best_seconds() const { return timed_.empty() ? 0 : fastest_first().front().first; }
+    double default_seconds() const {
+        auto d = timed_.find(default_config_);
+        return d == timed_.end() ? 0 : d->second;
+    }
+    int measured() const { return result_.measured; }
+    const CostModel& model() const { return *model_; }
 
-    std::mt19937_64 rng(opt.seed);
-    auto random_config = [&] {
-        KnobConfig c;
-        for (const Knob& k : space.knobs)
-            c.push_back(std::uniform_int_distribution<int>(0, static_cast<int>(k.values.size()) - 1)(rng));
-        return c;
+    // Measures one batch of at most `trials` candidates (fewer when the space runs out); returns how many.
+    int step(int trials) {
+        const int want = std::min(per_batch_, trials);
+        if (want <= 0 || exhausted()) return 0;
+        std::vector<detail::Candidate> cands;
+        for (int attempt = 0; attempt < 4 && static_cast<int>(cands.size()) < want; ++attempt) {
+            const int need = want - static_cast<int>(cands.size());
+            // A task's first batch (the default among it) is drawn without the model, which may have learnt
+            // only from other tasks.
+            if (!opt_.use_model || !model_->trained() || timed_.empty()) {
+                for (auto& c : new_programs(propose(need))) {
+                    seen_.insert(c.config);
+                    cands.push_back(std::move(c));
+                }
+                continue;
+            }
+            // The model ranks a pool eight times the batch; its best three quarters are measured, and a
+            // quarter drawn at random from the rest keeps the search from trusting it blindly.
+            auto pool = new_programs(propose(8 * need));
+            std::vector<Features> rows;
+            std::vector<size_t> rated;
+            for (size_t i = 0; i < pool.size(); ++i)
+                if (pool[i].lowered) {
+                    rows.push_back(program_features(*pool[i].lowered));
+                    rated.push_back(i);
+                }
+            const std::vector<float> score = model_->predict(rows);
+            std::vector<size_t> order(rated.size());
+            std::iota(order.begin(), order.end(), size_t{0});
+            std::sort(order.begin(), order.end(), [&](size_t x, size_t y) { return score[x] > score[y]; });
+            const size_t greedy = std::min(order.size(), static_cast<size_t>(need - need / 4));
+            std::vector<size_t> picked;
+            for (size_t i = 0; i < greedy; ++i) picked.push_back(rated[order[i]]);
+            std::vector<size_t> rest;
+            for (size_t i = greedy; i < order.size(); ++i) rest.push_back(rated[order[i]]);
+            std::shuffle(rest.begin(), rest.end(), rng_);
+            for (size_t i = 0; i < rest.size() && picked.size() < static_cast<size_t>(need); ++i)
+                picked.push_back(rest[i]);
+            // Those not picked may come back in a later batch: their programs are not taken.
+            std::set<size_t> taken(picked.begin(), picked.end());
+            for (size_t i : rated)
+                if (!taken.count(i)) programs_.erase(program_key(*pool[i].lowered));
+            for (size_t i : picked) {
+                seen_.insert(pool[i].config);
+                cands.push_back(std::move(pool[i]));
+            }
+        }
+        if (cands.empty()) {
+            // The search finds nothing new: the space is all but measured.
+            space_size_ = static_cast<int64_t>(seen_.size());
+            return 0;
+        }
+        build_all(cands);
+        std::vector<Features> batch_features;
+        std::vector<double> batch_seconds;
+        {
+            const ThreadCount on(threads_);
+            for (auto& cand : cands) {
+                seen_.insert(cand.config);
+                const Record rec = measure(cand, opt_.seed);
+                ++result_.measured;
+                if (!rec.ok()) {
+                    ++result_.failed;
+                } else {
+                    note_time(cand.config, rec.median());
+                    batch_features.push_back(program_features(*cand.lowered));
+                    batch_seconds.push_back(rec.median());
+                }
+            }
+        }
+        if (opt_.use_model) {
+            // The model meets this batch before it trains on it: its ranking here is a held-out test.
+            if (model_->trained()) {
+                size_t pairs = 0;
+                const double acc = pairwise_accuracy(model_->predict(batch_features), batch_seconds, &pairs);
+                model_pairs_ += pairs;
+                model_right_ += acc * static_cast<double>(pairs);
+            }
+            for (size_t i = 0; i < batch_features.size(); ++i)
+                model_->add(batch_features[i], batch_seconds[i], model_task_);
+            model_->train();
+        }
+        return static_cast<int>(cands.size());
+    }
+
+    // The confirmation round, then the result. The fastest few are built and measured again on other
+    // inputs (another allocation, another placement of the code): a kernel whose speed depends on where
+    // its data lands, as one reading rows a page apart does, is then ranked by its worse run.
+    TuneResult finish() {
+        if (opt_.confirm > 0 && !timed_.empty()) {
+            const auto ranked = fastest_first();
+            std::vector<KnobConfig> top;
+            for (size_t i = 0; i < ranked.size() && static_cast<int>(top.size()) < opt_.confirm; ++i)
+                top.push_back(ranked[i].second);
+            auto again = detail::lower_candidates(task_, space_, top);
+            build_all(again);
+            const ThreadCount on(threads_);
+            for (auto& cand : again) {
+                const Record rec = measure(cand, opt_.seed + 1);
+                ++result_.confirmed;
+                if (rec.ok())
+                    note_time(cand.config, rec.median());
+                else
+                    timed_.erase(cand.config);  // it failed the second time: not a candidate for best
+            }
+        }
+        TuneResult r = result_;
+        r.model_pairs = model_pairs_;
+        r.model_accuracy = model_pairs_ ? model_right_ / static_cast<double>(model_pairs_) : 0;
+        r.default_seconds = default_seconds();
+        if (!timed_.empty()) {
+            const auto best = fastest_first().front();
+            r.best = best.second;
+            r.best_seconds = best.first;
+            r.best_values = values_of(space_, best.second);
+        }
+        return r;
+    }
+
+private:
+    // Sets the thread pool's size for the measurements and restores it after.
+    struct ThreadCount {
+        int before;
+        explicit ThreadCount(int n) : before(num_threads()) { set_num_threads(n); }
+        ~ThreadCount() { set_num_threads(before); }
     };
-    auto mutate = [&](KnobConfig c) {
-        const int moves = 1 + static_cast<int>(rng() % 2);
+
+    // Every configuration measured successfully, at its slowest median: one measured again (resumed, or
+    // confirmed at the end) counts at its worse figure, so a lucky measurement cannot carry it.
+    void note_time(const KnobConfig& c, double seconds) {
+        auto [it, fresh] = timed_.emplace(c, seconds);
+        if (!fresh) it->second = std::max(it->second, seconds);
+    }
+    std::vector<std::pair<double, KnobConfig>> fastest_first() const {
+        std::vector<std::pair<double, KnobConfig>> out;
+        for (const auto& [c, t] : timed_) out.push_back({t, c});
+        std::sort(out.begin(), out.end());
+        return out;
+    }
+    KnobConfig random_config() {
+        KnobConfig c;
+        for (const Knob& k : space_.knobs)
+            c.push_back(std::uniform_int_distribution<int>(0, static_cast<int>(k.values.size()) - 1)(rng_));
+        return c;
+    }
+    KnobConfig mutate(KnobConfig c) {
+        const int moves = 1 + static_cast<int>(rng_() % 2);
         for (int m = 0; m < moves && !c.empty(); ++m) {
-            const size_t i = rng() % c.size();
-            const int n = static_cast<int>(space.knobs[i].values.size());
+            const size_t i = rng_() % c.size();
+            const int n = static_cast<int>(space_.knobs[i].values.size());
             if (n == 1) continue;
             // Half the moves go to a neighbouring value (a factor one step larger or smaller), half anywhere.
-            c[i] = rng() % 2 ? std::clamp(c[i] + (rng() % 2 ? 1 : -1), 0, n - 1)
-                             : std::uniform_int_distribution<int>(0, n - 1)(rng);
+            c[i] = rng_() % 2 ? std::clamp(c[i] + (rng_() % 2 ? 1 : -1), 0, n - 1)
+                              : std::uniform_int_distribution<int>(0, n - 1)(rng_);
         }
         return c;
-    };
-    const int64_t space_size = space.size();
-    const int per_batch =
-            opt.batch > 0 ? opt.batch : 4 * static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-
+    }
     // Configurations not measured yet: mutants of the fastest once there are some (one in four random).
-    auto propose = [&](int want) {
+    std::vector<KnobConfig> propose(int want) {
         std::vector<KnobConfig> out;
         std::set<KnobConfig> chosen;
         auto take = [&](const KnobConfig& c) {
-            if (seen.count(c) || chosen.count(c)) return;
+            if (seen_.count(c) || chosen.count(c)) return;
             chosen.insert(c);
             out.push_back(c);
         };
-        if (!seen.count(default_config)) take(default_config);
+        if (!seen_.count(default_config_)) take(default_config_);
         const auto ranked = fastest_first();
         const size_t parents = std::min<size_t>(ranked.size(), 8);
         for (int attempt = 0; static_cast<int>(out.size()) < want && attempt < 50 * want; ++attempt) {
             if (parents > 0 && attempt % 4 != 3)
-                take(mutate(ranked[rng() % parents].second));
+                take(mutate(ranked[rng_() % parents].second));
             else
                 take(random_config());
         }
         return out;
-    };
-
-    CostModel model;
-    // Measurements already on file teach the model before the first round.
-    if (opt.use_model && !timed.empty()) {
-        const auto ranked = fastest_first();
-        std::vector<KnobConfig> known;
-        for (const auto& r : ranked) known.push_back(r.second);
-        const auto lowered = detail::lower_candidates(task, space, known);
-        for (size_t i = 0; i < lowered.size(); ++i)
-            if (lowered[i].lowered) model.add(program_features(*lowered[i].lowered), ranked[i].first);
-        model.train();
     }
-    size_t model_pairs = 0;
-    double model_right = 0;
-
-    // Runs a built candidate on inputs drawn with `seed`, checks it against the reference (drawn with
-    // opt.seed), times it, and files the record.
-    auto measure = [&](detail::Candidate& cand, uint64_t seed) {
-        Record rec;
-        rec.workload = key;
-        rec.task = task.name;
-        rec.target = target;
-        rec.threads = threads;
-        rec.config = values_of(space, cand.config);
-        if (cand.error.empty()) {
-            std::vector<Buffer> args = detail::make_args(task, seed);
-            std::vector<kiln::detail::ArgValue> packed;
-            for (Buffer& b : args) packed.push_back(kiln::detail::to_arg(b));
-            try {
-                if (seed == opt.seed) {
-                    cand.kernel.call(packed);
-                    cand.error = detail::compare_outputs(task, args, reference, opt.rtol);
-                }
-                if (cand.error.empty()) {
-                    const Timing t = time_evaluator(cand.kernel, opt.measure).run(packed);
-                    if (t.timed_out)
-                        cand.error = kiln::detail::message("timed out after ", opt.measure.timeout_ms, " ms");
-                    else
-                        rec.seconds = t.seconds;
-                }
-            } catch (const Error& e) { cand.error = std::string("failed when called: ") + e.what(); }
+    static uint64_t program_key(const LoweredFunc& f) { return runtime::hash64(to_string(f)); }
+    // The configurations lowered on every core, less those whose program was measured already: knobs that
+    // do not change the program (a generated space's knobs while `generated` picks the default) would
+    // otherwise be measured again and again, and the luckiest of equal programs taken for a gain.
+    std::vector<detail::Candidate> new_programs(const std::vector<KnobConfig>& configs) {
+        std::vector<detail::Candidate> out;
+        for (auto& c : detail::lower_candidates(task_, space_, configs)) {
+            if (c.lowered && !programs_.insert(program_key(*c.lowered)).second) {
+                seen_.insert(c.config);
+                continue;
+            }
+            out.push_back(std::move(c));
         }
-        cand.kernel = Kernel();
-        rec.error = cand.error;
-        if (!opt.records.empty()) append_record(opt.records, rec);
-        if (opt.on_record) opt.on_record(rec);
-        return rec;
-    };
-    auto build_all = [&](std::vector<detail::Candidate>& cands) {
+        return out;
+    }
+    void build_all(std::vector<detail::Candidate>& cands) {
         kiln::detail::for_each_on_cores(cands.size(), [&](size_t i) {
             if (!cands[i].lowered) return;
             try {
@@ -319,101 +418,68 @@ inline TuneResult tune(const Task& task, const TuneOptions& opt = {}) {
                 cands[i].kernel = build(*cands[i].lowered, bo);
             } catch (const Error& e) { cands[i].error = std::string("does not build: ") + e.what(); }
         });
-    };
-
-    while (result.measured < opt.trials && static_cast<int64_t>(seen.size()) < space_size) {
-        const int want = std::min(per_batch, opt.trials - result.measured);
-        std::vector<detail::Candidate> cands;
-        if (!model.trained()) {
-            cands = detail::lower_candidates(task, space, propose(want));
-        } else {
-            // The model ranks a pool eight times the batch; its best three quarters are measured, and a
-            // quarter drawn at random from the rest keeps the search from trusting it blindly.
-            auto pool = detail::lower_candidates(task, space, propose(8 * want));
-            std::vector<Features> rows;
-            std::vector<size_t> rated;
-            for (size_t i = 0; i < pool.size(); ++i)
-                if (pool[i].lowered) {
-                    rows.push_back(program_features(*pool[i].lowered));
-                    rated.push_back(i);
+    }
+    // Runs a built candidate on inputs drawn with `seed`, checks it against the reference (drawn with
+    // opt.seed), times it, and files the record.
+    Record measure(detail::Candidate& cand, uint64_t seed) {
+        Record rec;
+        rec.workload = key_;
+        rec.task = task_.name;
+        rec.target = target_;
+        rec.threads = threads_;
+        rec.config = values_of(space_, cand.config);
+        if (cand.error.empty()) {
+            std::vector<Buffer> args = detail::make_args(task_, seed);
+            std::vector<kiln::detail::ArgValue> packed;
+            for (Buffer& b : args) packed.push_back(kiln::detail::to_arg(b));
+            try {
+                if (seed == opt_.seed) {
+                    cand.kernel.call(packed);
+                    cand.error = detail::compare_outputs(task_, args, reference_, opt_.rtol);
                 }
-            const std::vector<float> score = model.predict(rows);
-            std::vector<size_t> order(rated.size());
-            std::iota(order.begin(), order.end(), size_t{0});
-            std::sort(order.begin(), order.end(), [&](size_t x, size_t y) { return score[x] > score[y]; });
-            const size_t greedy = std::min(order.size(), static_cast<size_t>(want - want / 4));
-            std::vector<size_t> picked;
-            for (size_t i = 0; i < greedy; ++i) picked.push_back(rated[order[i]]);
-            std::vector<size_t> rest;
-            for (size_t i = greedy; i < order.size(); ++i) rest.push_back(rated[order[i]]);
-            std::shuffle(rest.begin(), rest.end(), rng);
-            for (size_t i = 0; i < rest.size() && picked.size() < static_cast<size_t>(want); ++i)
-                picked.push_back(rest[i]);
-            for (size_t i : picked) cands.push_back(std::move(pool[i]));
+                if (cand.error.empty()) {
+                    const Timing t = time_evaluator(cand.kernel, opt_.measure).run(packed);
+                    if (t.timed_out)
+                        cand.error = kiln::detail::message("timed out after ", opt_.measure.timeout_ms, " ms");
+                    else
+                        rec.seconds = t.seconds;
+                }
+            } catch (const Error& e) { cand.error = std::string("failed when called: ") + e.what(); }
         }
-        if (cands.empty()) break;  // the search finds nothing new: the space is all but measured
-        build_all(cands);
-        const int before = num_threads();
-        set_num_threads(threads);
-        std::vector<Features> batch_features;
-        std::vector<double> batch_seconds;
-        for (auto& cand : cands) {
-            seen.insert(cand.config);
-            const Record rec = measure(cand, opt.seed);
-            ++result.measured;
-            if (!rec.ok()) {
-                ++result.failed;
-            } else {
-                note_time(cand.config, rec.median());
-                batch_features.push_back(program_features(*cand.lowered));
-                batch_seconds.push_back(rec.median());
-            }
-        }
-        set_num_threads(before);
-        if (!opt.use_model) continue;
-        // The model meets this batch before it trains on it: its ranking here is a held-out test.
-        if (model.trained()) {
-            size_t pairs = 0;
-            const double acc = pairwise_accuracy(model.predict(batch_features), batch_seconds, &pairs);
-            model_pairs += pairs;
-            model_right += acc * static_cast<double>(pairs);
-        }
-        for (size_t i = 0; i < batch_features.size(); ++i) model.add(batch_features[i], batch_seconds[i]);
-        model.train();
+        cand.kernel = Kernel();
+        rec.error = cand.error;
+        if (!opt_.records.empty()) append_record(opt_.records, rec);
+        if (opt_.on_record) opt_.on_record(rec);
+        return rec;
     }
-    result.model_pairs = model_pairs;
-    result.model_accuracy = model_pairs ? model_right / static_cast<double>(model_pairs) : 0;
-    if (model.trained() && !opt.records.empty()) model.save(opt.records + ".model.json");
-    // The fastest few are built and measured again on other inputs (another allocation, another placement
-    // of the code): a kernel whose speed depends on where its data lands, as one reading rows a page apart
-    // does, is then ranked by its worse run.
-    if (opt.confirm > 0 && !timed.empty()) {
-        const auto ranked = fastest_first();
-        std::vector<KnobConfig> top;
-        for (size_t i = 0; i < ranked.size() && static_cast<int>(top.size()) < opt.confirm; ++i)
-            top.push_back(ranked[i].second);
-        auto again = detail::lower_candidates(task, space, top);
-        build_all(again);
-        const int before = num_threads();
-        set_num_threads(threads);
-        for (auto& cand : again) {
-            const Record rec = measure(cand, opt.seed + 1);
-            ++result.confirmed;
-            if (rec.ok())
-                note_time(cand.config, rec.median());
-            else
-                timed.erase(cand.config);  // it failed the second time: not a candidate for best
-        }
-        set_num_threads(before);
-    }
-    if (auto d = timed.find(default_config); d != timed.end()) result.default_seconds = d->second;
-    if (!timed.empty()) {
-        const auto best = fastest_first().front();
-        result.best = best.second;
-        result.best_seconds = best.first;
-        result.best_values = values_of(space, best.second);
-    }
-    return result;
+
+    Task task_;
+    TuneOptions opt_;
+    std::shared_ptr<CostModel> model_;
+    int model_task_;
+    std::mt19937_64 rng_;
+    KnobSpace space_;
+    std::string key_, target_;
+    int threads_ = 1;
+    KnobConfig default_config_;
+    int64_t space_size_ = 0;
+    int per_batch_ = 1;
+    std::set<KnobConfig> seen_;
+    std::set<uint64_t> programs_;  // hashes of the programs measured or about to be
+    std::map<KnobConfig, double> timed_;
+    std::vector<Buffer> reference_;
+    TuneResult result_;
+    size_t model_pairs_ = 0;
+    double model_right_ = 0;
+};
+
+inline TuneResult tune(const Task& task, const TuneOptions& opt = {}) {
+    Tuner tuner(task, opt);
+    while (tuner.measured() < opt.trials && tuner.step(opt.trials - tuner.measured()) > 0) {}
+    TuneResult r = tuner.finish();
+    if (opt.use_model && !opt.records.empty() && tuner.model().trained())
+        tuner.model().save(opt.records + ".model.json");
+    return r;
 }
 
 // The schedule of the fastest record of this task on this machine (`threads` as tune's option), or the

@@ -9,6 +9,7 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "kiln/autotune/task.hpp"
 #include "kiln/build.hpp"
 #include "kiln/graph/graph.hpp"
 #include "kiln/graph/group.hpp"
@@ -34,6 +35,10 @@ struct CompileOptions {
     // and it cannot be written as C source; hence it is asked for, not the default. `kiln run` and
     // `kiln bench` ask for it.
     bool cache_executable = false;
+    // Tuning records (kiln/autotune, `kiln tune`): a kernel whose compute has records from this machine is
+    // scheduled with its fastest configuration (measured with `threads`, or else with another count), the
+    // others with the default schedule. Empty: the defaults everywhere.
+    std::string records{};
 };
 
 struct CompileTimes {
@@ -41,6 +46,17 @@ struct CompileTimes {
     int kernels = 0, distinct_kernels = 0;
     int disk_cache_hits = 0;       // distinct kernels linked from the disk cache instead of compiled
     bool from_disk_cache = false;  // the whole executable came from the disk cache: no pass, lowering or LLVM ran
+    int tuned_kernels = 0;         // kernels scheduled from CompileOptions::records
+    std::vector<std::string> damaged_records;  // lines of the records file that were skipped, and why
+};
+
+// A distinct kernel of a compiled model as a tuning task (kiln/autotune): its compute, with the model's
+// constants as the values it is measured on, and a template whose knob "generated" picks between the
+// default schedule and the space generated from the compute (graph::schedule_group).
+struct ModelTask {
+    autotune::Task task;
+    int weight = 0;       // how many kernels of one inference compute it
+    std::string skipped;  // why it cannot be tuned; empty when it can
 };
 
 namespace detail {
@@ -59,6 +75,10 @@ KILN_SEPARABLE Graph optimize(const Graph& input, const CompileOptions& opt);
 
 // Optimises, fuses, lowers and builds `model`; see CompileOptions.
 KILN_SEPARABLE Executable compile(const Graph& model, const CompileOptions& opt = {});
+
+// The distinct kernels compile(model, opt) would build, as tuning tasks, in the order they first run.
+// Kernels of equal computes (the same operators on the same shapes) are one task of greater weight.
+KILN_SEPARABLE std::vector<ModelTask> tasks(const Graph& model, const CompileOptions& opt = {});
 
 namespace detail {
 
@@ -362,6 +382,9 @@ private:
 #include <dlfcn.h>
 #include <sys/stat.h>
 
+#include <fstream>
+
+#include "kiln/autotune/records.hpp"
 #include "kiln/graph/fingerprint.hpp"
 #include "kiln/graph/lower_group.hpp"
 #include "kiln/graph/memory_plan.hpp"
@@ -459,9 +482,57 @@ inline std::string program_identity() {
 
 // What decides the executable: the graph, the options that change its code, the target, the program
 // (above), and the versions and settings that key each kernel (build.hpp's disk_cache_key).
-inline std::string model_cache_key(const std::string& graph_fingerprint, const CompileOptions& opt) {
+inline std::string model_cache_key(const std::string& graph_fingerprint, const CompileOptions& opt,
+                                   const std::string& records_identity) {
     return "kiln model\n" + jit::codegen_identity() + "\n" + program_identity() + "\n" +
-           jit::resolve(opt.target).str() + "\nopt_level " + std::to_string(opt.opt_level) + "\n" + graph_fingerprint;
+           jit::resolve(opt.target).str() + "\nopt_level " + std::to_string(opt.opt_level) + "\nrecords " +
+           records_identity + "\n" + graph_fingerprint;
+}
+
+// A group as a tuning task. With `values`, the model's constants are the values it is measured on.
+inline autotune::Task group_task(const Graph& g, const Group& grp, const GroupCompute& c, const Target& target,
+                                 bool values) {
+    autotune::Task t{grp.name, c.args, [c, target](Knobs& k) { return schedule_group(c, target, &k); }};
+    if (values)
+        for (size_t a = 0; a < c.arg_values.size(); ++a) {
+            const Value& v = g.value(c.arg_values[a]);
+            if (!v.is_constant() || c.args[a].op()->kind != OpKind::Placeholder) continue;
+            t.inputs.resize(a + 1);
+            t.inputs[a] = Buffer(kernel_shape(v.type), v.type.dtype);
+            std::memcpy(t.inputs[a].data(), v.data->data(), static_cast<size_t>(v.data->size() * v.type.dtype.bytes()));
+        }
+    return t;
+}
+
+// Why a group's kernel cannot be measured on drawn inputs: indices that come from outside the kernel
+// (random ones would read out of bounds), or sizes known only when it runs. Empty when it can.
+inline std::string untunable_because(const Graph& g, const Group& grp, const autotune::Task& t) {
+    for (int id : grp.nodes) {
+        const Node& n = g.nodes[id];
+        const OpDef* def = OpRegistry::get().find(n.op);
+        if (!def || !def->indices) continue;
+        const int v = n.inputs[def->indices(g, n).first];
+        if (!g.value(v).is_constant() && std::find(grp.inputs.begin(), grp.inputs.end(), v) != grp.inputs.end())
+            return graph::detail::who(n) + " reads indices from '" + g.value(v).name +
+                   "', which tuning cannot draw at random";
+    }
+    try {
+        autotune::detail::check_tunable(t);
+    } catch (const Error& e) { return e.what(); }
+    return {};
+}
+
+// The group's schedule from the fastest record of its compute on this machine, or the default.
+inline Schedule tuned_schedule(const Graph& g, const Group& grp, const GroupCompute& c, const Target& target,
+                               const autotune::RecordFile& file, int threads, bool& tuned) {
+    const autotune::Task t = group_task(g, grp, c, target, false);
+    const auto best = autotune::best_record(file.records, t.workload_key(), autotune::tuning_target(target), threads);
+    if (!best) return schedule_group(c, target);
+    const KnobSpace space = t.space();
+    const auto config = config_of(space, best->config);
+    if (!config) return schedule_group(c, target);  // a record of an older template: its knobs differ
+    tuned = true;
+    return t.schedule(space, *config);
 }
 
 // Builds each distinct program once, the distinct ones on every core, and returns a kernel per function;
@@ -530,11 +601,26 @@ KILN_SEPARABLE Executable compile(const Graph& model, const CompileOptions& opt)
         kiln::detail::fail("graph::compile: opt_level is ", opt.opt_level, "; use 0 to 3");
     if (opt.threads < 0)
         kiln::detail::fail("graph::compile: threads is ", opt.threads, "; use 0 (keep) or a positive count");
+    // The records are read once; the executable's cache key holds what they say and the thread count that
+    // picks among them.
+    autotune::RecordFile records;
+    std::string records_identity = "none";
+    const int threads = opt.threads > 0 ? opt.threads : kiln::num_threads();
+    if (!opt.records.empty()) {
+        std::ifstream in(opt.records, std::ios::binary);
+        if (!in)
+            kiln::detail::fail("graph::compile: cannot read the records file '", opt.records,
+                               "'; give the file `kiln tune` (or autotune::tune) wrote, or leave records empty "
+                               "for the default schedules");
+        const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        records = autotune::load_records(opt.records);
+        records_identity = std::to_string(runtime::hash64(text)) + " threads " + std::to_string(threads);
+    }
     // The whole executable from the disk cache, when this graph was compiled with these options before.
     auto& disk = jit::DiskCache::instance();
     std::string model_key;
     if (opt.cache_executable && !opt.dump && opt.target.kind == "llvm" && disk.enabled())
-        if (auto print = fingerprint(model)) model_key = detail::model_cache_key(*print, opt);
+        if (auto print = fingerprint(model)) model_key = detail::model_cache_key(*print, opt, records_identity);
     if (!model_key.empty())
         if (auto entry = disk.load(model_key); entry && entry->symbol == detail::kModelEntrySymbol) {
             try {
@@ -564,10 +650,19 @@ KILN_SEPARABLE Executable compile(const Graph& model, const CompileOptions& opt)
     const auto t_lower = clock::now();
     std::vector<std::optional<GroupSchedule>> scheds(ex.groups_.size());
     std::vector<LoweredFunc> funcs(ex.groups_.size());
+    std::vector<char> tuned(ex.groups_.size(), 0);
     kiln::detail::for_each_on_cores(ex.groups_.size(), [&](size_t k) {
-        scheds[k] = lower_group(g, ex.groups_[k], opt.target);
+        GroupCompute c = group_compute(g, ex.groups_[k]);
+        bool from_record = false;
+        Schedule s = opt.records.empty()
+                             ? schedule_group(c, opt.target)
+                             : detail::tuned_schedule(g, ex.groups_[k], c, opt.target, records, threads, from_record);
+        tuned[k] = from_record;
+        scheds[k] = GroupSchedule{std::move(s), std::move(c.args), std::move(c.arg_values)};
         funcs[k] = lower_func(scheds[k]->schedule, scheds[k]->args, LowerOptions{"fused", ""});
     });
+    ex.times_.tuned_kernels = static_cast<int>(std::count(tuned.begin(), tuned.end(), 1));
+    ex.times_.damaged_records = records.damaged;
     ex.times_.lower_ms = ms_since(t_lower);
     const auto t_llvm = clock::now();
     BuildOptions bo;
@@ -631,6 +726,35 @@ KILN_SEPARABLE Executable compile(const Graph& model, const CompileOptions& opt)
         }
     }
     return ex;
+}
+
+KILN_SEPARABLE std::vector<ModelTask> tasks(const Graph& model, const CompileOptions& opt) {
+    if (opt.opt_level < 0 || opt.opt_level > 3)
+        kiln::detail::fail("graph::tasks: opt_level is ", opt.opt_level, "; use 0 to 3");
+    if (opt.threads > 0 && kiln::num_threads() != opt.threads) kiln::set_num_threads(opt.threads);
+    const Graph g = optimize(model, opt);
+    const std::vector<Group> groups = opt.opt_level >= 1 ? passes::fuse_ops(g) : passes::no_fusion(g);
+    std::vector<std::optional<GroupCompute>> computes(groups.size());
+    std::vector<std::string> keys(groups.size());
+    kiln::detail::for_each_on_cores(groups.size(), [&](size_t k) {
+        computes[k] = group_compute(g, groups[k]);
+        keys[k] = detail::group_task(g, groups[k], *computes[k], opt.target, false).workload_key();
+    });
+    std::vector<ModelTask> out;
+    std::unordered_map<std::string, size_t> index;
+    for (size_t k = 0; k < groups.size(); ++k) {
+        auto [it, fresh] = index.emplace(keys[k], out.size());
+        if (!fresh) {
+            out[it->second].weight++;
+            continue;
+        }
+        ModelTask mt;
+        mt.task = detail::group_task(g, groups[k], *computes[k], opt.target, true);
+        mt.weight = 1;
+        mt.skipped = detail::untunable_because(g, groups[k], mt.task);
+        out.push_back(std::move(mt));
+    }
+    return out;
 }
 
 }  // namespace kiln::graph

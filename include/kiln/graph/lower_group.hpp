@@ -8,6 +8,7 @@
 #include <unordered_set>
 
 #include "kiln/arith/simplify.hpp"
+#include "kiln/autotune/sketch.hpp"
 #include "kiln/graph/group.hpp"
 #include "kiln/graph/op_registry.hpp"
 #include "kiln/graph/ops/elementwise.hpp"
@@ -24,6 +25,15 @@ struct GroupSchedule {
     Schedule schedule;
     std::vector<Tensor> args;     // placeholders for the inputs, then the outputs
     std::vector<int> arg_values;  // the graph value behind each argument
+};
+
+// A group's compute: a placeholder per value it reads (in0, in1, ...), its nodes' computes (t0, t1, ...)
+// and its outputs. Equal groups anywhere in a model give equal text, so they share kernels and records.
+struct GroupCompute {
+    std::vector<Tensor> outputs;
+    std::vector<Tensor> args;     // placeholders for the inputs read, then the outputs
+    std::vector<int> arg_values;  // the graph value behind each argument
+    bool conv = false, dense = false;
 };
 
 namespace detail {
@@ -394,14 +404,25 @@ inline void schedule_leftovers(Schedule& s, int lanes) {
     }
 }
 
+// A fused group has one anchor: the convolution or product with its epilogue, as TVM's fusion makes them.
+inline void schedule_group_default(Schedule& s, const GroupCompute& c, const Target& target, Knobs* knobs) {
+    const int lanes = nn::detail::f32_lanes(target);
+    if (c.conv && c.outputs.size() == 1 && nn::detail::find_tagged(c.outputs[0], "conv2d")) {
+        nn::schedule_conv2d(s, c.outputs[0], target);
+        schedule_leftovers(s, lanes);
+    } else if (c.dense && c.outputs.size() == 1 && nn::detail::find_tagged(c.outputs[0], "matmul")) {
+        nn::schedule_matmul(s, c.outputs[0], target, knobs);
+        schedule_leftovers(s, lanes);
+    } else {
+        schedule_generic(s, lanes);
+    }
+}
+
 }  // namespace detail
 
-inline GroupSchedule lower_group(const Graph& g, const Group& grp, const Target& target = {}) {
+inline GroupCompute group_compute(const Graph& g, const Group& grp) {
     std::unordered_map<int, Tensor> tensor_of;
-    struct {
-        std::vector<Tensor> args;
-        std::vector<int> arg_values;
-    } out;
+    GroupCompute out;
     for (size_t k = 0; k < grp.inputs.size(); ++k) {
         // An empty constant (an empty 'axes' list) only means something to shape inference; no kernel reads it.
         if (g.type_of(grp.inputs[k]).numel() == 0) {
@@ -413,7 +434,6 @@ inline GroupSchedule lower_group(const Graph& g, const Group& grp, const Target&
         out.args.push_back(t);
         out.arg_values.push_back(grp.inputs[k]);
     }
-    bool conv = false, dense = false;
     for (size_t k = 0; k < grp.nodes.size(); ++k) {
         const Node& n = g.nodes[grp.nodes[k]];
         const OpDef& d = op_def(n);
@@ -427,18 +447,17 @@ inline GroupSchedule lower_group(const Graph& g, const Group& grp, const Target&
             detail::fail_node(n, e.what());
         }
         for (size_t i = 0; i < n.outputs.size() && i < res.size(); ++i) tensor_of[n.outputs[i]] = res[i];
-        conv |= n.op == "Conv" || n.op == "kiln.ConvBlocked";
-        dense |= n.op == "Gemm" || n.op == "MatMul" || n.op == "kiln.MatMulPacked";
+        out.conv |= n.op == "Conv" || n.op == "kiln.ConvBlocked";
+        out.dense |= n.op == "Gemm" || n.op == "MatMul" || n.op == "kiln.MatMulPacked";
     }
-    std::vector<Tensor> outs;
-    for (int v : grp.outputs) outs.push_back(tensor_of.at(v));
+    for (int v : grp.outputs) out.outputs.push_back(tensor_of.at(v));
     // Inputs only a shape depended on (Reshape's target, say) are not read by the kernel.
     std::unordered_set<const OperationNode*> read;
     std::function<void(const OpPtr&)> walk = [&](const OpPtr& op) {
         if (!read.insert(op.get()).second) return;
         for (auto& p : kiln::detail::producers_of(op.get())) walk(p);
     };
-    for (auto& t : outs) walk(t.op());
+    for (auto& t : out.outputs) walk(t.op());
     std::vector<Tensor> args;
     std::vector<int> arg_values;
     for (size_t k = 0; k < out.args.size(); ++k)
@@ -448,23 +467,36 @@ inline GroupSchedule lower_group(const Graph& g, const Group& grp, const Target&
         }
     out.args = std::move(args);
     out.arg_values = std::move(arg_values);
-    for (size_t k = 0; k < outs.size(); ++k) {
-        out.args.push_back(outs[k]);
+    for (size_t k = 0; k < out.outputs.size(); ++k) {
+        out.args.push_back(out.outputs[k]);
         out.arg_values.push_back(grp.outputs[k]);
     }
-    Schedule s(outs);
-    const int lanes = nn::detail::f32_lanes(target);
-    // A fused group has one anchor: the convolution or product with its epilogue, as TVM's fusion makes them.
-    if (conv && outs.size() == 1 && nn::detail::find_tagged(outs[0], "conv2d")) {
-        nn::schedule_conv2d(s, outs[0], target);
-        detail::schedule_leftovers(s, lanes);
-    } else if (dense && outs.size() == 1 && nn::detail::find_tagged(outs[0], "matmul")) {
-        nn::schedule_matmul(s, outs[0], target);
-        detail::schedule_leftovers(s, lanes);
-    } else {
-        detail::schedule_generic(s, lanes);
+    return out;
+}
+
+// The default schedule of a group's compute. With `knobs` it is a tuning template (kiln/autotune): the
+// knob "generated" picks between the default (value 0, whose own knobs a kiln::nn schedule declares) and
+// the space generated from the compute alone (autotune/sketch.hpp); both declare their knobs whichever is
+// picked, as a template must.
+inline Schedule schedule_group(const GroupCompute& c, const Target& target, Knobs* knobs = nullptr) {
+    if (knobs) {
+        const bool generated = knobs->knob("generated", {0, 1});
+        Schedule s = autotune::generated_template(c.outputs, target)(*knobs);
+        if (generated) {
+            Schedule ignored(c.outputs);
+            detail::schedule_group_default(ignored, c, target, knobs);
+            return s;
+        }
     }
-    return GroupSchedule{std::move(s), std::move(out.args), std::move(out.arg_values)};
+    Schedule s(c.outputs);
+    detail::schedule_group_default(s, c, target, knobs);
+    return s;
+}
+
+inline GroupSchedule lower_group(const Graph& g, const Group& grp, const Target& target = {}) {
+    GroupCompute c = group_compute(g, grp);
+    Schedule s = schedule_group(c, target);
+    return GroupSchedule{std::move(s), std::move(c.args), std::move(c.arg_values)};
 }
 
 }  // namespace kiln::graph

@@ -329,12 +329,13 @@ inline void schedule_matmul(Schedule& s, const Tensor& out, const Target& target
     std::vector<int64_t> row_choices;
     for (int64_t r : {1, 2, 4, 6, 8, 12})
         if (r <= loops.rows) row_choices.push_back(r);
+    // The outer loop runs the panels of B (each reused by every row tile) unless there are too few of
+    // them to share out among threads. (Decided on the default tile, so the knob's values do not depend
+    // on the rows knob's.)
+    const int64_t row_tiles = (loops.rows + tile.mr - 1) / tile.mr, col_tiles = (N + tile.nr - 1) / tile.nr;
+    const bool panels_outer_default = col_tiles >= 8 || col_tiles >= row_tiles;
     tile.mr = static_cast<int>(choose("rows", tile.mr, row_choices));
     auto [io, jo, ii, ji] = st.tile(loops.row, loops.col, tile.mr, tile.nr);
-    const int64_t row_tiles = (loops.rows + tile.mr - 1) / tile.mr, col_tiles = (N + tile.nr - 1) / tile.nr;
-    // The outer loop runs the panels of B (each reused by every row tile) unless there are too few of
-    // them to share out among threads.
-    const bool panels_outer_default = col_tiles >= 8 || col_tiles >= row_tiles;
     const bool panels_outer = choose("panels_outer", panels_outer_default, {!panels_outer_default}) != 0;
     IterVar outer = panels_outer ? jo : io, inner = panels_outer ? io : jo;
     std::vector<IterVar> order = loops.outer;
