@@ -279,6 +279,25 @@ TEST_CASE("tune: measures into the records, resumes without repeating a configur
           to_string(lower(task.schedule(task.space(), KnobConfig(task.space().knobs.size(), 0)), task.args)));
 }
 
+TEST_CASE("time_evaluator with flush_cache times each call alone, its arguments evicted before it") {
+    Matmul m(33, 47, 29);
+    const Kernel k = build(Schedule(m.C), {m.A, m.B, m.C});
+    Buffer a({33, 29}), b({29, 47}), c({33, 47});
+    for (int64_t i = 0; i < a.size(); ++i) a.data_as<float>()[i] = 0.5f;
+    for (int64_t i = 0; i < b.size(); ++i) b.data_as<float>()[i] = 0.25f;
+    const auto t =
+            autotune::time_evaluator(k, {.warmup = 1, .repeat = 3, .min_repeat_ms = 2, .flush_cache = true})(a, b, c);
+    REQUIRE(t.seconds.size() == 3);
+    CHECK_FALSE(t.timed_out);
+    for (size_t r = 0; r < 3; ++r) {
+        CHECK(t.seconds[r] > 0);
+        CHECK(t.calls[r] >= 1);
+    }
+    // Eviction leaves the values in place.
+    CHECK(c.data_as<float>()[0] == doctest::Approx(0.5 * 0.25 * 29));
+    CHECK(b.data_as<float>()[b.size() - 1] == 0.25f);
+}
+
 TEST_CASE(
         "tune measures each distinct program once: a knob that does not change the program is not measured "
         "again") {

@@ -117,6 +117,8 @@ int tune_command(const TuneCommand& c) {
     o.tune.records = c.records;
     o.tune.threads = co.threads;
     o.tune.confirm = 2;
+    // Measured as a model runs them: weights cold, the activation warm from the kernel before.
+    o.tune.measure.flush_cache = true;
     const bool tty = isatty(fileno(stdout));
     double last_print = -1e9;
     o.on_batch = [&](const kiln::autotune::TasksProgress& p) {

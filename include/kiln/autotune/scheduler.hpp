@@ -110,7 +110,10 @@ inline TuneTasksResult tune_tasks(const std::vector<WeightedTask>& tasks, const 
     // Every task once, heaviest first, so a budget that ends early has measured the kernels that count.
     std::vector<size_t> order(tasks.size());
     std::iota(order.begin(), order.end(), size_t{0});
-    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return tasks[a].weight > tasks[b].weight; });
+    // (std::sort with the index as tie-break: libstdc++ 12's stable_sort warns under clang.)
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+        return tasks[a].weight != tasks[b].weight ? tasks[a].weight > tasks[b].weight : a < b;
+    });
     for (size_t i : order) {
         if (!budget_left(trials)) break;
         run_batch(i);
