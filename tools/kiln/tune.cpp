@@ -23,11 +23,6 @@ struct Comparison {
     int tuned_kernels = 0, kernels = 0;
 };
 
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-}
-
 Comparison compare(const kiln::graph::Graph& model, kiln::graph::CompileOptions co, const std::string& records) {
     using clock = std::chrono::steady_clock;
     kiln::graph::Executable base = kiln::graph::compile(model, co);
@@ -69,7 +64,7 @@ Comparison compare(const kiln::graph::Graph& model, kiln::graph::CompileOptions 
             e.run();
             t.push_back(std::chrono::duration<double, std::milli>(clock::now() - t0).count());
         }
-        return median(t);
+        return kiln::autotune::median_of(t);
     };
     // Rounds of about a quarter of a second each.
     const int runs = std::clamp(static_cast<int>(250 / std::max(0.01, time_of(base, 3))), 3, 200);
@@ -79,9 +74,9 @@ Comparison compare(const kiln::graph::Graph& model, kiln::graph::CompileOptions 
         t.push_back(time_of(tuned, runs));
         ratios.push_back(b.back() / t.back());
     }
-    c.default_ms = median(b);
-    c.tuned_ms = median(t);
-    c.speedup = median(ratios);
+    c.default_ms = kiln::autotune::median_of(b);
+    c.tuned_ms = kiln::autotune::median_of(t);
+    c.speedup = kiln::autotune::median_of(ratios);
     return c;
 }
 
