@@ -21,7 +21,7 @@ KILN_SEPARABLE Kernel build(const LoweredFunc& f, const BuildOptions& opt = {});
 
 // Lowers and compiles: auto f = kiln::build(s, {A, B, C}); f(a, b, c);
 inline Kernel build(const Schedule& s, const std::vector<Tensor>& args, const BuildOptions& opt = {}) {
-    return build(lower_func(s, args, LowerOptions{opt.name, ""}), opt);
+    return build(lower_func(s, args, LowerOptions{opt.name, "", opt.target.with_device_limits()}), opt);
 }
 
 // Empties the disk kernel cache and this process's in-memory one.
@@ -70,6 +70,7 @@ KILN_SEPARABLE std::string codegen_identity();
 #include <llvm/Config/llvm-config.h>
 
 #include "kiln/codegen/c/build_c.hpp"
+#include "kiln/codegen/gpu/build_gpu.hpp"
 #include "kiln/codegen/llvm/codegen_llvm.hpp"
 #include "kiln/jit/llvm_jit.hpp"
 #include "kiln/version.hpp"
@@ -155,14 +156,16 @@ KILN_SEPARABLE Target host_target() { return jit::host_target(); }
 
 namespace detail {
 
-// Target kind "c": the C backend's kernel (codegen/c/build_c.hpp), once per process for each program.
-inline Kernel build_c_cached(const LoweredFunc& f, const BuildOptions& opt) {
-    const std::string key = std::string("c") + (opt.fp_contract ? "" : " nocontract") + " O" +
+// A backend's kernel once per process for each program and target (the "llvm" backend keys its own, with the
+// disk cache).
+template <Kernel (*Backend)(const LoweredFunc&, const BuildOptions&)>
+inline Kernel build_cached(const LoweredFunc& f, const BuildOptions& opt) {
+    const std::string key = opt.target.with_device_limits().str() + (opt.fp_contract ? "" : " nocontract") + " O" +
                             std::to_string(opt.opt_level) + "\n" + to_string(f);
     auto& cache = KernelCache::get();
     if (opt.use_cache)
         if (auto hit = cache.find(key)) return Kernel(hit);
-    Kernel k = build_c(f, opt);
+    Kernel k = Backend(f, opt);
     if (opt.use_cache) cache.insert(key, std::make_shared<Kernel::Compiled>(k.compiled()));
     return k;
 }
@@ -176,9 +179,15 @@ KILN_SEPARABLE Kernel build(const LoweredFunc& f, const BuildOptions& opt) {
     if (opt.opt_level < 0 || opt.opt_level > 3)
         kiln::detail::fail("build: kernel '", f.name, "': opt_level is ", opt.opt_level,
                            "; use 0 (quickest to compile) to 3 (fastest code, the default)");
+    if (!f.device.kernels.empty() && !opt.target.is_gpu())
+        kiln::detail::fail("build: kernel '", f.name, "' was lowered for a GPU target and cannot run on '",
+                           opt.target.kind, "'; build it with the GPU target it was lowered for");
     using Builder = Kernel (*)(const LoweredFunc&, const BuildOptions&);
-    static const std::vector<std::pair<std::string, Builder>> backends = {{"llvm", detail::build_llvm},
-                                                                          {"c", detail::build_c_cached}};
+    static const std::vector<std::pair<std::string, Builder>> backends = {
+            {"llvm", detail::build_llvm},
+            {"c", detail::build_cached<detail::build_c>},
+            {"opencl", detail::build_cached<detail::build_gpu>},
+            {"cuda", detail::build_cached<detail::build_gpu>}};
     for (auto& [kind, backend] : backends)
         if (kind == opt.target.kind) return backend(f, opt);
     std::string kinds;
@@ -254,14 +263,7 @@ inline Kernel detail::build_llvm(const LoweredFunc& f, const BuildOptions& opt) 
     compiled->symbol = symbol;
     if (opt.keep_object) compiled->object = std::move(object);
     compiled->fn = reinterpret_cast<void (*)(void**, int64_t*)>(addr);
-    for (auto& a : f.args) {
-        bool out = a.op->kind == OpKind::Compute;
-        compiled->params.push_back({a.op->name, a.op->dtype, a.op->shape, out});
-    }
-    compiled->size_vars = f.size_vars;
-    compiled->requirements = f.requirements;
-    compiled->lowered = std::make_shared<const LoweredFunc>(f);
-    compiled->compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    compiled->finish(f, t0);
     if (opt.use_cache) cache.insert(key, compiled);
     return Kernel(compiled);
 }

@@ -440,7 +440,7 @@ TEST_CASE("the C backend (target kind c) computes what the JIT computes") {
     jit(a.data(), d.data(), q_jit.data());
     c(a.data(), d.data(), q_c.data());
     CHECK(q_c == q_jit);
-    CHECK(c.c_source().find("void kiln_kernel(void** args, int64_t* sizes)") != std::string::npos);
+    CHECK(c.source().find("void kiln_kernel(void** args, int64_t* sizes)") != std::string::npos);
 
     // A symbolic size, a parallel loop, f64 and the math intrinsics, a reduction in a local buffer.
     Var n = var("n");
@@ -473,7 +473,7 @@ TEST_CASE("the C backend (target kind c) computes what the JIT computes") {
         worst = std::max(worst, std::abs(u - v) / std::max(1.0, std::abs(u)));
     }
     CHECK(worst < 1e-5);
-    CHECK(cy.c_source().find("#pragma omp parallel for") != std::string::npos);
+    CHECK(cy.source().find("#pragma omp parallel for") != std::string::npos);
 
     // exp() lowers to a polynomial with its argument bound by a let. Under a select the let is assigned where
     // it stands, not before the statement, so the load it binds is read only on the side taken.
@@ -482,8 +482,8 @@ TEST_CASE("the C backend (target kind c) computes what the JIT computes") {
             {19}, [&](Expr i) { return select(P(i) > 0.0f, exp(P(i)), P(i) * 2.0f); }, "E");
     Schedule se(E);
     auto fe = build(se, {P, E}), ce = build(se, {P, E}, as_c);
-    CHECK(ce.c_source().find("float exp_x") != std::string::npos);
-    CHECK(ce.c_source().find(" = P_0[i_2];") == std::string::npos);  // the declaration comes without its value
+    CHECK(ce.source().find("float exp_x") != std::string::npos);
+    CHECK(ce.source().find(" = P_0[i_2];") == std::string::npos);  // the declaration comes without its value
     std::vector<float> p(19), e_jit(19), e_c(19);
     for (int i = 0; i < 19; ++i) p[i] = 0.3f * static_cast<float>(i - 9);
     fe(p.data(), e_jit.data());
@@ -783,7 +783,7 @@ TEST_CASE("a C kernel's OpenMP runtime stays loaded after the last kernel that u
     {
         clear_memory_cache();
         Kernel k = build(s, {A, B}, as_c);
-        if (k.c_source().find("#pragma omp") == std::string::npos) return;  // a compiler without OpenMP
+        if (k.source().find("#pragma omp") == std::string::npos) return;  // a compiler without OpenMP
         Buffer a = test::random_buffer({40, 17}, 3), b({40, 17});
         k(a, b);
         CHECK(b.at<float>(39, 16) == a.at<float>(39, 16) * 3.0f);

@@ -182,11 +182,15 @@ TEST_CASE("the C backend refuses f16 tensors, naming the tensor") {
     CHECK(error_of([&] {
               build(s, {H, G}, as_c);
           }) == "build: the C backend does not handle f16 tensors ('H' of 'kernel'); use the llvm target");
-    BuildOptions as_cuda;
-    as_cuda.target.kind = "cuda";
+    s[G].bind(G.axis(0), thread_axis("blockIdx.x"));
     CHECK(error_of([&] {
-              build(s, {H, G}, as_cuda);
-          }) == "build: target kind 'cuda' is not available in this build; the kinds are llvm, c");
+              build(s, {H, G}, {.target = Target::opencl()});
+          }) == "build: the opencl backend does not handle f16 tensors ('H' of 'kernel'); use the llvm target");
+    BuildOptions as_vulkan;
+    as_vulkan.target.kind = "vulkan";
+    CHECK(error_of([&] {
+              build(lower(Schedule(G), {H, G}), as_vulkan);
+          }) == "build: target kind 'vulkan' is not available in this build; the kinds are llvm, c, opencl, cuda");
 }
 
 TEST_CASE("an optimisation level outside 0 to 3 is refused, naming the kernel") {

@@ -166,7 +166,7 @@ protected:
         Expr mn = mutate(n->min), ext = mutate(n->extent);
         auto eb = const_bound(ext, scope_);
         if (eb.max && *eb.max <= 0) return make_stmt<Evaluate>(Expr(0));
-        if (eb.is_point() && *eb.min == 1 && n->for_kind != ForKind::Parallel)
+        if (eb.is_point() && *eb.min == 1 && !runs_concurrently(n->for_kind))
             return mutate(substitute(n->body, n->var, mn));
         auto mb = const_bound(mn, scope_);
         ConstBound vb{mb.min, (mb.max && eb.max) ? std::optional<int64_t>(*mb.max + *eb.max - 1) : std::nullopt};

@@ -63,7 +63,7 @@ namespace detail {
 
 // A kernel argument over contiguous memory of the given shape.
 inline kiln::detail::ArgValue dense_arg(void* data, Type dtype, const std::vector<int64_t>& shape) {
-    return {data, dtype, true, shape, Buffer::row_major(shape)};
+    return {data, dtype, true, shape, Buffer::row_major(shape), {}};
 }
 
 }  // namespace detail

@@ -234,6 +234,7 @@ enum class Intrinsic : std::uint8_t {
     // control
     IfThenElse,  // lazily evaluated select
     Likely,      // marks a guard that loop partitioning should try to remove
+    Barrier,     // Evaluate(barrier): every thread of a GPU block waits here for the others and their shared writes
     // tensor-expression level
     TensorAccess,  // producer(args...) before storage flattening
 };
@@ -265,6 +266,7 @@ inline const char* intrinsic_name(Intrinsic op) {
         case Intrinsic::Reinterpret: return "reinterpret";
         case Intrinsic::IfThenElse: return "if_then_else";
         case Intrinsic::Likely: return "likely";
+        case Intrinsic::Barrier: return "barrier";
         case Intrinsic::TensorAccess: return "tensor";
     }
     return "?";

@@ -256,7 +256,7 @@ public:
                     os_ << " * ";
                     print(e);
                 }
-                os_ << "]\n";
+                os_ << "]" << (n->scope.empty() ? "" : " @" + n->scope) << "\n";
                 print(n->body);
                 return;
             }

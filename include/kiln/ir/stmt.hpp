@@ -53,7 +53,11 @@ struct LetStmt : StmtNode {
     LetStmt(Var v, Expr val, Stmt b) : StmtNode(kKind), var(std::move(v)), value(std::move(val)), body(std::move(b)) {}
 };
 
-enum class ForKind : std::uint8_t { Serial, Parallel, Vectorized, Unrolled };
+// ThreadBinding: a loop whose iterations are GPU blocks or threads (Stage::bind); its thread tag, such as
+// "blockIdx.x", is the loop's annotation kThreadTag, so every pass carries it unchanged.
+enum class ForKind : std::uint8_t { Serial, Parallel, Vectorized, Unrolled, ThreadBinding };
+
+inline constexpr const char* kThreadTag = "thread";
 
 inline const char* for_kind_name(ForKind k) {
     switch (k) {
@@ -61,6 +65,7 @@ inline const char* for_kind_name(ForKind k) {
         case ForKind::Parallel: return "parallel";
         case ForKind::Vectorized: return "vectorized";
         case ForKind::Unrolled: return "unrolled";
+        case ForKind::ThreadBinding: return "bound";
     }
     return "?";
 }
@@ -82,6 +87,17 @@ struct For : StmtNode {
               body(std::move(b)),
               annotations(std::move(ann)) {}
 };
+
+// Loops whose iterations run at once: the thread pool's (Parallel) or a GPU's (ThreadBinding). No pass
+// may split one into pieces or move work across its iterations.
+inline bool runs_concurrently(ForKind k) { return k == ForKind::Parallel || k == ForKind::ThreadBinding; }
+
+// The GPU thread a bound loop runs on ("blockIdx.x", "threadIdx.y", ...), or "" for any other loop.
+inline const std::string& thread_tag(const For& f) {
+    static const std::string none;
+    auto it = f.annotations.find(kThreadTag);
+    return f.for_kind == ForKind::ThreadBinding && it != f.annotations.end() ? it->second : none;
+}
 
 // A store to a flat buffer; lanes whose predicate is false are not written.
 struct Store : StmtNode {
@@ -122,8 +138,16 @@ struct Allocate : StmtNode {
     Type dtype;
     std::vector<Expr> extents;
     Stmt body;
-    Allocate(Var buf, Type t, std::vector<Expr> ext, Stmt b)
-            : StmtNode(kKind), buffer(std::move(buf)), dtype(t), extents(std::move(ext)), body(std::move(b)) {}
+    // Where it lives on a GPU: "shared" (one copy per block, Stage::set_scope), or "" (each thread's own, or
+    // device memory at the root). Backends without such memories ignore it.
+    std::string scope;
+    Allocate(Var buf, Type t, std::vector<Expr> ext, Stmt b, std::string sc = {})
+            : StmtNode(kKind),
+              buffer(std::move(buf)),
+              dtype(t),
+              extents(std::move(ext)),
+              body(std::move(b)),
+              scope(std::move(sc)) {}
 };
 
 struct IfThenElse : StmtNode {

@@ -258,7 +258,7 @@ protected:
         }
         Stmt b = mutate(n->body);
         if (!changed && b.same_as(n->body)) return s;
-        return make_stmt<Allocate>(n->buffer, n->dtype, std::move(ext), b);
+        return make_stmt<Allocate>(n->buffer, n->dtype, std::move(ext), b, n->scope);
     }
     virtual Stmt mutate_if(const IfThenElse* n, const Stmt& s) {
         Expr c = mutate(n->cond);

@@ -3,12 +3,16 @@
 // shapes (binding symbolic sizes), overlapping outputs. Arguments may be kiln::Buffer, raw
 // pointers, or Eigen matrices and maps (row-major ones are used in place; others are copied).
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <memory>
 #include <sstream>
 
+#include <functional>
+
 #include "kiln/lower/lower.hpp"
 #include "kiln/runtime/buffer.hpp"
+#include "kiln/runtime/device.hpp"
 #include "kiln/runtime/workspace.hpp"
 #include "kiln/target.hpp"
 
@@ -22,6 +26,7 @@ struct ArgValue {
     Type dtype = f32;
     bool has_shape = false;
     std::vector<int64_t> shape, strides;
+    std::string device;  // "opencl:0" for a DeviceBuffer's handle; empty for host memory
 };
 
 template <typename T>
@@ -37,16 +42,23 @@ concept EigenLike = requires(const T& t) {
 template <typename T> ArgValue to_arg(T&& a) {
     using D = std::remove_cvref_t<T>;
     if constexpr (std::is_same_v<D, Buffer>) {
-        return ArgValue{a.data(), a.dtype(), true, a.shape(), a.strides()};
+        return ArgValue{a.data(), a.dtype(), true, a.shape(), a.strides(), {}};
+    } else if constexpr (std::is_same_v<D, DeviceBuffer>) {
+        return ArgValue{a.handle(),
+                        a.dtype(),
+                        true,
+                        a.shape(),
+                        Buffer::row_major(a.shape()),
+                        a.device().kind() + ":" + std::to_string(a.device().index())};
     } else if constexpr (std::is_pointer_v<D>) {
         using E = std::remove_cv_t<std::remove_pointer_t<D>>;
         static_assert(type_of<E>() != handle, "kiln kernels take pointers to bool, i8..i64, u8, u32, float or double");
-        return ArgValue{const_cast<E*>(a), type_of<E>(), false, {}, {}};
+        return ArgValue{const_cast<E*>(a), type_of<E>(), false, {}, {}, {}};
     } else if constexpr (std::is_same_v<D, std::nullptr_t>) {
         return ArgValue{};
     } else if constexpr (EigenLike<D>) {
         using E = std::remove_cv_t<std::remove_pointer_t<decltype(a.data())>>;
-        ArgValue v{const_cast<E*>(a.data()), type_of<E>(), true, {a.rows(), a.cols()}, {}};
+        ArgValue v{const_cast<E*>(a.data()), type_of<E>(), true, {a.rows(), a.cols()}, {}, {}};
         if (D::IsRowMajor)
             v.strides = {a.outerStride(), a.innerStride()};
         else
@@ -54,7 +66,8 @@ template <typename T> ArgValue to_arg(T&& a) {
         return v;
     } else {
         static_assert(sizeof(D) == 0,
-                      "a kiln kernel argument must be a kiln::Buffer, a pointer, or an Eigen matrix/map");
+                      "a kiln kernel argument must be a kiln::Buffer, a kiln::DeviceBuffer, a pointer, or an Eigen "
+                      "matrix/map");
     }
 }
 
@@ -129,7 +142,13 @@ public:
         std::vector<Var> size_vars;
         std::vector<passes::BoundsRequirement> requirements;  // checked on every call, before the code runs
         std::string llvm_ir, assembly, loop_ir;
-        std::string c_source;                        // kernels of the "c" target: the C99 they were compiled from
+        // The source it was compiled from: C99 for the "c" target, OpenCL C or CUDA C for GPU targets.
+        std::string source;
+        std::string ptx;  // a CUDA kernel compiled by NVRTC where no GPU is present to load it
+        // GPU targets: the device ("cuda:0") and the host side that launches the device kernels on it; `fn`
+        // is null.
+        std::string device;
+        std::function<void(void** args, int64_t* sizes)> launch;
         std::shared_ptr<const LoweredFunc> lowered;  // the program compiled (absent in a loaded executable)
         std::string target, symbol, object;  // what it was compiled for, its entry point, its object code if kept
         double compile_ms = 0;
@@ -137,6 +156,17 @@ public:
         // Keeps the machine code loaded (a JIT library, or the C backend's shared object): the last copy of
         // the Compiled unloads it, so a process that compiles and drops many kernels stays flat in memory.
         std::shared_ptr<void> code;
+
+        // What every backend records of the program it compiled (parameters, sizes, the checks of each call)
+        // and how long it took since `start`.
+        void finish(const LoweredFunc& f, std::chrono::steady_clock::time_point start) {
+            for (auto& a : f.args)
+                params.push_back({a.op->name, a.op->dtype, a.op->shape, a.op->kind == OpKind::Compute});
+            size_vars = f.size_vars;
+            requirements = f.requirements;
+            lowered = std::make_shared<const LoweredFunc>(f);
+            compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+        }
     };
 
     Kernel() = default;
@@ -161,6 +191,16 @@ public:
             auto& a = args[i];
             auto& p = ps[i];
             if (!a.data) detail::fail("kernel: argument ", i, " ('", p.name, "') is a null pointer");
+            if (a.device != c_->device) {
+                if (a.device.empty())
+                    detail::fail("kernel: argument ", i, " ('", p.name, "') is in host memory but the kernel runs on ",
+                                 c_->device, "; copy it there: kiln::DeviceBuffer::from(buffer, kiln::Device::get(\"",
+                                 c_->device.substr(0, c_->device.find(':')), "\"))");
+                detail::fail("kernel: argument ", i, " ('", p.name, "') is a DeviceBuffer on ", a.device,
+                             " but the kernel runs ", c_->device.empty() ? "on this CPU" : "on " + c_->device,
+                             c_->device.empty() ? "; copy it to host memory with to_host()"
+                                                : "; copy it to the kernel's device");
+            }
             if (a.dtype != p.dtype)
                 detail::fail("kernel: argument ", i, " ('", p.name, "') holds ", a.dtype.str(),
                              " but the kernel expects ", p.dtype.str());
@@ -214,6 +254,18 @@ public:
                          ok ? " = " + std::to_string(n) : std::string(), " (stage '", r.stage, "' reads ", r.read,
                          "); pass arguments whose sizes fit each other");
         }
+        if (c_->launch) {
+            // Device memory: outputs in buffers of their own, and no strides to copy through.
+            for (size_t i = 0; i < ps.size(); ++i)
+                for (size_t j = 0; j < ps.size(); ++j)
+                    if (i != j && ps[i].is_output && args[i].data == args[j].data)
+                        detail::fail("kernel: output '", ps[i].name, "' is the same DeviceBuffer as argument '",
+                                     ps[j].name, "'; kiln kernels need outputs in their own memory");
+            std::vector<void*> handles;
+            for (auto& a : args) handles.push_back(a.data);
+            c_->launch(handles.data(), sizes.data());
+            return;
+        }
         // Outputs must not share memory with other arguments: the kernel assumes distinct buffers.
         auto span = [&](size_t i) {
             bool ok = true;
@@ -257,7 +309,8 @@ public:
         static const std::vector<std::string> none;
         return c_ && c_->lowered ? c_->lowered->warnings : none;
     }
-    const std::string& c_source() const { return c_->c_source; }
+    // The source a "c", "opencl" or "cuda" kernel was compiled from (empty for "llvm": see llvm_ir()).
+    const std::string& source() const { return c_->source; }
     double compile_ms() const { return c_->compile_ms; }
     bool defined() const { return c_ != nullptr; }
     // Its parameters, target, entry point and (with BuildOptions::keep_object) object code.

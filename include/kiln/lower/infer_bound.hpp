@@ -21,12 +21,22 @@ struct Bounds {
 
 namespace detail {
 
+// The loops in scope where `s` is computed. A stage in shared memory is one copy for the whole block, so the
+// loops bound to threadIdx around it are not in scope: it holds what every thread of the block reads.
 inline std::vector<const VarNode*> scope_vars(const StageNode* s) {
+    const bool shared = s->scope == "shared";
     std::vector<const VarNode*> out;
     while (s && s->attach == AttachType::Scope) {
         const StageNode* p = s->attach_stage;
         int idx = p->leaf_index(s->attach_ivar);
-        for (int i = 0; i <= idx; ++i) out.push_back(p->leaf_iter_vars[i].var().get());
+        for (int i = 0; i <= idx; ++i) {
+            const IterVar& l = p->leaf_iter_vars[i];
+            auto ann = p->annotations.find(l.get());
+            if (shared && ann != p->annotations.end() && ann->second.count(kThreadTag) &&
+                ann->second.at(kThreadTag).rfind("threadIdx.", 0) == 0)
+                continue;
+            out.push_back(l.var().get());
+        }
         s = p;
     }
     return out;

@@ -90,7 +90,7 @@ public:
 
 protected:
     Stmt mutate_for(const For* n, const Stmt& s) override {
-        if (n->for_kind == ForKind::Parallel) {
+        if (runs_concurrently(n->for_kind)) {
             parallel_vars_.insert(n->var.get());
             Stmt r = unswitch(n, s);
             parallel_vars_.erase(n->var.get());

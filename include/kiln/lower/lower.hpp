@@ -9,7 +9,9 @@
 #include "kiln/config.hpp"
 #include "kiln/ir/printer.hpp"
 #include "kiln/lower/buffer_arg.hpp"
+#include "kiln/lower/split_host_device.hpp"
 #include "kiln/schedule/schedule.hpp"
+#include "kiln/target.hpp"
 
 namespace kiln {
 
@@ -24,6 +26,8 @@ struct LoweredFunc {
     std::vector<std::string> warnings;
     // Reads whose range depends on the sizes: checked by the caller before every call (check_bounds.hpp).
     std::vector<passes::BoundsRequirement> requirements;
+    // GPU targets: the device kernels the body splits into, and the device memory they share.
+    passes::HostDeviceSplit device;
 };
 
 inline std::ostream& operator<<(std::ostream& os, const LoweredFunc& f) {
@@ -47,19 +51,32 @@ inline std::ostream& operator<<(std::ostream& os, const LoweredFunc& f) {
     IRPrinter(body).print(f.body);
     std::istringstream lines(body.str());
     for (std::string line; std::getline(lines, line);) os << "  " << line << "\n";
-    return os << "}\n";
+    os << "}\n";
+    for (auto& t : f.device.temporaries)
+        os << "// device memory: " << t.buffer.name() << ": " << t.dtype.str() << "[" << to_plain_string(t.elements)
+           << "]\n";
+    for (auto& k : f.device.kernels) {
+        auto dims = [](const std::array<Expr, 3>& d) {
+            return "(" + to_plain_string(d[0]) + ", " + to_plain_string(d[1]) + ", " + to_plain_string(d[2]) + ")";
+        };
+        os << "// device kernel " << k.name << ": grid " << dims(k.grid) << ", block " << dims(k.block) << "\n";
+    }
+    return os;
 }
 
 struct LowerOptions {
     std::string name = "kernel";
     // Stop after this pass (one of lower_pass_names()); empty runs them all.
-    std::string after;
+    std::string after{};
+    // GPU targets add the host/device split and its checks, and leave out what only CPUs have.
+    Target target{};
 };
 
 inline const std::vector<std::string>& lower_pass_names() {
     static const std::vector<std::string> names = {
-            "schedule_ops", "storage_flatten",        "simplify",      "loop_partition", "lower_math", "vectorize",
-            "unroll",       "transpose_in_registers", "storage_reuse", "final_simplify"};
+            "schedule_ops",  "storage_flatten", "simplify",        "loop_partition",
+            "lower_math",    "vectorize",       "unroll",          "transpose_in_registers",
+            "storage_reuse", "final_simplify",  "insert_barriers", "split_host_device"};
     return names;
 }
 
@@ -80,6 +97,7 @@ inline LoweredFunc lower(const Schedule& sched, const std::vector<Tensor>& args,
 #include "kiln/lower/check_bounds.hpp"
 #include "kiln/lower/infer_bound.hpp"
 #include "kiln/lower/inline_compute.hpp"
+#include "kiln/lower/insert_barriers.hpp"
 #include "kiln/lower/loop_partition.hpp"
 #include "kiln/lower/lower_math.hpp"
 #include "kiln/lower/schedule_ops.hpp"
@@ -93,6 +111,25 @@ inline LoweredFunc lower(const Schedule& sched, const std::vector<Tensor>& args,
 namespace kiln {
 
 namespace passes::detail {
+
+// Thread bindings only where there are threads to bind to, and the thread pool's loops only where there is one.
+inline void check_loop_kinds(const Schedule& s, const Target& target) {
+    for (auto& st : s.stages())
+        for (auto& [iv, kind] : st->for_kind) {
+            std::string axis = "?";
+            for (auto& l : st->leaf_iter_vars)
+                if (l.get() == iv) axis = l.name();
+            if (kind == ForKind::ThreadBinding && !target.is_gpu())
+                kiln::detail::fail("lower: stage '", st->name(), "': axis '", axis, "' is bound to ",
+                                   st->annotations.at(iv).at(kThreadTag), ", which only GPU targets have; lower for ",
+                                   "Target::opencl() or Target::cuda(), or use parallel() on the CPU");
+            if (kind == ForKind::Parallel && target.is_gpu())
+                kiln::detail::fail(
+                        "lower: stage '", st->name(), "': axis '", axis,
+                        "' is parallel, which is the CPU's thread pool; on a ", target.kind,
+                        " target bind it to GPU threads instead: bind(axis, kiln::thread_axis(\"blockIdx.x\"))");
+        }
+}
 
 inline void check_args(const Schedule& s, const std::vector<Tensor>& args) {
     std::unordered_set<const OperationNode*> seen;
@@ -175,6 +212,8 @@ KILN_SEPARABLE LoweredFunc lower_func(const Schedule& sched, const std::vector<T
         kiln::detail::fail("lower: there is no pass '", opt.after, "'; the passes are ", all);
     }
     passes::detail::check_args(sched, args);
+    passes::detail::check_loop_kinds(sched, opt.target);
+    const bool gpu = opt.target.is_gpu();
     LoweredFunc f;
     f.name = opt.name;
     for (auto& t : args) f.args.push_back({t.op(), Var(t.name(), handle)});
@@ -190,27 +229,39 @@ KILN_SEPARABLE LoweredFunc lower_func(const Schedule& sched, const std::vector<T
     Bounds bounds = infer_bound(stages);
     f.requirements = check_bounds(stages, bounds, f.size_vars);
     std::unordered_map<const OperationNode*, std::vector<int>> orders;
-    for (auto& s : stages)
+    std::unordered_map<const OperationNode*, std::string> scopes;
+    for (auto& s : stages) {
         if (!s.node->storage_order.empty()) orders[s.op.get()] = s.node->storage_order;
+        if (gpu && s.node->scope == "shared") scopes[s.op.get()] = s.node->scope;
+    }
 
     const std::vector<std::pair<std::string, std::function<Stmt(const Stmt&)>>> pipeline = {
             {"schedule_ops", [&](const Stmt&) { return schedule_ops(stages, bounds); }},
-            {"storage_flatten", [&](const Stmt& s) { return storage_flatten(s, f.args, orders); }},
+            {"storage_flatten", [&](const Stmt& s) { return storage_flatten(s, f.args, orders, scopes); }},
             {"simplify", [](const Stmt& s) { return simplify(s); }},
-            {"loop_partition", [](const Stmt& s) { return simplify(loop_partition(s)); }},
+            // Copies of a loop body for its full tiles pay on a CPU; on a GPU they only diverge the threads.
+            {"loop_partition", [&](const Stmt& s) { return gpu ? s : simplify(loop_partition(s)); }},
             {"lower_math", [](const Stmt& s) { return lower_math(s); }},
             {"vectorize", [&](const Stmt& s) { return vectorize(s, &f.warnings); }},
             {"unroll", [](const Stmt& s) { return unroll(s); }},
-            {"transpose_in_registers", [](const Stmt& s) { return transpose_in_registers(s); }},
-            {"storage_reuse", [](const Stmt& s) { return storage_reuse(s); }},
+            // Register shuffles are the CPU's; a GPU thread reads the lanes one by one.
+            {"transpose_in_registers", [&](const Stmt& s) { return gpu ? s : transpose_in_registers(s); }},
+            // GPU scratch is registers or a block's shared memory, each sized per kernel: nothing to reuse.
+            {"storage_reuse", [&](const Stmt& s) { return gpu ? s : storage_reuse(s); }},
             {"final_simplify", [](const Stmt& s) { return simplify(s); }},
+            {"insert_barriers", [&](const Stmt& s) { return gpu ? insert_barriers(s) : s; }},
+            {"split_host_device",
+             [&](const Stmt& s) {
+                 if (gpu) f.device = split_host_device(s, f.name, opt.target);
+                 return s;
+             }},
     };
     for (auto& [name, pass] : pipeline) {
         f.body = pass(f.body);
         f.after = name;
         if (name == opt.after) break;
     }
-    if (f.after == "final_simplify") passes::detail::check_free_vars(f.body, f.size_vars, f.args);
+    if (f.after == lower_pass_names().back()) passes::detail::check_free_vars(f.body, f.size_vars, f.args);
     return f;
 }
 

@@ -18,8 +18,9 @@ struct FlatBuffer {
 class StorageFlattener : public IRMutator {
 public:
     StorageFlattener(const std::vector<BufferArg>& args,
-                     const std::unordered_map<const OperationNode*, std::vector<int>>& orders)
-            : orders_(orders) {
+                     const std::unordered_map<const OperationNode*, std::vector<int>>& orders,
+                     const std::unordered_map<const OperationNode*, std::string>& scopes)
+            : orders_(orders), scopes_(scopes) {
         for (auto& a : args) buffers_[a.op.get()] = make_flat(a.op.get(), a.buffer, {}, a.op->shape);
     }
     using IRMutator::mutate;
@@ -38,7 +39,9 @@ protected:
         buffers_.erase(op);
         Expr total = Expr(1);
         for (auto& e : extents) total = total * e;
-        return make_stmt<Allocate>(buf, op->dtype, std::vector<Expr>{arith::simplify(total)}, body);
+        auto scope = scopes_.find(op);
+        return make_stmt<Allocate>(buf, op->dtype, std::vector<Expr>{arith::simplify(total)}, body,
+                                   scope == scopes_.end() ? std::string() : scope->second);
     }
 
     Stmt mutate_provide(const Provide* n, const Stmt&) override {
@@ -91,13 +94,16 @@ private:
 
     std::unordered_map<const OperationNode*, FlatBuffer> buffers_;
     const std::unordered_map<const OperationNode*, std::vector<int>>& orders_;
+    const std::unordered_map<const OperationNode*, std::string>& scopes_;
 };
 
 }  // namespace detail
 
+// Allocations of the stages in `scopes` carry their memory scope (Stage::set_scope).
 inline Stmt storage_flatten(const Stmt& s, const std::vector<BufferArg>& args,
-                            const std::unordered_map<const OperationNode*, std::vector<int>>& storage_orders = {}) {
-    return detail::StorageFlattener(args, storage_orders).mutate(s);
+                            const std::unordered_map<const OperationNode*, std::vector<int>>& storage_orders = {},
+                            const std::unordered_map<const OperationNode*, std::string>& scopes = {}) {
+    return detail::StorageFlattener(args, storage_orders, scopes).mutate(s);
 }
 
 }  // namespace kiln::passes

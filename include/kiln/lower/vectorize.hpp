@@ -118,7 +118,7 @@ protected:
         return make_stmt<Store>(n->buffer, v, idx, pred);
     }
     Stmt mutate_for(const For* n, const Stmt& s) override {
-        if (n->for_kind == ForKind::Vectorized || n->for_kind == ForKind::Parallel)
+        if (n->for_kind == ForKind::Vectorized || runs_concurrently(n->for_kind))
             throw VectorizeFailed{"it encloses another vectorized or a parallel loop; vectorize only the innermost"};
         Expr mn = mutate(n->min), ext = mutate(n->extent);
         if (mn.type().is_vector() || ext.type().is_vector())

@@ -52,6 +52,7 @@ struct StageNode {
     IterVar attach_ivar;
     bool is_output = false;
     std::vector<int> storage_order;  // empty: row-major in the tensor's own dimension order
+    std::string scope;               // GPU memory: "shared" (one copy per block), "local"/"" (each thread's)
 
     const std::string& name() const { return op->name; }
     bool is_reduction() const { return op->body.as<Reduce>() != nullptr; }
@@ -66,6 +67,24 @@ struct StageNode {
 };
 
 class Schedule;
+
+// A GPU thread index a loop can be bound to (Stage::bind), as TVM's te.thread_axis: "blockIdx.x|y|z" (the
+// grid) or "threadIdx.x|y|z" (the threads of one block).
+struct ThreadAxis {
+    std::string tag;
+    bool is_block() const { return tag.rfind("blockIdx.", 0) == 0; }
+    int dim() const { return tag.back() - 'x'; }
+};
+
+inline ThreadAxis thread_axis(const std::string& tag) {
+    static const char* const tags[] = {"blockIdx.x",  "blockIdx.y",  "blockIdx.z",
+                                       "threadIdx.x", "threadIdx.y", "threadIdx.z"};
+    for (const char* t : tags)
+        if (tag == t) return {tag};
+    detail::fail("thread_axis: '", tag,
+                 "' is not a GPU thread index; use blockIdx.x, blockIdx.y or blockIdx.z for the grid and "
+                 "threadIdx.x, threadIdx.y or threadIdx.z for the threads of a block");
+}
 
 // A handle to one stage of a schedule; every primitive checks its rule and says what to do instead.
 class Stage {
@@ -85,6 +104,8 @@ public:
     Stage& vectorize(const IterVar& iv);
     Stage& unroll(const IterVar& iv);
     Stage& parallel(const IterVar& iv);
+    // Runs the loop's iterations on GPU blocks or threads (GPU targets only): bind(bx, thread_axis("blockIdx.x")).
+    Stage& bind(const IterVar& iv, const ThreadAxis& thread);
     // Free-form hints for the backends, kept on the loop (for example "pragma", "prefetch").
     Stage& annotate(const IterVar& iv, const std::string& key, const std::string& value = "");
     Stage& compute_at(const Stage& parent, const IterVar& iv);
@@ -92,6 +113,10 @@ public:
     Stage& compute_root();
     // Lays the intermediate out in memory in this dimension order (outermost first), like Halide's reorder_storage.
     Stage& reorder_storage(const std::vector<int>& order);
+    // Where the intermediate lives on a GPU, as TVM's set_scope: "shared" (one copy per block, filled by its
+    // threads together and read by all of them) or "local" (each thread's own; the default for a stage computed
+    // inside the thread loops). CPU targets ignore it.
+    Stage& set_scope(const std::string& scope);
 
     const IterVar& axis(size_t i) const;
     const IterVar& reduce_axis(size_t i) const;
@@ -304,6 +329,7 @@ inline Tensor Schedule::cache_read(const Tensor& t, const std::string& scope, co
     op->body = Tensor(src).access(idx);
     replace_producer(src, op, reader_stages);
     auto st = make_stage(op);
+    if (scope == "shared" || scope == "local") st->scope = scope;
     // Place the cache right before its first reader so the stage list stays topologically sorted.
     auto it = std::find_if(stages_.begin(), stages_.end(), [&](auto& s) {
         return std::find(reader_stages.begin(), reader_stages.end(), s.get()) != reader_stages.end();
@@ -355,6 +381,7 @@ inline Tensor Schedule::cache_write(const Tensor& t, const std::string& scope) {
         if (s.get() != st) others.push_back(s.get());
     replace_producer(old, copy, others);
     auto cst = make_stage(cache);
+    if (scope == "shared" || scope == "local") cst->scope = scope;
     auto it = std::find_if(stages_.begin(), stages_.end(), [&](auto& s) { return s.get() == st; });
     stages_.insert(it, cst);
     return Tensor(cache);
@@ -630,6 +657,40 @@ inline Stage& Stage::parallel(const IterVar& iv) {
                      "on the same output; parallelize a data-parallel axis, or rfactor the reduction and parallelize "
                      "the factored axis");
     set_kind(iv, ForKind::Parallel, "parallel");
+    return *this;
+}
+inline Stage& Stage::bind(const IterVar& iv, const ThreadAxis& thread) {
+    check_leaf(iv, "bind");
+    thread_axis(thread.tag);  // a ThreadAxis built by hand is checked too
+    if (iv.is_reduce())
+        detail::fail("stage '", name(), "': bind of axis '", iv.name(), "' to ", thread.tag,
+                     ": it is a reduction axis, and the threads would race on the same output; bind a data-parallel "
+                     "axis, or rfactor the reduction and bind the factored axis");
+    for (auto& [other, ann] : node_->annotations) {
+        auto tag = ann.find(kThreadTag);
+        if (other != iv.get() && tag != ann.end() && tag->second == thread.tag)
+            detail::fail("stage '", name(), "': bind of axis '", iv.name(), "' to ", thread.tag,
+                         ": another axis of this stage is already bound to it; bind each axis to its own thread "
+                         "index, or fuse the two axes and bind the fused one");
+    }
+    set_kind(iv, ForKind::ThreadBinding, "bind");
+    auto& tag = node_->annotations[iv.get()][kThreadTag];
+    if (!tag.empty() && tag != thread.tag)
+        detail::fail("stage '", name(), "': bind of axis '", iv.name(), "' to ", thread.tag,
+                     ": it is already bound to ", tag, "; a loop runs on one thread index");
+    tag = thread.tag;
+    return *this;
+}
+inline Stage& Stage::set_scope(const std::string& scope) {
+    if (scope != "shared" && scope != "local" && scope != "global")
+        detail::fail("stage '", name(), "': set_scope('", scope,
+                     "'): the memory scopes are \"shared\" (one copy per GPU block), \"local\" (each thread's) and "
+                     "\"global\" (device memory)");
+    if (node_->is_output && scope != "global")
+        detail::fail("stage '", name(), "': set_scope('", scope,
+                     "'): it is an output of the schedule, which the "
+                     "kernel writes to device memory; cache_write it and set the scope of the cache");
+    node_->scope = scope == "global" ? "" : scope;
     return *this;
 }
 inline Stage& Stage::annotate(const IterVar& iv, const std::string& key, const std::string& value) {

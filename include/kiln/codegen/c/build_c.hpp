@@ -51,7 +51,7 @@ inline Kernel build_c(const LoweredFunc& f, const BuildOptions& opt) {
     auto compiled = std::make_shared<Kernel::Compiled>();
     compiled->loop_ir = to_string(f);
     compiled->symbol = "kiln_" + f.name;
-    compiled->c_source = codegen::emit_c(f, compiled->symbol);
+    compiled->source = codegen::emit_c(f, compiled->symbol);
 
     namespace fs = std::filesystem;
     static std::atomic<int> serial{0};
@@ -61,7 +61,7 @@ inline Kernel build_c(const LoweredFunc& f, const BuildOptions& opt) {
     const std::string source = stem.string() + ".c", library = stem.string() + ".so";
     {
         std::ofstream out(source);
-        out << compiled->c_source;
+        out << compiled->source;
         if (!out) fail("build: cannot write the C source of '", f.name, "' to '", source, "'");
     }
     int status = 0;
@@ -87,12 +87,7 @@ inline Kernel build_c(const LoweredFunc& f, const BuildOptions& opt) {
     keep_openmp_runtime_loaded();
     compiled->code = std::shared_ptr<void>(handle, [](void* h) { ::dlclose(h); });
     compiled->target = "c " + cc + " " + flags;
-    for (auto& a : f.args)
-        compiled->params.push_back({a.op->name, a.op->dtype, a.op->shape, a.op->kind == OpKind::Compute});
-    compiled->size_vars = f.size_vars;
-    compiled->requirements = f.requirements;
-    compiled->lowered = std::make_shared<const LoweredFunc>(f);
-    compiled->compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    compiled->finish(f, t0);
     return Kernel(compiled);
 }
 

@@ -22,23 +22,20 @@
 
 namespace kiln::codegen {
 
-// What every C file kiln writes starts with: headers, and helpers for what C spells differently.
-inline const char* c_prelude() {
-    return R"(#include <math.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-
-/* Integer division and modulo rounding towards negative infinity, as kiln defines them; x / 0 and x % 0
+// The helpers kiln's generated code calls for what C-family languages spell differently from kiln, written
+// once for C, OpenCL C and CUDA C: each language's prelude defines KILN_INLINE (how a helper function is
+// declared) and KILN_F64 (whether doubles are available) before them.
+inline const char* c_family_helpers() {
+    return R"(/* Integer division and modulo rounding towards negative infinity, as kiln defines them; x / 0 and x % 0
  * are 0 (C and ONNX leave them undefined; a CPU traps). */
 #define KILN_FLOOR_DIV_MOD(T, S)                                                            \
-    static inline T kiln_div_##S(T a, T b) {                                                \
+    KILN_INLINE T kiln_div_##S(T a, T b) {                                                  \
         if (b == 0) return 0;                                                               \
         if (b == -1) return (T)(0 - a);                                                     \
         T q = (T)(a / b), r = (T)(a % b);                                                   \
         return (T)(q - ((r != 0) && ((r < 0) != (b < 0))));                                 \
     }                                                                                       \
-    static inline T kiln_mod_##S(T a, T b) {                                                \
+    KILN_INLINE T kiln_mod_##S(T a, T b) {                                                  \
         if (b == 0 || b == -1) return 0;                                                    \
         T r = (T)(a % b);                                                                   \
         return (T)(r + (((r != 0) && ((r < 0) != (b < 0))) ? b : 0));                       \
@@ -48,22 +45,21 @@ KILN_FLOOR_DIV_MOD(int16_t, i16)
 KILN_FLOOR_DIV_MOD(int32_t, i32)
 KILN_FLOOR_DIV_MOD(int64_t, i64)
 #define KILN_UNSIGNED_DIV_MOD(T, S)                                                         \
-    static inline T kiln_div_##S(T a, T b) { return b == 0 ? 0 : (T)(a / b); }              \
-    static inline T kiln_mod_##S(T a, T b) { return b == 0 ? 0 : (T)(a % b); }
+    KILN_INLINE T kiln_div_##S(T a, T b) { return b == 0 ? 0 : (T)(a / b); }                \
+    KILN_INLINE T kiln_mod_##S(T a, T b) { return b == 0 ? 0 : (T)(a % b); }
 KILN_UNSIGNED_DIV_MOD(uint8_t, u8)
 KILN_UNSIGNED_DIV_MOD(uint16_t, u16)
 KILN_UNSIGNED_DIV_MOD(uint32_t, u32)
 KILN_UNSIGNED_DIV_MOD(uint64_t, u64)
 /* Functions rather than macros, so nested minima evaluate each operand once. */
 #define KILN_MIN_MAX(T, S)                                                                  \
-    static inline T kiln_min_##S(T a, T b) { return a < b ? a : b; }                        \
-    static inline T kiln_max_##S(T a, T b) { return a > b ? a : b; }
+    KILN_INLINE T kiln_min_##S(T a, T b) { return a < b ? a : b; }                          \
+    KILN_INLINE T kiln_max_##S(T a, T b) { return a > b ? a : b; }
 /* Floats: a NaN operand gives NaN, as ONNX's Max, Min and Relu and IEEE 754-2019's maximum do. */
 #define KILN_FLOAT_MIN_MAX(T, S)                                                            \
-    static inline T kiln_min_##S(T a, T b) { return a != a ? a : (a < b ? a : b); }         \
-    static inline T kiln_max_##S(T a, T b) { return a != a ? a : (a > b ? a : b); }
+    KILN_INLINE T kiln_min_##S(T a, T b) { return a != a ? a : (a < b ? a : b); }           \
+    KILN_INLINE T kiln_max_##S(T a, T b) { return a != a ? a : (a > b ? a : b); }
 KILN_FLOAT_MIN_MAX(float, f32)
-KILN_FLOAT_MIN_MAX(double, f64)
 KILN_MIN_MAX(int8_t, i8)
 KILN_MIN_MAX(int16_t, i16)
 KILN_MIN_MAX(int32_t, i32)
@@ -72,44 +68,51 @@ KILN_MIN_MAX(uint8_t, u8)
 KILN_MIN_MAX(uint16_t, u16)
 KILN_MIN_MAX(uint32_t, u32)
 KILN_MIN_MAX(uint64_t, u64)
-/* The same bits read as another type of the same width. */
+/* The same bits read as another type of the same width (a union: C99, OpenCL C and CUDA all allow it). */
 #define KILN_REINTERPRET(F, FS, T, TS) \
-    static inline T kiln_bits_##FS##_##TS(F x) { T y; memcpy(&y, &x, sizeof y); return y; }
+    KILN_INLINE T kiln_bits_##FS##_##TS(F x) { union { F from; T to; } u; u.from = x; return u.to; }
 KILN_REINTERPRET(float, f32, int32_t, i32)
 KILN_REINTERPRET(int32_t, i32, float, f32)
 KILN_REINTERPRET(float, f32, uint32_t, u32)
 KILN_REINTERPRET(uint32_t, u32, float, f32)
+KILN_INLINE float kiln_fmod_floor_f32(float a, float b) { return a - floorf(a / b) * b; }
+KILN_INLINE float kiln_sigmoid_f32(float x) { return 1.0f / (1.0f + expf(-x)); }
+#if KILN_F64
+KILN_FLOAT_MIN_MAX(double, f64)
 KILN_REINTERPRET(double, f64, int64_t, i64)
 KILN_REINTERPRET(int64_t, i64, double, f64)
 KILN_REINTERPRET(double, f64, uint64_t, u64)
 KILN_REINTERPRET(uint64_t, u64, double, f64)
-static inline float kiln_fmod_floor_f32(float a, float b) { return a - floorf(a / b) * b; }
-static inline double kiln_fmod_floor_f64(double a, double b) { return a - floor(a / b) * b; }
-static inline float kiln_sigmoid_f32(float x) { return 1.0f / (1.0f + expf(-x)); }
-static inline double kiln_sigmoid_f64(double x) { return 1.0 / (1.0 + exp(-x)); }
+KILN_INLINE double kiln_fmod_floor_f64(double a, double b) { return a - floor(a / b) * b; }
+KILN_INLINE double kiln_sigmoid_f64(double x) { return 1.0 / (1.0 + exp(-x)); }
+#endif
 )";
+}
+
+// What every C file kiln writes starts with: headers, then the helpers.
+inline std::string c_prelude() {
+    return std::string(R"(#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KILN_INLINE static inline
+#define KILN_F64 1
+)") + c_family_helpers();
 }
 
 class CodeGenC {
 public:
+    virtual ~CodeGenC() = default;
+
     // Appends the kernel `symbol` (and its static helpers) to the source.
     void compile(const LoweredFunc& f, const std::string& symbol) {
-        for (auto& a : f.args)
-            if (a.op->dtype.bits == 16 && a.op->dtype.is_float())
-                kiln::detail::fail("build: the C backend does not handle f16 tensors ('", a.op->name, "' of '", f.name,
-                                   "'); use the llvm target");
-        std::string params;
-        for (size_t i = 0; i < f.args.size(); ++i) {
-            const Type t = f.args[i].op->dtype;
-            const std::string name = bind_buffer(f.args[i].buffer, t);
-            params += (i ? ", " : "") + storage_type(t) + "* restrict " + name;
-        }
-        for (auto& v : f.size_vars) params += (params.empty() ? "" : ", ") + scalar_type(v.type()) + " " + bind_var(v);
-        indent_ = 1;
-        body_.str("");
-        print(f.body);
+        check_types(f, "C");
+        std::vector<std::pair<Var, Type>> buffers;
+        for (auto& a : f.args) buffers.push_back({a.buffer, a.op->dtype});
+        const std::string params = bind_params(buffers, f.size_vars, "");
         out_ << "static void " << symbol << "_impl(" << (params.empty() ? "void" : params) << ") {\n"
-             << body_.str() << "}\n\n";
+             << print_body(f.body) << "}\n\n";
         out_ << "void " << symbol << "(void** args, int64_t* sizes) {\n    " << symbol << "_impl(";
         for (size_t i = 0; i < f.args.size(); ++i)
             out_ << (i ? ", " : "") << "(" << storage_type(f.args[i].op->dtype) << "*)args[" << i << "]";
@@ -117,8 +120,7 @@ public:
             out_ << (f.args.empty() && j == 0 ? "" : ", ") << "(" << scalar_type(f.size_vars[j].type()) << ")sizes["
                  << j << "]";
         out_ << ");\n    (void)sizes;\n}\n\n";
-        vars_.clear();
-        buffers_.clear();
+        forget_bindings();
     }
 
     std::string source() const { return out_.str(); }
@@ -138,7 +140,37 @@ public:
         return t.element_of().is_bool() ? "uint8_t" : scalar_type(t.element_of());
     }
 
-private:
+protected:
+    // C-family languages have no f16 arithmetic without extensions kiln does not use.
+    static void check_types(const LoweredFunc& f, const std::string& backend) {
+        for (auto& a : f.args)
+            if (a.op->dtype.bits == 16 && a.op->dtype.is_float())
+                kiln::detail::fail("build: the ", backend, " backend does not handle f16 tensors ('", a.op->name,
+                                   "' of '", f.name, "'); use the llvm target");
+    }
+
+    // A kernel's parameters, pointers to its buffers (each `pointer_prefix T* restrict name`) then its sizes,
+    // with their names bound for the body.
+    std::string bind_params(const std::vector<std::pair<Var, Type>>& buffers, const std::vector<Var>& sizes,
+                            const std::string& pointer_prefix) {
+        std::string params;
+        for (auto& [buf, t] : buffers)
+            params += (params.empty() ? "" : ", ") + pointer_prefix + storage_type(t) + "* restrict " +
+                      bind_buffer(buf, t);
+        for (auto& v : sizes) params += (params.empty() ? "" : ", ") + scalar_type(v.type()) + " " + bind_var(v);
+        return params;
+    }
+    std::string print_body(const Stmt& s) {
+        indent_ = 1;
+        body_.str("");
+        print(s);
+        return body_.str();
+    }
+    void forget_bindings() {
+        vars_.clear();
+        buffers_.clear();
+    }
+
     struct Binding {
         std::string name;
         bool per_lane = false;  // a vector held as an array, read as name[lane]
@@ -336,6 +368,7 @@ private:
                 return "kiln_bits_" + suffix(n->args[0].type().element_of()) + "_" + suffix(t) + "(" +
                        expr(n->args[0], lane) + ")";
             case Intrinsic::Likely: return expr(n->args[0], lane);
+            case Intrinsic::Barrier: kiln::detail::internal_fail("a GPU barrier reached the C backend");
             case Intrinsic::IfThenElse: return lazy(n->args[0], n->args[1], n->args[2], lane);
             case Intrinsic::TensorAccess: kiln::detail::internal_fail("a tensor access reached the C backend");
         }
@@ -404,7 +437,7 @@ private:
             case StmtKind::Block:
                 for (auto& c : s.as<Block>()->stmts) print(c);
                 return;
-            case StmtKind::Evaluate: return;
+            case StmtKind::Evaluate: return print_evaluate(s.as<Evaluate>());
             case StmtKind::Provide:
             case StmtKind::Realize:
                 kiln::detail::internal_fail("an unflattened tensor statement reached the C backend");
@@ -423,7 +456,10 @@ private:
         line("}");
     }
 
-    void print_for(const For* n) {
+    // A value computed for nothing: in C, nothing to print.
+    virtual void print_evaluate(const Evaluate*) {}
+
+    virtual void print_for(const For* n) {
         const std::string type = scalar_type(n->var.type());
         const std::string lo = expr(n->min, ""), extent = expr(n->extent, "");
         flush_pending();
@@ -474,7 +510,7 @@ private:
         line("}");
     }
 
-    void print_allocate(const Allocate* n) {
+    virtual void print_allocate(const Allocate* n) {
         Expr total = n->extents[0];
         for (size_t i = 1; i < n->extents.size(); ++i) total = total * n->extents[i];
         const std::string type = storage_type(n->dtype);

@@ -461,6 +461,7 @@ private:
             }
             case Intrinsic::Reinterpret: return b_.CreateBitCast(emit(n->args[0]), llvm_type(n->type));
             case Intrinsic::Likely: return emit(n->args[0]);
+            case Intrinsic::Barrier: kiln::detail::internal_fail("a GPU barrier reached the LLVM backend");
             case Intrinsic::IfThenElse: {
                 llvm::Value* c = emit(n->args[0]);
                 if (c->getType()->isVectorTy()) return b_.CreateSelect(c, emit(n->args[1]), emit(n->args[2]));
