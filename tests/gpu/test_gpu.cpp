@@ -40,9 +40,9 @@ void check_cuda_compiles(const Schedule& s, const std::vector<Tensor>& args) {
         CHECK(k.compiled().ptx.find(".entry") != std::string::npos);
 }
 
-// Runs `k` on OpenCL device 0 with host inputs, returning the outputs (the arguments from `outputs` on).
+// Runs `k` on device 0 of its kind with host inputs, returning the outputs (the arguments from `outputs` on).
 std::vector<Buffer> run_on_device(const Kernel& k, const std::vector<Buffer>& host, size_t outputs) {
-    Device dev = Device::get("opencl");
+    Device dev = Device::get(k.compiled().device.substr(0, k.compiled().device.find(':')));
     std::vector<DeviceBuffer> d;
     for (size_t i = 0; i < host.size(); ++i)
         d.push_back(i < outputs ? DeviceBuffer::from(host[i], dev)
@@ -53,6 +53,18 @@ std::vector<Buffer> run_on_device(const Kernel& k, const std::vector<Buffer>& ho
     std::vector<Buffer> out;
     for (size_t i = outputs; i < d.size(); ++i) out.push_back(d[i].to_host());
     return out;
+}
+
+// The schedule built and run on every GPU kind present: OpenCL always (PoCL at least), CUDA where there is a GPU.
+// The outputs of each run, in that order.
+std::vector<std::vector<Buffer>> run_everywhere(const Schedule& s, const std::vector<Tensor>& args,
+                                                const std::vector<Buffer>& host, size_t outputs) {
+    std::vector<std::vector<Buffer>> runs;
+    for (const Target& t : {Target::opencl(), Target::cuda()}) {
+        if (t.kind == "cuda" && !Target::enabled("cuda")) continue;
+        runs.push_back(run_on_device(build(s, args, {.target = t}), host, outputs));
+    }
+    return runs;
 }
 
 struct Matmul {
@@ -130,15 +142,14 @@ TEST_CASE("gpu: an elementwise kernel over symbolic sizes, bound to a 2-D grid")
           std::string::npos);
     check_cuda_compiles(s, {A, B, C});
     if (!have_opencl()) return;
-    Kernel k = build(s, {A, B, C}, {.target = Target::opencl()});
-    CHECK(k.source().find("get_group_id(1)") != std::string::npos);
+    CHECK(build(s, {A, B, C}, {.target = Target::opencl()}).source().find("get_group_id(1)") != std::string::npos);
     for (auto [rows, cols] : {std::pair<int64_t, int64_t>{37, 53}, {1, 1}, {5, 100}}) {
         Buffer a = test::random_buffer({rows, cols}, 1), b = test::random_buffer({rows, cols}, 2);
-        Buffer c = run_on_device(k, {a, b, Buffer({rows, cols})}, 2)[0];
         Buffer want({rows, cols});
         for (int64_t i = 0; i < a.size(); ++i)
             want.data_as<float>()[i] = a.data_as<float>()[i] * 2.0f + std::exp(b.data_as<float>()[i]);
-        CHECK(test::max_rel_err(c.data_as<float>(), want.data_as<float>(), c.size()) < 1e-5);
+        for (auto& run : run_everywhere(s, {A, B, C}, {a, b, Buffer({rows, cols})}, 2))
+            CHECK(test::max_rel_err(run[0].data_as<float>(), want.data_as<float>(), want.size()) < 1e-5);
     }
 }
 
@@ -154,9 +165,9 @@ TEST_CASE("gpu: a matmul tiled in shared memory matches the reference on shapes 
     CHECK(k.source().find("__local float A_shared") != std::string::npos);
     CHECK(k.source().find("barrier(CLK_LOCAL_MEM_FENCE);") != std::string::npos);
     Buffer a = test::random_buffer({m.M, m.K}, 3), b = test::random_buffer({m.K, m.N}, 4);
-    Buffer c = run_on_device(k, {a, b, Buffer({m.M, m.N})}, 2)[0];
     Buffer want = m.reference(a, b);
-    CHECK(test::max_rel_err(c.data_as<float>(), want.data_as<float>(), c.size()) < 1e-5);
+    for (auto& run : run_everywhere(s, {m.A, m.B, m.C}, {a, b, Buffer({m.M, m.N})}, 2))
+        CHECK(test::max_rel_err(run[0].data_as<float>(), want.data_as<float>(), want.size()) < 1e-5);
 }
 
 TEST_CASE("gpu: softmax and layernorm, one thread per row, their row statistics computed inside the row") {
@@ -195,7 +206,6 @@ TEST_CASE("gpu: softmax and layernorm, one thread per row, their row statistics 
     Kernel k = build(s, {X, P, L}, {.target = Target::opencl()});
     CHECK(k.compiled().lowered->device.kernels.size() == 2);
     Buffer x = test::random_buffer({rows, cols}, 5, -3, 3);
-    auto got = run_on_device(k, {x, Buffer({rows, cols}), Buffer({rows, cols})}, 1);
     Buffer p({rows, cols}), l({rows, cols});
     for (int64_t i = 0; i < rows; ++i) {
         double mx = -INFINITY, total = 0, mu = 0, sq = 0;
@@ -208,8 +218,10 @@ TEST_CASE("gpu: softmax and layernorm, one thread per row, their row statistics 
             l.at<float>(i, j) = float((x.at<float>(i, j) - mu) / std::sqrt(sq + 1e-5));
         }
     }
-    CHECK(test::max_rel_err(got[0].data_as<float>(), p.data_as<float>(), p.size()) < 1e-5);
-    CHECK(test::max_rel_err(got[1].data_as<float>(), l.data_as<float>(), l.size()) < 1e-4);
+    for (auto& got : run_everywhere(s, {X, P, L}, {x, Buffer({rows, cols}), Buffer({rows, cols})}, 1)) {
+        CHECK(test::max_rel_err(got[0].data_as<float>(), p.data_as<float>(), p.size()) < 1e-5);
+        CHECK(test::max_rel_err(got[1].data_as<float>(), l.data_as<float>(), l.size()) < 1e-4);
+    }
 }
 
 TEST_CASE("gpu: a reduction to a scalar in two kernels, partial sums in device memory between them") {
@@ -229,12 +241,11 @@ TEST_CASE("gpu: a reduction to a scalar in two kernels, partial sums in device m
     REQUIRE(f.device.temporaries.size() == 1);
     check_cuda_compiles(s, {X, S});
     if (!have_opencl()) return;
-    Kernel kern = build(s, {X, S}, {.target = Target::opencl()});
     Buffer x = test::random_buffer({n}, 6);
-    Buffer got = run_on_device(kern, {x, Buffer({1})}, 1)[0];
     double want = 0;
     for (int64_t i = 0; i < n; ++i) want += x.data_as<float>()[i];
-    CHECK(std::abs(got.data_as<float>()[0] - want) < 1e-4 * (1 + std::abs(want)));
+    for (auto& got : run_everywhere(s, {X, S}, {x, Buffer({1})}, 1))
+        CHECK(std::abs(got[0].data_as<float>()[0] - want) < 1e-4 * (1 + std::abs(want)));
 }
 
 TEST_CASE("gpu: random legal schedules of a matmul and an elementwise pipeline match the reference") {
@@ -263,10 +274,9 @@ TEST_CASE("gpu: random legal schedules of a matmul and an elementwise pipeline m
                 return r;
             }();
             Buffer a = test::random_buffer({m.M, m.K}, trial), b = test::random_buffer({m.K, m.N}, trial + 1000);
-            Kernel k = build(s, {m.A, m.B, m.C}, {.target = Target::opencl()});
-            Buffer c = run_on_device(k, {a, b, Buffer({m.M, m.N})}, 2)[0];
             Buffer want = m.reference(a, b);
-            CHECK(test::max_rel_err(c.data_as<float>(), want.data_as<float>(), c.size()) < 1e-5);
+            for (auto& run : run_everywhere(s, {m.A, m.B, m.C}, {a, b, Buffer({m.M, m.N})}, 2))
+                CHECK(test::max_rel_err(run[0].data_as<float>(), want.data_as<float>(), want.size()) < 1e-5);
         } else {
             const int64_t rows = pick({1, 3, 30}), cols = pick({1, 7, 65});
             auto A = placeholder({rows, cols}, f32, "A");
@@ -295,15 +305,14 @@ TEST_CASE("gpu: random legal schedules of a matmul and an elementwise pipeline m
                     s[T].bind(i, thread_axis("threadIdx.x"));
                 }
             }
-            Kernel k = build(s, {A, U}, {.target = Target::opencl()});
             Buffer a = test::random_buffer({rows, cols}, trial);
-            Buffer u = run_on_device(k, {a, Buffer({rows, cols})}, 1)[0];
             Buffer want({rows, cols});
             for (int64_t i = 0; i < a.size(); ++i) {
                 const float v = a.data_as<float>()[i];
                 want.data_as<float>()[i] = std::sqrt(v * v + 1.0f) - v;
             }
-            CHECK(test::max_rel_err(u.data_as<float>(), want.data_as<float>(), u.size()) < 1e-5);
+            for (auto& run : run_everywhere(s, {A, U}, {a, Buffer({rows, cols})}, 1))
+                CHECK(test::max_rel_err(run[0].data_as<float>(), want.data_as<float>(), want.size()) < 1e-5);
         }
         ++checked;
     }
