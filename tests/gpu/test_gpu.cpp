@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <functional>
 
+#include <kiln/nn.hpp>
+
 #include "helpers.hpp"
 
 using namespace kiln;
@@ -158,7 +160,10 @@ TEST_CASE("gpu: a matmul tiled in shared memory matches the reference on shapes 
     Schedule s = shared_memory_gemm(m, 16, 2, 8);
     const std::string ir = to_string(lower(s, {m.A, m.B, m.C}, {.target = Target::opencl()}));
     CHECK(ir.find("allocate A.shared[f32 * 128] @shared") != std::string::npos);
-    CHECK(ir.find("barrier()") != std::string::npos);
+    // Before and after filling A's tile, and after filling B's: the barrier between the two fills is shared.
+    size_t barriers = 0;
+    for (size_t at = ir.find("barrier()"); at != std::string::npos; at = ir.find("barrier()", at + 1)) ++barriers;
+    CHECK(barriers == 3);
     check_cuda_compiles(s, {m.A, m.B, m.C});
     if (!have_opencl()) return;
     Kernel k = build(s, {m.A, m.B, m.C}, {.target = Target::opencl()});
@@ -168,6 +173,72 @@ TEST_CASE("gpu: a matmul tiled in shared memory matches the reference on shapes 
     Buffer want = m.reference(a, b);
     for (auto& run : run_everywhere(s, {m.A, m.B, m.C}, {a, b, Buffer({m.M, m.N})}, 2))
         CHECK(test::max_rel_err(run[0].data_as<float>(), want.data_as<float>(), want.size()) < 1e-5);
+}
+
+TEST_CASE("gpu: nn::schedule_matmul's GPU schedule, with epilogues, transposed and batched products") {
+    struct Case {
+        int64_t batch, M, N, K;
+        bool transpose_b, bias_relu;
+    };
+    for (const Case& c :
+         {Case{0, 50, 70, 37, false, true}, Case{0, 33, 20, 64, true, false}, Case{3, 17, 23, 40, false, false}}) {
+        CAPTURE(c.M);
+        const Target gpu = Target::opencl();
+        std::vector<int64_t> a_shape{c.M, c.K},
+                b_shape = c.transpose_b ? std::vector<int64_t>{c.N, c.K} : std::vector<int64_t>{c.K, c.N};
+        if (c.batch) {
+            a_shape.insert(a_shape.begin(), c.batch);
+            b_shape.insert(b_shape.begin(), c.batch);
+        }
+        auto shape_of = [](const std::vector<int64_t>& v) { return std::vector<Expr>(v.begin(), v.end()); };
+        auto A = placeholder(shape_of(a_shape), f32, "A");
+        auto B = placeholder(shape_of(b_shape), f32, "B");
+        auto bias = placeholder({c.N}, f32, "bias");
+        nn::MatmulOptions opt{.transpose_b = c.transpose_b, .target = gpu};
+        if (c.bias_relu) opt.bias = bias;
+        Tensor out = nn::matmul(A, B, opt);
+        if (c.bias_relu)
+            out = compute(
+                    {c.M, c.N}, [&](Expr i, Expr j) { return max(out(i, j), 0.0f); }, "relu");
+        Schedule s(out);
+        nn::schedule_matmul(s, out, gpu);
+        std::vector<Tensor> args{A, B};
+        if (c.bias_relu) args.push_back(bias);
+        args.push_back(out);
+        check_cuda_compiles(s, args);
+        if (!have_opencl()) return;
+        Buffer a = test::random_buffer(a_shape, 8), b = test::random_buffer(b_shape, 9),
+               bv = test::random_buffer({c.N}, 10);
+        std::vector<Buffer> host{a, b};
+        if (c.bias_relu) host.push_back(bv);
+        host.push_back(
+                Buffer(out.ndim() == 3 ? std::vector<int64_t>{c.batch, c.M, c.N} : std::vector<int64_t>{c.M, c.N}));
+        Buffer want(host.back().shape());
+        const int64_t batches = std::max<int64_t>(c.batch, 1);
+        for (int64_t q = 0; q < batches; ++q)
+            for (int64_t i = 0; i < c.M; ++i)
+                for (int64_t j = 0; j < c.N; ++j) {
+                    double acc = 0;
+                    for (int64_t k = 0; k < c.K; ++k) {
+                        const float* pa = a.data_as<float>() + q * c.M * c.K;
+                        const float* pb = b.data_as<float>() + q * c.K * c.N;
+                        acc += double(pa[i * c.K + k]) * (c.transpose_b ? pb[j * c.K + k] : pb[k * c.N + j]);
+                    }
+                    if (c.bias_relu) acc = std::max(acc + bv.data_as<float>()[j], 0.0);
+                    want.data_as<float>()[(q * c.M + i) * c.N + j] = float(acc);
+                }
+        for (auto& run : run_everywhere(s, args, host, args.size() - 1))
+            CHECK(test::max_rel_err(run[0].data_as<float>(), want.data_as<float>(), want.size()) < 1e-5);
+    }
+    // A product defined for a CPU packs B for its registers, which the GPU schedule does not read.
+    auto A = placeholder({64, 32}, f32, "A");
+    auto B = placeholder({32, 48}, f32, "B");
+    Tensor cpu = nn::matmul(A, B);
+    Schedule s(cpu);
+    CHECK(error_of([&] { nn::schedule_matmul(s, cpu, Target::opencl()); }) ==
+          "nn::schedule_matmul: 'matmul' packs B into panels for a CPU's registers ('matmul.packed_B'); define it with "
+          "nn::MatmulOptions::target set to the GPU target, so it reads B as it is and the schedule stages B's "
+          "tiles in shared memory");
 }
 
 TEST_CASE("gpu: softmax and layernorm, one thread per row, their row statistics computed inside the row") {

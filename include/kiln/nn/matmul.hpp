@@ -48,8 +48,9 @@ inline MatmulTile matmul_tile(int64_t M, int64_t N, bool transpose_b, const Targ
     const int64_t n_vectors = std::max<int64_t>(1, (N + lanes - 1) / lanes);
     t.nr = lanes * static_cast<int>(std::min<int64_t>(n_vectors, std::max(2, 16 / t.mr)));
     // Packing costs one pass over B; it pays when many row tiles reuse each panel, and it is the only
-    // way to read a transposed B with contiguous vector loads.
-    t.pack_b = transpose_b || M >= 4 * t.mr;
+    // way to read a transposed B with contiguous vector loads. On a GPU the tiles of B are staged in shared
+    // memory instead.
+    t.pack_b = !target.is_gpu() && (transpose_b || M >= 4 * t.mr);
     return t;
 }
 
@@ -285,6 +286,57 @@ inline void schedule_matrix_vector(Schedule& s, const Tensor& out, const OpPtr& 
     if (out.op().get() == mm.get()) cs.parallel(batched ? cs.fuse(cs.axis(0), cjo) : cjo);
 }
 
+// The GPU schedule (TVM's and CUTLASS's first lesson): a block computes a kTile x kTile tile of C with kThreads x
+// kThreads threads, each a 2 x 2 micro-tile accumulated in registers, and the block's threads stage the tiles of A
+// and B of each kStep-long step of the reduction in shared memory. Batches and an epilogue's leading axes run on
+// blockIdx.z; B packed ahead (pack_matmul_weight) is staged the same way.
+inline void schedule_matmul_gpu(Schedule& s, const Tensor& out, const OpPtr& mm, const OpPtr& pack, const char* who) {
+    constexpr int kTile = 32, kPerThread = 2, kThreads = kTile / kPerThread, kStep = 8;
+    const size_t r = mm->shape.size() - 2;
+    if (pack && pack->kind == OpKind::Compute)
+        kiln::detail::fail(who, ": '", mm->name, "' packs B into panels for a CPU's registers ('", pack->name,
+                           "'); define it with nn::MatmulOptions::target set to the GPU target, so it reads B as it "
+                           "is and the schedule stages B's tiles in shared memory");
+    const bool fused = out.op().get() != mm.get();
+    Tensor CC = fused ? Tensor(mm) : s.cache_write(out, "local");
+    if (fused) s[CC].set_scope("local");
+    std::vector<Tensor> shared;
+    for (auto& p : kiln::detail::producers_of(CC.op().get())) shared.push_back(s.cache_read(Tensor(p), "shared", {CC}));
+
+    Stage st = s[out];
+    RowColumnLoops loops = row_and_column_loops(out, mm, who);
+    std::vector<IterVar> outer = loops.outer;
+    if (r == 1) outer.insert(outer.begin(), out.axis(0));
+    auto [by, yi] = st.split(loops.row, kTile);
+    auto [ty, yr] = st.split(yi, kPerThread);
+    auto [bx, xi] = st.split(loops.col, kTile);
+    auto [tx, xr] = st.split(xi, kPerThread);
+    std::vector<IterVar> order = outer;
+    order.insert(order.end(), {by, bx, ty, tx, yr, xr});
+    st.reorder(order);
+    if (!outer.empty())
+        st.bind(fuse_outside(st, std::vector<IterVar>(outer.begin(), outer.end() - 1), outer.back()),
+                thread_axis("blockIdx.z"));
+    st.bind(by, thread_axis("blockIdx.y")).bind(bx, thread_axis("blockIdx.x"));
+    st.bind(ty, thread_axis("threadIdx.y")).bind(tx, thread_axis("threadIdx.x"));
+
+    Stage cs = s[CC];
+    cs.compute_at(st, tx);
+    auto [ko, ki] = cs.split(cs.reduce_axis(0), kStep);
+    std::vector<IterVar> inner = {ko, ki};
+    for (size_t d = 0; d < CC.ndim(); ++d) inner.push_back(cs.axis(d));
+    cs.reorder(inner);
+    for (auto& t : shared) {
+        Stage ss = s[t];
+        ss.compute_at(cs, ko);
+        IterVar all = ss.axis(0);
+        for (size_t d = 1; d < t.ndim(); ++d) all = ss.fuse(all, ss.axis(d));
+        auto [rest, mine] = ss.split(all, kThreads * kThreads);
+        auto [t_y, t_x] = ss.split(mine, kThreads);
+        ss.bind(t_y, thread_axis("threadIdx.y")).bind(t_x, thread_axis("threadIdx.x"));
+    }
+}
+
 }  // namespace detail
 
 // Schedules the nn::matmul behind `out`. `out` is the matmul itself or an elementwise function of it (its
@@ -292,7 +344,8 @@ inline void schedule_matrix_vector(Schedule& s, const Tensor& out, const OpPtr& 
 // With `knobs`, the choices become tunable (kiln/autotune): "<matmul>.rows" (the register tile's rows),
 // "<matmul>.panels_outer" (whether B's panels or the row tiles form the outer, parallel loop) and
 // "<matmul>.k_unroll" (the reduction steps unrolled per iteration); each knob's first value is the
-// default this function picks without knobs.
+// default this function picks without knobs. For a GPU target (define the product with the same target, so B
+// is not packed for a CPU's registers), tiles of A and B in shared memory instead (schedule_matmul_gpu).
 inline void schedule_matmul(Schedule& s, const Tensor& out, const Target& target = {}, Knobs* knobs = nullptr) {
     constexpr const char* who = "nn::schedule_matmul";
     OpPtr mm = detail::find_tagged(out, "matmul");
@@ -304,6 +357,7 @@ inline void schedule_matmul(Schedule& s, const Tensor& out, const Target& target
     for (auto& p : kiln::detail::producers_of(mm.get()))
         if (p->shape.size() == mm->shape.size() + 1) pack = p;
     detail::inline_epilogue(s, mm, out, who);
+    if (target.is_gpu()) return detail::schedule_matmul_gpu(s, out, mm, pack, who);
     const size_t rank = mm->shape.size();
     const size_t r = rank - 2;
     const int64_t M = detail::const_dim(mm->shape[r], mm->name, r, who);
