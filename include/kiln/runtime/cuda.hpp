@@ -80,9 +80,10 @@ private:
 
 class CUDAAPI final : public DeviceAPI {
 public:
+    // Never destroyed: kernels in kiln's caches unload their modules through it until the process ends.
     static CUDAAPI& get() {
-        static CUDAAPI api;
-        return api;
+        static CUDAAPI* api = new CUDAAPI;
+        return *api;
     }
 
     int count() override { return static_cast<int>(devices_.size()); }

@@ -13,9 +13,10 @@ namespace kiln::detail {
 
 class OpenCLAPI final : public DeviceAPI {
 public:
+    // Never destroyed: kernels in kiln's caches release their programs through it until the process ends.
     static OpenCLAPI& get() {
-        static OpenCLAPI api;
-        return api;
+        static OpenCLAPI* api = new OpenCLAPI;
+        return *api;
     }
 
     int count() override { return static_cast<int>(devices_.size()); }
